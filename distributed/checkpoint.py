@@ -1,0 +1,60 @@
+"""Atomic checkpoints: ``torch.save`` of tensors and plain types, loaded with weights_only=True.
+
+A checkpoint is written to a temporary file in the same directory, fsynced, then renamed over
+``checkpoint.pt`` (rename is atomic on POSIX), so a crash mid-write leaves the previous
+checkpoint intact and readable.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or not a softq checkpoint."""
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
+    path = Path(run_dir) / CHECKPOINT_NAME
+    atomic_torch_save({"format": "softq-checkpoint-v1", **state}, path)
+    return path
+
+
+def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint file, or ``checkpoint.pt`` inside a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, ...
+        raise CheckpointError(f"corrupt or unsafe checkpoint {path}: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    if not isinstance(state, dict) or state.get("format") != "softq-checkpoint-v1":
+        raise CheckpointError(f"{path} is not a softq checkpoint")
+    return state

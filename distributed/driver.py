@@ -1,0 +1,165 @@
+"""Driver-side bookkeeping shared by every runtime: progress bar, TensorBoard, evaluation,
+pictures and checkpoints, all scheduled on the environment-step counter so a resumed run
+continues on the same schedule."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from agents.registry import get_algorithm
+from distributed.checkpoint import save_checkpoint
+from distributed.evaluation import evaluate_policy
+from distributed.metrics import TensorBoardLogger
+
+# image_hook(learner_or_None, eval_result, env_steps) -> {tag: [H, W, 3] uint8}
+ImageHook = Callable[[Any, dict, int], dict[str, np.ndarray]]
+
+
+@dataclass
+class Counters:
+    env_steps: int = 0
+    episodes: int = 0
+    worker_restarts: int = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"env_steps": self.env_steps, "episodes": self.episodes,
+                "worker_restarts": self.worker_restarts}
+
+
+@dataclass
+class DriverHooks:
+    image_hook: ImageHook | None = None
+    extra_checkpoint: dict[str, Any] = field(default_factory=dict)
+
+
+class Driver:
+    def __init__(self, cfg: Any, run_dir: Path, counters: Counters,
+                 hooks: DriverHooks | None = None, observation_space: Any = None,
+                 action_space: Any = None):
+        self.cfg, self.run_dir, self.counters = cfg, Path(run_dir), counters
+        self.hooks = hooks or DriverHooks()
+        self.tb = TensorBoardLogger(self.run_dir / "tb", purge_step=counters.env_steps or None)
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.last_eval: dict[str, Any] = {}
+        spec = get_algorithm(cfg.algo)
+        self.eval_policy = spec.make_policy(cfg.agent, observation_space, action_space,
+                                            seed=cfg.run.seed + 999)
+        run = cfg.run
+        self._next_log = self._next_multiple(run.log_every)
+        self._next_eval = self._next_multiple(run.eval_every)
+        self._next_ckpt = self._next_multiple(run.checkpoint_every)
+        self._next_image = self._next_multiple(run.image_every)
+        self._t0 = time.perf_counter()
+        self._steps0 = counters.env_steps
+        self._rate = (self._t0, counters.env_steps)
+        self.bar = tqdm(total=run.total_env_steps, initial=counters.env_steps, unit="step",
+                        dynamic_ncols=True, disable=None, desc=cfg.preset or cfg.algo)
+
+    def _next_multiple(self, every: int) -> float:
+        if every <= 0:
+            return float("inf")
+        return (self.counters.env_steps // every + 1) * every
+
+    # ------------------------------------------------------------------ progress
+    def record(self, env_steps: int, episodes: list[dict[str, float]]) -> None:
+        self.counters.env_steps += env_steps
+        self.counters.episodes += len(episodes)
+        for ep in episodes:
+            self.recent_returns.append(ep.get("raw_return", ep["return"]))
+        self.bar.update(env_steps)
+
+    @property
+    def done(self) -> bool:
+        return self.counters.env_steps >= self.cfg.run.total_env_steps
+
+    def env_steps_per_s(self) -> float:
+        now = time.perf_counter()
+        t, s = self._rate
+        self._rate = (now, self.counters.env_steps)
+        return (self.counters.env_steps - s) / max(now - t, 1e-9)
+
+    def due_log(self) -> bool:
+        return self.counters.env_steps >= self._next_log or self.done
+
+    def log(self, metrics: dict[str, float]) -> None:
+        step = self.counters.env_steps
+        metrics = dict(metrics)
+        metrics["rollout/env_steps_per_s"] = self.env_steps_per_s()
+        metrics["rollout/episodes"] = float(self.counters.episodes)
+        metrics["runtime/worker_restarts"] = float(self.counters.worker_restarts)
+        if self.recent_returns:
+            metrics["rollout/return_mean"] = float(np.mean(self.recent_returns))
+        self.tb.scalars(metrics, step)
+        self.tb.flush()
+        postfix = {"ret": f"{metrics.get('rollout/return_mean', float('nan')):.1f}",
+                   "sps": f"{metrics['rollout/env_steps_per_s']:.0f}"}
+        if "eval/return_mean" in self.last_eval:
+            postfix["eval"] = f"{self.last_eval['eval/return_mean']:.1f}"
+        self.bar.set_postfix(postfix, refresh=False)
+        self._next_log = self._next_multiple(self.cfg.run.log_every)
+
+    # ------------------------------------------------------------------ evaluation
+    def due_eval(self) -> bool:
+        return self.counters.env_steps >= self._next_eval or (
+            self.done and self.cfg.run.eval_every > 0)
+
+    def evaluate(self, weights: dict, learner: Any = None) -> dict[str, Any]:
+        cfg, step = self.cfg, self.counters.env_steps
+        self.eval_policy.set_weights(weights)
+        want_images = self.hooks.image_hook is not None and (
+            step >= self._next_image or self.done) and cfg.run.image_every > 0
+        result = evaluate_policy(self.eval_policy, cfg.env.id, cfg.run.eval_episodes,
+                                 seed=cfg.run.seed + 10_000 + step,
+                                 max_episode_steps=cfg.env.max_episode_steps,
+                                 env_kwargs=cfg.env.kwargs, record_positions=want_images)
+        scalars = {"eval/return_mean": result["return_mean"],
+                   "eval/return_std": result["return_std"]}
+        if "goals_reached" in result:
+            scalars["eval/goals_reached"] = float(result["goals_reached"])
+        self.tb.scalars(scalars, step)
+        self.last_eval = {**scalars, "goal_shares": result.get("goal_shares")}
+        if want_images:
+            self.images(learner, result)
+        self._next_eval = self._next_multiple(cfg.run.eval_every)
+        return result
+
+    def images(self, learner: Any, result: dict) -> None:
+        step = self.counters.env_steps
+        assert self.hooks.image_hook is not None
+        pictures = self.hooks.image_hook(learner, result, step)
+        for tag, rgb in pictures.items():
+            self.tb.image(tag, rgb, step)
+        self._next_image = self._next_multiple(self.cfg.run.image_every)
+
+    # ------------------------------------------------------------------ checkpoints
+    def due_checkpoint(self) -> bool:
+        return self.counters.env_steps >= self._next_ckpt
+
+    def checkpoint(self, learner_state: dict, replay_state: dict | None) -> None:
+        state = {"counters": self.counters.state_dict(), "runner": learner_state}
+        if replay_state is not None:
+            state["replay"] = replay_state
+        save_checkpoint(self.run_dir, state)
+        self._next_ckpt = self._next_multiple(self.cfg.run.checkpoint_every)
+
+    def close(self) -> dict[str, Any]:
+        self.bar.close()
+        self.tb.close()
+        summary = {
+            "env_steps": self.counters.env_steps,
+            "episodes": self.counters.episodes,
+            "wall_s": time.perf_counter() - self._t0,
+            "env_steps_per_s": (self.counters.env_steps - self._steps0)
+            / max(time.perf_counter() - self._t0, 1e-9),
+            **{k: v for k, v in self.last_eval.items() if v is not None},
+        }
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary

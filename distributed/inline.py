@@ -1,0 +1,104 @@
+"""Inline mode: every component called in one process, in a loop (tests, debugging, profiling).
+
+The components are exactly those the Ray runtime places in actors: RolloutWorker, ReplayServer,
+LearnerRunner, Driver. Only placement differs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distributed.checkpoint import load_checkpoint
+from distributed.driver import Counters, Driver, DriverHooks
+from distributed.learner import LearnerRunner, probe_spaces
+from distributed.replay_server import ReplayServer
+from distributed.rollout import RolloutWorker, uses_frame_replay
+
+
+def restore(run_dir: Path | None, runner: LearnerRunner, server: ReplayServer | None
+            ) -> Counters:
+    """Load the run directory's checkpoint into the components (fresh counters if none)."""
+    if run_dir is None:
+        return Counters()
+    state = load_checkpoint(run_dir)
+    runner.load_state_dict(state["runner"])
+    if server is not None and "replay" in state:
+        server.load_state_dict(state["replay"])
+    return Counters(**state["counters"])
+
+
+def init_from_pretrained(runner: LearnerRunner, state: dict[str, Any]) -> None:
+    """Fine-tuning: take another run's learned parameters, restart every schedule at zero."""
+    runner.learner.load_state_dict(state["runner"]["learner"])
+    if hasattr(runner.learner, "num_updates"):
+        runner.learner.num_updates = 0
+
+
+def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
+                 resume: bool = False, init_state: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    obs_space, act_space = probe_spaces(cfg)
+    runner = LearnerRunner(cfg, obs_space, act_space)
+    if init_state is not None:
+        init_from_pretrained(runner, init_state)
+    worker = RolloutWorker(cfg, worker_index=0, num_workers=1)
+    server = None
+    if not runner.spec.on_policy:
+        server = ReplayServer(cfg, frame_replay=uses_frame_replay(obs_space),
+                              chunk_size=worker.num_envs)
+    counters = restore(run_dir if resume else None, runner, server)
+    driver = Driver(cfg, run_dir, counters, hooks, obs_space, act_space)
+    worker.set_weights(*runner.current())
+    try:
+        while not driver.done:
+            if server is None:
+                _on_policy_iteration(cfg, worker, runner, driver)
+            else:
+                _off_policy_iteration(worker, server, runner, driver)
+            _housekeeping(cfg, driver, runner, server)
+    except KeyboardInterrupt:
+        driver.bar.write("interrupted: writing a final checkpoint")
+    finally:
+        driver.checkpoint(runner.state_dict(), _replay_state(cfg, server))
+        worker.close()
+    return driver.close()
+
+
+def _off_policy_iteration(worker: RolloutWorker, server: ReplayServer, runner: LearnerRunner,
+                          driver: Driver) -> None:
+    out = worker.collect(1)
+    server.insert(out["data"], force=True)  # inline: the learner catches up right below
+    driver.record(out["env_steps"], out["episodes"])
+    while (batch := server.sample(exact=True)) is not None:
+        runner.update(batch)
+        if runner.should_publish():
+            worker.set_weights(*runner.publish())
+
+
+def _on_policy_iteration(cfg: Any, worker: RolloutWorker, runner: LearnerRunner,
+                         driver: Driver) -> None:
+    out = worker.collect_rollout(cfg.agent.n_steps)
+    driver.record(out["env_steps"], out["episodes"])
+    runner.update(out["data"])
+    worker.set_weights(*runner.publish())  # synchronous: every update is broadcast
+
+
+def _replay_state(cfg: Any, server: ReplayServer | None) -> dict | None:
+    if server is None:
+        return None
+    return server.state_dict(with_contents=cfg.replay.save_contents)
+
+
+def _housekeeping(cfg: Any, driver: Driver, runner: LearnerRunner,
+                  server: ReplayServer | None) -> None:
+    if driver.due_eval():
+        driver.evaluate(runner.learner.get_weights(), runner.learner)
+    if driver.due_log():
+        metrics = runner.pop_metrics()
+        if server is not None:
+            metrics.update(server.stats())
+        metrics["weights/lag"] = 0.0
+        driver.log(metrics)
+    if driver.due_checkpoint():
+        driver.checkpoint(runner.state_dict(), _replay_state(cfg, server))

@@ -1,0 +1,105 @@
+"""Replay server: a replay buffer behind a rate limiter, with throughput stats.
+
+A plain class: inline mode calls it directly, the Ray runtime wraps it as an actor
+(``ray.remote(ReplayServer)``). ``insert``/``sample`` never block here: they return False/None
+when the rate limiter says wait, and the caller (worker loop or learner) backs off, so one actor
+serves many callers without holding its thread.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from distributed.rate_limiter import RateLimiter
+from distributed.replay_buffer import ReplayBuffer
+
+
+def make_buffer(cfg: Any, frame_replay: bool, seed: int) -> Any:
+    capacity = cfg.replay.capacity // max(1, cfg.replay.shards)
+    if frame_replay:
+        from distributed.frame_replay import FrameReplayBuffer
+
+        return FrameReplayBuffer(capacity, n_step=cfg.replay.n_step, gamma=cfg.agent.gamma,
+                                 seed=seed)
+    return ReplayBuffer(capacity, seed=seed)
+
+
+class ReplayServer:
+    def __init__(self, cfg: Any, frame_replay: bool = False, shard_index: int = 0,
+                 chunk_size: int = 1):
+        shards = max(1, cfg.replay.shards)
+        self.buffer = make_buffer(cfg, frame_replay, seed=cfg.run.seed * 7919 + shard_index)
+        self.batch_size = cfg.replay.batch_size
+        self.limiter = RateLimiter.for_updates(
+            cfg.replay.updates_per_step, cfg.replay.batch_size,
+            min_size=max(1, cfg.replay.min_size // shards), tolerance=cfg.replay.rate_tolerance,
+            chunk_size=chunk_size)
+        self._t0 = time.perf_counter()
+        self._last = (self._t0, 0, 0)  # time, inserts, samples at the last stats() call
+
+    def insert(self, chunk: dict[str, np.ndarray] | None, force: bool = False) -> bool:
+        """Add a chunk; False (nothing stored) when the limiter wants the inserter to wait."""
+        if chunk is None:
+            return True
+        n = len(chunk["action"]) if "action" in chunk else len(next(iter(chunk.values())))
+        if not force and not self.limiter.can_insert(n):
+            return False
+        self.buffer.add(chunk)
+        self.limiter.record_insert(n)
+        return True
+
+    def can_insert(self, n: int) -> bool:
+        return self.limiter.can_insert(n)
+
+    def sample(self, batch_size: int | None = None, exact: bool = False
+               ) -> dict[str, np.ndarray] | None:
+        """One batch, or None when the limiter wants the learner to wait. ``exact``: only up to
+        the target ratio, not its tolerance band (inline mode)."""
+        b = batch_size or self.batch_size
+        allowed = self.limiter.on_target(b) if exact else self.limiter.can_sample(b)
+        if not allowed:
+            return None
+        self.limiter.record_sample(b)
+        return self.buffer.sample(b)
+
+    def sample_many(self, count: int, batch_size: int | None = None) -> list[dict[str, np.ndarray]]:
+        """Up to ``count`` batches in one call (saves round trips for a remote learner)."""
+        out = []
+        for _ in range(count):
+            batch = self.sample(batch_size)
+            if batch is None:
+                break
+            out.append(batch)
+        return out
+
+    def size(self) -> int:
+        return len(self.buffer)
+
+    def stats(self) -> dict[str, float]:
+        now = time.perf_counter()
+        t, ins, smp = self._last
+        dt = max(now - t, 1e-9)
+        self._last = (now, self.limiter.inserts, self.limiter.samples)
+        return {
+            "replay/size": float(len(self.buffer)),
+            "replay/inserts_per_s": (self.limiter.inserts - ins) / dt,
+            "replay/samples_per_s": (self.limiter.samples - smp) / dt,
+            "replay/samples_per_insert": self.limiter.ratio(),
+            "replay/total_inserts": float(self.limiter.inserts),
+        }
+
+    def state_dict(self, with_contents: bool) -> dict[str, Any]:
+        state: dict[str, Any] = {"limiter": self.limiter.state_dict()}
+        if with_contents:
+            state["buffer"] = self.buffer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "buffer" in state:
+            self.buffer.load_state_dict(state["buffer"])
+            self.limiter.load_state_dict(state["limiter"])
+        else:  # contents not saved: start the ratio afresh, refilling to min_size first
+            self.limiter.load_state_dict({"inserts": 0, "samples": 0})

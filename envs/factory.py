@@ -1,0 +1,69 @@
+"""``make_env``: one factory for the project's tasks, Gymnasium MuJoCo tasks and Atari.
+
+Continuous action spaces are rescaled to [-1, 1]^d so every agent sees the same box (its tanh
+squash matches it). Atari ids (``ALE/...``) get the DQN preprocessing of ``envs.atari``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+class UnknownEnvError(ValueError):
+    """The env id is not registered with Gymnasium."""
+
+
+def _is_atari(env_id: str) -> bool:
+    return env_id.startswith("ALE/")
+
+
+def make_env(env_id: str, seed: int | None = None, max_episode_steps: int | None = None,
+             **kwargs: Any) -> gym.Env:
+    """Build one environment.
+
+    Args:
+        env_id: a registered id (``softq/MultiGoal-v0``, ``HalfCheetah-v5``, ``ALE/Pong-v5``...).
+        seed: seeds the first reset and the action space.
+        max_episode_steps: horizon override (None keeps the registered one).
+        kwargs: passed to the env constructor (Atari: to ``envs.atari.make_atari``).
+    """
+    import envs  # noqa: F401  (registers softq/ ids)
+
+    if _is_atari(env_id):
+        import ale_py
+
+        gym.register_envs(ale_py)
+        from envs.atari import make_atari
+
+        env = make_atari(env_id, max_episode_steps=max_episode_steps, **kwargs)
+    else:
+        if env_id not in gym.registry:
+            raise UnknownEnvError(f"unknown env id {env_id!r} (not registered with Gymnasium)")
+        make_kwargs: dict[str, Any] = dict(kwargs)
+        if max_episode_steps is not None:
+            make_kwargs["max_episode_steps"] = max_episode_steps
+        env = gym.make(env_id, **make_kwargs)
+        if isinstance(env.action_space, gym.spaces.Box):
+            low, high = env.action_space.low, env.action_space.high
+            if not (np.all(low == -1.0) and np.all(high == 1.0)):
+                env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+    if seed is not None:
+        env.action_space.seed(seed)
+        env.reset(seed=seed)
+    return env
+
+
+def make_vector_env(env_id: str, num_envs: int, seed: int,
+                    max_episode_steps: int | None = None, **kwargs: Any) -> gym.vector.VectorEnv:
+    """Synchronous vector env; ``info['final_obs']`` carries the last obs of finished episodes
+    (same-step autoreset), so transitions at episode ends are exact."""
+    fns = [
+        (lambda i=i: make_env(env_id, seed=seed + i, max_episode_steps=max_episode_steps,
+                              **kwargs))
+        for i in range(num_envs)
+    ]
+    venv = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    return venv

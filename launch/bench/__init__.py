@@ -1,0 +1,21 @@
+"""Benchmarks (``softq bench NAME``): each prints figures and ratios measured in one run."""
+
+from __future__ import annotations
+
+import importlib
+
+from launch.config import ConfigError
+
+BENCHMARKS: dict[str, str] = {
+    "sql-update": "launch.bench.sql_update",
+    "ddpg": "launch.bench.ddpg",
+    "atari": "launch.bench.atari",
+    "irl": "launch.bench.irl",
+    "runtime": "launch.bench.runtime",
+}
+
+
+def run_benchmark(name: str, argv: list[str]) -> int:
+    if name not in BENCHMARKS:
+        raise ConfigError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
+    return importlib.import_module(BENCHMARKS[name]).main(argv)

@@ -1,0 +1,256 @@
+"""Typed run configuration: nested dataclasses, YAML presets, ``--set section.key=value``.
+
+Every section is a dataclass; the ``agent`` section's class comes from the algorithm registry
+(``algo`` key). Unknown keys and wrong types raise :class:`ConfigError` naming the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.registry import algorithm_names, get_algorithm
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A bad preset, key or value; the message names it."""
+
+
+@dataclass
+class EnvConfig:
+    id: str = "softq/MultiGoal-v0"
+    """Gymnasium id (``softq/...`` for the project's tasks)."""
+    kwargs: dict = field(default_factory=dict)
+    """Keyword arguments for the env constructor."""
+    max_episode_steps: int | None = None
+    """Horizon; None keeps the env's registered limit."""
+
+
+@dataclass
+class ReplayConfig:
+    capacity: int = 1_000_000
+    min_size: int = 10_000
+    """No updates until the buffer holds this many transitions (paper App. D.1)."""
+    batch_size: int = 64
+    n_step: int = 1
+    updates_per_step: float = 1.0
+    """Update-to-data ratio: learner updates per environment step, in every mode."""
+    rate_tolerance: float = 0.1
+    """Allowed relative drift of samples-per-insert before the fast side waits."""
+    shards: int = 1
+    save_contents: bool = False
+    """Also checkpoint the replay contents (distributed mode)."""
+
+
+@dataclass
+class RunConfig:
+    total_env_steps: int = 100_000
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    log_every: int = 1_000
+    checkpoint_every: int = 50_000
+    image_every: int = 0
+    """Env steps between multi-goal pictures in TensorBoard (0: off)."""
+    seed: int = 0
+
+
+@dataclass
+class RuntimeConfig:
+    inline: bool = True
+    """Call every component in one process (no Ray)."""
+    address: str | None = None
+    """Ray address: None starts a local Ray, 'auto' joins a cluster."""
+    workers: int = 1
+    envs_per_worker: int = 1
+    device: str = "auto"
+    """Learner device: 'auto' (CUDA if present), 'cpu', 'cuda', 'cuda:1'."""
+    learner_num_gpus: float = 0.0
+    worker_num_cpus: float = 1.0
+    weight_publish_interval: int = 100
+    """Learner updates between weight broadcasts."""
+    num_threads: int = 1
+    """torch intra-op threads in the learner."""
+
+
+@dataclass
+class Config:
+    algo: str = "sql"
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: Any = None
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    preset: str = ""
+    """Name of the preset this config came from (informational)."""
+
+
+# ----------------------------------------------------------------------------- building
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    """Return ``value`` converted to ``tp`` where lossless (int -> float), else raise."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"config key {key!r}: expected {tp}, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
+        (inner,) = typing.get_args(tp)[:1] or (Any,)
+        items = [_check_type(v, inner, key) for v in value]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key!r}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key {key!r}: expected a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return build_dataclass(tp, value, key)
+    return value
+
+
+def build_dataclass(cls: type, data: dict | None, prefix: str = "") -> Any:
+    """Instantiate ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {prefix!r}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(f"unknown config key {where!r}; known: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}.{key}" if prefix else key
+        kwargs[key] = _check_type(value, hints[key], where)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:  # a dataclass's own __post_init__ validation
+        raise ConfigError(f"config section {prefix or 'top level'!r}: {exc}") from exc
+
+
+def config_from_dict(data: dict) -> Config:
+    data = dict(data)
+    algo = data.get("algo", "sql")
+    if algo not in algorithm_names():
+        raise ConfigError(f"config key 'algo': unknown algorithm {algo!r}; "
+                          f"known: {', '.join(algorithm_names())}")
+    agent_cls = get_algorithm(algo).config_cls
+    agent_data = data.pop("agent", None)
+    cfg = build_dataclass(Config, data)
+    cfg.agent = build_dataclass(agent_cls, agent_data, "agent")
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """Plain nested dict (YAML-safe) of a config dataclass."""
+    out = dataclasses.asdict(cfg)
+    return _plain(out)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+# ----------------------------------------------------------------------------- presets
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset_dict(name: str) -> dict:
+    """Preset YAML as a dict, following ``base:`` chains (child keys override the base)."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; run `softq presets` to list them")
+    data = yaml.safe_load(path.read_text()) or {}
+    base = data.pop("base", None)
+    if base is not None:
+        data = deep_merge(load_preset_dict(base), data)
+    data.setdefault("preset", name)
+    data["preset"] = name
+    return data
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "kwargs":
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` strings; values are parsed as YAML scalars/lists."""
+    data = dict(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected section.key=value")
+        dotted, raw = item.split("=", 1)
+        parts = dotted.strip().split(".")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {dotted!r}: cannot parse value {raw!r}") from exc
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            node[part] = dict(child) if isinstance(child, dict) else {}
+            node = node[part]
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(preset: str, overrides: list[str] | None = None) -> Config:
+    data = apply_overrides(load_preset_dict(preset), overrides or [])
+    return config_from_dict(data)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def read_config(path: Path) -> Config:
+    if not path.is_file():
+        raise ConfigError(f"no config.yaml in {path.parent}")
+    return config_from_dict(yaml.safe_load(path.read_text()) or {})

@@ -1,0 +1,103 @@
+"""Pictures: the multi-goal Figure 1 (trajectories; Q contours with action samples) and
+``softq compare`` learning curves. Matplotlib with the Agg backend, returned as RGB arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from envs.multigoal import GOALS, MultiGoalEnv  # noqa: E402
+
+# Figure 1 (right) shows Q at these states: unimodal, convex and bimodal regions.
+FIXED_STATES = np.array([[-2.0, 0.0], [0.0, 0.0], [2.5, 2.5]], dtype=np.float32)  # [3, 2]
+
+
+def figure_to_rgb(fig: plt.Figure) -> np.ndarray:
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    return rgba[..., :3].copy()
+
+
+def multigoal_trajectories(trajectories: list[np.ndarray], env: MultiGoalEnv | None = None
+                           ) -> plt.Figure:
+    """Figure 1, left: evaluation paths over the reward's level curves, goals in red."""
+    env = env or MultiGoalEnv()
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=80)
+    grid = np.linspace(-env.bound, env.bound, 121)
+    xx, yy = np.meshgrid(grid, grid)
+    pos = np.stack([xx, yy], axis=-1)  # [121, 121, 2]
+    reward = env.reward_at(pos, np.zeros_like(pos))
+    ax.contour(xx, yy, reward, levels=12, cmap="viridis", linewidths=0.6)
+    for path in trajectories:
+        ax.plot(path[:, 0], path[:, 1], color="tab:blue", linewidth=0.9, alpha=0.8)
+    ax.scatter(GOALS[:, 0], GOALS[:, 1], color="red", s=60, zorder=3)
+    ax.set_xlim(-env.bound, env.bound)
+    ax.set_ylim(-env.bound, env.bound)
+    ax.set_aspect("equal")
+    ax.set_title("evaluation trajectories")
+    fig.tight_layout()
+    return fig
+
+
+def multigoal_q_panels(q_values: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                       sample_actions: Callable[[np.ndarray, int], np.ndarray],
+                       num_samples: int = 50) -> plt.Figure:
+    """Figure 1, right: Q(s, .) level curves over the action square and policy samples."""
+    grid = np.linspace(-1, 1, 41)
+    ax_, ay_ = np.meshgrid(grid, grid)
+    acts = np.stack([ax_.ravel(), ay_.ravel()], axis=-1).astype(np.float32)  # [P, 2]
+    n = len(FIXED_STATES)
+    q = q_values(FIXED_STATES, np.repeat(acts[None], n, axis=0))  # [3, P]
+    samples = sample_actions(FIXED_STATES, num_samples)  # [3, S, 2]
+    fig, axes = plt.subplots(1, n, figsize=(4 * n, 4), dpi=80)
+    for i, ax in enumerate(axes):
+        ax.contour(ax_, ay_, q[i].reshape(ax_.shape), levels=15, cmap="coolwarm")
+        ax.scatter(samples[i, :, 0], samples[i, :, 1], marker="*", color="tab:blue", s=20)
+        ax.set_xlim(-1, 1)
+        ax.set_ylim(-1, 1)
+        ax.set_aspect("equal")
+        ax.set_title(f"s = ({FIXED_STATES[i, 0]:g}, {FIXED_STATES[i, 1]:g})")
+    fig.tight_layout()
+    return fig
+
+
+def make_multigoal_hook(run_dir: Path) -> Callable[[Any, dict, int], dict[str, np.ndarray]]:
+    """Image hook for the driver: writes PNGs into run_dir/plots and returns RGB arrays."""
+    plot_dir = Path(run_dir) / "plots"
+
+    def hook(learner: Any, result: dict, step: int) -> dict[str, np.ndarray]:
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        images = {}
+        fig = multigoal_trajectories(result.get("trajectories", []))
+        fig.savefig(plot_dir / "trajectories.png")
+        images["multigoal/trajectories"] = figure_to_rgb(fig)
+        plt.close(fig)
+        if learner is not None and hasattr(learner, "q_values"):
+            fig = multigoal_q_panels(learner.q_values, learner.sample_actions)
+            fig.savefig(plot_dir / "q_values.png")
+            images["multigoal/q_and_actions"] = figure_to_rgb(fig)
+            plt.close(fig)
+        return images
+
+    return hook
+
+
+def curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]],
+                  metric: str) -> plt.Figure:
+    """``curves[label] = (steps, mean, std, num_seeds)`` -> mean +- std bands."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for label, (steps, mean, std, n) in curves.items():
+        ax.plot(steps, mean, label=f"{label} (n={n})")
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

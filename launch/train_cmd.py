@@ -1,0 +1,111 @@
+"""``softq train``: resolve the config, make or reopen the run directory, run a runtime."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from distributed.checkpoint import load_checkpoint
+from distributed.driver import DriverHooks
+from envs import UnknownEnvError
+from launch.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_preset_dict,
+    read_config,
+    save_config,
+)
+from launch.run_dir import new_run_dir
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train from a preset (inline, local Ray or a cluster)")
+    p.add_argument("preset", nargs="?", help="preset name (see `softq presets`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")
+    p.add_argument("--out", help="run directory (default runs/<preset>-<timestamp>)")
+    p.add_argument("--seed", type=int, help="run.seed")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
+    p.add_argument("--init-from", metavar="RUN_DIR",
+                   help="start from another run's learned weights (fine-tuning)")
+    p.add_argument("--workers", type=int, help="rollout workers (Ray); implies Ray mode")
+    p.add_argument("--envs-per-worker", type=int, help="envs per rollout worker")
+    p.add_argument("--address", help="Ray address: 'auto' inside a cluster, or HOST:PORT")
+    p.add_argument("--inline", action="store_true", help="run every component in one process")
+    p.set_defaults(func=run_train)
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"run.seed={args.seed}")
+    if args.workers is not None:
+        overrides += [f"runtime.workers={args.workers}", "runtime.inline=false"]
+    if args.envs_per_worker is not None:
+        overrides.append(f"runtime.envs_per_worker={args.envs_per_worker}")
+    if args.address is not None:
+        overrides += [f"runtime.address={args.address}", "runtime.inline=false"]
+    if args.inline:
+        overrides.append("runtime.inline=true")
+    if args.resume:
+        base = config_to_dict(read_config(Path(args.resume) / "config.yaml"))
+    else:
+        if not args.preset:
+            raise ConfigError("train needs a PRESET (or --resume RUN_DIR)")
+        base = load_preset_dict(args.preset)
+    cfg = config_from_dict(apply_overrides(base, overrides))
+    _check_env_id(cfg)
+    return cfg
+
+
+def _check_env_id(cfg: Config) -> None:
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers softq/ ids)
+
+    if cfg.env.id.startswith("ALE/"):
+        return
+    if cfg.env.id not in gym.registry:
+        raise UnknownEnvError(f"config key 'env.id': unknown env id {cfg.env.id!r}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    cfg = resolve_config(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+        load_checkpoint(run_dir)  # fail early, before anything is written
+    else:
+        init_state = load_checkpoint(Path(args.init_from)) if args.init_from else None
+        run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
+    save_config(cfg, run_dir / "config.yaml")
+    hooks = make_hooks(cfg, run_dir)
+    print(f"run directory: {run_dir}")
+    summary = run_runtime(cfg, run_dir, hooks, resume=bool(args.resume),
+                          init_state=None if args.resume else init_state)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def make_hooks(cfg: Config, run_dir: Path) -> DriverHooks:
+    hooks = DriverHooks()
+    if cfg.env.id == "softq/MultiGoal-v0":
+        from launch.plots import make_multigoal_hook
+
+        hooks.image_hook = make_multigoal_hook(run_dir)
+    return hooks
+
+
+def run_runtime(cfg: Config, run_dir: Path, hooks: DriverHooks, resume: bool,
+                init_state: dict[str, Any] | None = None) -> dict[str, Any]:
+    if cfg.runtime.inline:
+        from distributed.inline import train_inline
+
+        return train_inline(cfg, run_dir, hooks, resume=resume, init_state=init_state)
+    from distributed.ray_runtime import train_ray
+
+    return train_ray(cfg, run_dir, hooks, resume=resume, init_state=init_state)

@@ -1,0 +1,106 @@
+"""The softq CLI: clear one-line errors with exit code 2, resume continues exactly, eval."""
+
+import json
+
+import pytest
+import torch
+
+from distributed.checkpoint import load_checkpoint
+from launch.cli import main
+
+# A tiny inline multi-goal run: a few hundred steps, small nets, frequent checkpoints.
+TINY = ["--inline", "--set", "agent.hidden_sizes=[16, 16]", "--set", "agent.kernel_particles=8",
+        "--set", "agent.value_particles=8", "--set", "replay.min_size=50",
+        "--set", "run.eval_every=200", "--set", "run.eval_episodes=2",
+        "--set", "run.log_every=50", "--set", "run.checkpoint_every=100",
+        "--set", "run.image_every=0"]
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "no-such-preset"], "no-such-preset"),
+    (["train", "multigoal-quick", "--set", "agent.nope=1"], "agent.nope"),
+    (["train", "multigoal-quick", "--set", "replay.batch_size=abc"], "replay.batch_size"),
+    (["train", "multigoal-quick", "--set", "env.id=softq/Nope-v0"], "softq/Nope-v0"),
+    (["train", "multigoal-quick", "--set", "algo=quantum"], "quantum"),
+    (["eval", "/nonexistent/run"], "/nonexistent/run"),
+    (["bench", "nope"], "nope"),
+])
+def test_bad_input_is_one_line_naming_it_with_exit_2(argv, needle, capsys, tmp_path,
+                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert line.startswith("softq: error:") and needle in line
+    assert not (tmp_path / "runs").exists()  # nothing was created
+
+
+def test_corrupt_checkpoint_is_named_and_nothing_is_damaged(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "multigoal-quick", "--out", str(run), *TINY,
+                 "--set", "run.total_env_steps=100"]) == 0
+    capsys.readouterr()
+    (run / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "checkpoint" in _error_line(capsys)
+    assert main(["eval", str(run)]) == 2
+    assert str(run) in _error_line(capsys)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    # a second train into an existing run directory is refused, not overwritten
+    assert main(["train", "multigoal-quick", "--out", str(run), *TINY]) == 2
+    assert "--resume" in _error_line(capsys)
+
+
+def test_resume_restores_parameters_optimizer_and_counters(tmp_path, capsys):
+    """Resume with no steps left rewrites an identical checkpoint (networks, targets, optimizer
+    moments, counters); resuming further continues the counters and the update schedule."""
+    run = tmp_path / "run"
+    common = ["train", "multigoal-quick", *TINY, "--set", "replay.save_contents=true"]
+    assert main([*common, "--out", str(run), "--set", "run.total_env_steps=200"]) == 0
+    mid = load_checkpoint(run)
+    assert mid["counters"]["env_steps"] == 200
+    assert main(["train", "--resume", str(run)]) == 0  # nothing left to do
+    again = load_checkpoint(run)
+    assert again["counters"] == mid["counters"]
+    _assert_same_tensors(again["runner"], mid["runner"])
+    _assert_same_tensors(again["replay"], mid["replay"])
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=300"]) == 0
+    end = load_checkpoint(run)
+    assert end["counters"]["env_steps"] == 300
+    # one update per env step once the buffer holds min_size: exactly 100 more updates
+    assert end["runner"]["updates"] == mid["runner"]["updates"] + 100
+
+
+def _assert_same_tensors(x, y):
+    if isinstance(x, torch.Tensor):
+        assert torch.equal(x, y)
+    elif isinstance(x, dict):
+        assert x.keys() == y.keys()
+        for k in x:
+            _assert_same_tensors(x[k], y[k])
+    elif isinstance(x, (list, tuple)):
+        assert len(x) == len(y)
+        for u, v in zip(x, y):
+            _assert_same_tensors(u, v)
+    else:
+        assert x == y
+
+
+def test_eval_writes_json_with_goal_shares(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "multigoal-quick", "--out", str(run), *TINY,
+                 "--set", "run.total_env_steps=100"]) == 0
+    assert main(["eval", str(run), "--episodes", "4"]) == 0
+    report = json.loads((run / "eval.json").read_text())
+    assert report["episodes"] == 4 and len(report["returns"]) == 4
+    shares = report["goal_shares"]
+    assert set(shares) == {"0", "1", "2", "3", "none"}
+    assert abs(sum(shares.values()) - 1.0) < 1e-9
+    assert (run / "plots" / "trajectories.png").is_file()
+    assert (run / "config.yaml").is_file() and any((run / "tb").iterdir())
