@@ -52,6 +52,16 @@ def algorithm_names() -> list[str]:
 
 
 def get_algorithm(name: str) -> AlgorithmSpec:
+    """A registered name, or "package.module:ATTR" naming an AlgorithmSpec (plug-ins, tests)."""
+    if ":" in name and name not in _ALGORITHMS:
+        module_name, attr = name.split(":", 1)
+        try:
+            spec = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise UnknownAlgorithmError(f"cannot import algorithm {name!r}: {exc}") from exc
+        if not isinstance(spec, AlgorithmSpec):
+            raise UnknownAlgorithmError(f"{name!r} is not an AlgorithmSpec")
+        return spec
     if name not in _ALGORITHMS:
         raise UnknownAlgorithmError(f"unknown algorithm {name!r}; known: {', '.join(algorithm_names())}")
     module_name, attr = _ALGORITHMS[name].split(":")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,16 +28,19 @@ class Counters:
     env_steps: int = 0
     episodes: int = 0
     worker_restarts: int = 0
+    learner_restarts: int = 0
 
     def state_dict(self) -> dict[str, int]:
         return {"env_steps": self.env_steps, "episodes": self.episodes,
-                "worker_restarts": self.worker_restarts}
+                "worker_restarts": self.worker_restarts,
+                "learner_restarts": self.learner_restarts}
 
 
 @dataclass
 class DriverHooks:
     image_hook: ImageHook | None = None
-    extra_checkpoint: dict[str, Any] = field(default_factory=dict)
+    on_tick: Callable[[Any], None] | None = None
+    """Called with the runtime once per driver iteration (tests use it to inject faults)."""
 
 
 class Driver:
@@ -95,6 +98,7 @@ class Driver:
         metrics["rollout/env_steps_per_s"] = self.env_steps_per_s()
         metrics["rollout/episodes"] = float(self.counters.episodes)
         metrics["runtime/worker_restarts"] = float(self.counters.worker_restarts)
+        metrics["runtime/learner_restarts"] = float(self.counters.learner_restarts)
         if self.recent_returns:
             metrics["rollout/return_mean"] = float(np.mean(self.recent_returns))
         self.tb.scalars(metrics, step)
@@ -143,7 +147,8 @@ class Driver:
     def due_checkpoint(self) -> bool:
         return self.counters.env_steps >= self._next_ckpt
 
-    def checkpoint(self, learner_state: dict, replay_state: dict | None) -> None:
+    def checkpoint(self, learner_state: dict, replay_state: list[dict] | None) -> None:
+        """``replay_state``: one state per replay shard (None for on-policy runs)."""
         state = {"counters": self.counters.state_dict(), "runner": learner_state}
         if replay_state is not None:
             state["replay"] = replay_state

@@ -23,8 +23,8 @@ def restore(run_dir: Path | None, runner: LearnerRunner, server: ReplayServer | 
         return Counters()
     state = load_checkpoint(run_dir)
     runner.load_state_dict(state["runner"])
-    if server is not None and "replay" in state:
-        server.load_state_dict(state["replay"])
+    if server is not None and state.get("replay"):
+        server.load_state_dict(state["replay"][0])
     return Counters(**state["counters"])
 
 
@@ -84,10 +84,10 @@ def _on_policy_iteration(cfg: Any, worker: RolloutWorker, runner: LearnerRunner,
     worker.set_weights(*runner.publish())  # synchronous: every update is broadcast
 
 
-def _replay_state(cfg: Any, server: ReplayServer | None) -> dict | None:
+def _replay_state(cfg: Any, server: ReplayServer | None) -> list[dict] | None:
     if server is None:
         return None
-    return server.state_dict(with_contents=cfg.replay.save_contents)
+    return [server.state_dict(with_contents=cfg.replay.save_contents)]
 
 
 def _housekeeping(cfg: Any, driver: Driver, runner: LearnerRunner,

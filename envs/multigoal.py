@@ -3,13 +3,17 @@
 A 2-D point mass starts near the origin; its action is a velocity in [-1, 1]^2 and the state
 moves by it, s' = clip(s + a, -bound, bound). Four goals sit at (+-5, 0) and (0, +-5). The paper
 describes the reward as a mixture of Gaussians centred on the goals with an action cost; it
-leaves the constants open, so they are chosen here (all constructor arguments):
+leaves the form and constants open. Here the reward is the log-density (up to a constant) of an
+equal-weight Gaussian mixture on the goals, so its level curves are the mixture's, and it
+still slopes towards the nearest goal far from every goal (a plain mixture is flat there):
 
-    r(s, a) = goal_reward * sum_g exp(-||s' - g||^2 / (2 goal_sigma^2)) - action_cost * ||a||^2
+    r(s, a) = goal_reward * log sum_g exp(-||s' - g||^2 / (2 goal_sigma^2)) - action_cost ||a||^2
 
-with s' the next position. Defaults: goal_reward = 40, goal_sigma = 1.5, action_cost = 2,
-init_sigma = 0.1 (start ~ N(0, 0.1^2 I)), bound = 7, goal_threshold = 1 (a goal is "reached"
-within this distance). The episode never terminates early: a reached goal keeps paying, so the
+with s' the next position. Near a goal this is ~ -goal_reward ||s' - g||^2 / (2 goal_sigma^2),
+the squared-distance cost of the original code. Defaults (all constructor arguments):
+goal_reward = 1, goal_sigma = 1/sqrt(2) (so the cost is -min_g ||s' - g||^2 away from ties),
+action_cost = 1, init_sigma = 0.1 (start ~ N(0, 0.1^2 I)), bound = 7, goal_threshold = 1 (a goal
+is "reached" within this distance). The episode never terminates early: a reached goal keeps paying, so the
 optimal behaviour is to go to *any* goal and stay; the horizon is T = 20 (App. D.2), applied by
 the registered TimeLimit. ``info["goal_index"]`` is the index of the goal within
 ``goal_threshold`` of the agent, or -1.
@@ -28,8 +32,8 @@ GOALS = np.array([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0], [0.0, -5.0]], dtype=np.fl
 class MultiGoalEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, goal_reward: float = 40.0, goal_sigma: float = 1.5,
-                 action_cost: float = 2.0, init_sigma: float = 0.1, bound: float = 7.0,
+    def __init__(self, goal_reward: float = 1.0, goal_sigma: float = 0.5**0.5,
+                 action_cost: float = 1.0, init_sigma: float = 0.1, bound: float = 7.0,
                  goal_threshold: float = 1.0, render_mode: str | None = None):
         self.goal_reward, self.goal_sigma = goal_reward, goal_sigma
         self.action_cost, self.init_sigma = action_cost, init_sigma
@@ -44,8 +48,10 @@ class MultiGoalEnv(gym.Env):
     def reward_at(self, next_pos: np.ndarray, action: np.ndarray) -> np.ndarray:
         """Reward for arrays of positions [..., 2] reached with actions [..., 2]."""
         sq = np.sum((next_pos[..., None, :] - self.goals) ** 2, axis=-1)  # [..., 4]
-        bumps = np.exp(-sq / (2.0 * self.goal_sigma**2)).sum(axis=-1)
-        return self.goal_reward * bumps - self.action_cost * np.sum(action**2, axis=-1)
+        logits = -sq / (2.0 * self.goal_sigma**2)  # [..., 4]
+        top = logits.max(axis=-1)
+        log_mix = top + np.log(np.exp(logits - top[..., None]).sum(axis=-1))  # stable logsumexp
+        return self.goal_reward * log_mix - self.action_cost * np.sum(action**2, axis=-1)
 
     def goal_index(self, pos: np.ndarray) -> int:
         dist = np.linalg.norm(self.goals - pos, axis=-1)  # [4]

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from agents.registry import algorithm_names, get_algorithm
+from agents.registry import UnknownAlgorithmError, algorithm_names, get_algorithm
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -73,7 +73,13 @@ class RuntimeConfig:
     device: str = "auto"
     """Learner device: 'auto' (CUDA if present), 'cpu', 'cuda', 'cuda:1'."""
     learner_num_gpus: float = 0.0
+    """GPUs reserved for the learner actor (Ray); 'device' picks CUDA when one is visible."""
+    learner_num_cpus: float = 1.0
     worker_num_cpus: float = 1.0
+    steps_per_push: int = 16
+    """Vector-env steps a worker collects before pushing one chunk to its replay shard."""
+    learner_train_s: float = 0.5
+    """Seconds per learner train call between driver check-ins (Ray, off-policy)."""
     weight_publish_interval: int = 100
     """Learner updates between weight broadcasts."""
     num_threads: int = 1
@@ -166,10 +172,13 @@ def build_dataclass(cls: type, data: dict | None, prefix: str = "") -> Any:
 def config_from_dict(data: dict) -> Config:
     data = dict(data)
     algo = data.get("algo", "sql")
-    if algo not in algorithm_names():
+    if not isinstance(algo, str) or (algo not in algorithm_names() and ":" not in algo):
         raise ConfigError(f"config key 'algo': unknown algorithm {algo!r}; "
                           f"known: {', '.join(algorithm_names())}")
-    agent_cls = get_algorithm(algo).config_cls
+    try:
+        agent_cls = get_algorithm(algo).config_cls
+    except UnknownAlgorithmError as exc:
+        raise ConfigError(f"config key 'algo': {exc}") from exc
     agent_data = data.pop("agent", None)
     cfg = build_dataclass(Config, data)
     cfg.agent = build_dataclass(agent_cls, agent_data, "agent")

@@ -17,12 +17,17 @@ def test_registered_and_passes_check_env():
 
 def test_reward_hand_computed():
     env = MultiGoalEnv(goal_reward=10.0, goal_sigma=1.0, action_cost=2.0)
-    # at goal (5, 0): own bump 1, others exp(-50/2), exp(-50/2), exp(-50/2), action cost 2*(0.25+0)
-    expected = 10.0 * (1 + 3 * np.exp(-25.0)) - 2.0 * 0.25
+    # at goal (5, 0): own bump 1; (-5, 0) at distance^2 100, (0, +-5) at distance^2 50
+    expected = 10.0 * np.log(1 + np.exp(-50.0) + 2 * np.exp(-25.0)) - 2.0 * 0.25
     got = env.reward_at(np.array([5.0, 0.0]), np.array([0.5, 0.0]))
     assert np.isclose(got, expected, rtol=1e-12)
-    # at the origin every goal is at distance 5
-    assert np.isclose(env.reward_at(np.zeros(2), np.zeros(2)), 10 * 4 * np.exp(-12.5))
+    # at the origin every goal is at distance 5: log(4 exp(-12.5))
+    assert np.isclose(env.reward_at(np.zeros(2), np.zeros(2)), 10 * (np.log(4) - 12.5))
+    # far from ties the default reward is minus the squared distance to the nearest goal
+    default = MultiGoalEnv()
+    assert np.isclose(default.reward_at(np.array([4.0, 1.0]), np.zeros(2)), -2.0, atol=1e-6)
+    # stable far away (no underflow to -inf)
+    assert np.isfinite(env.reward_at(np.array([1e3, 1e3]), np.zeros(2)))
 
 
 def test_step_moves_by_the_action_and_clips_at_the_wall():

@@ -1,0 +1,162 @@
+"""Ray actor bodies around the plain components (RolloutWorker, ReplayServer, LearnerRunner).
+
+The components stay Ray-free; this module adds only what placement needs: pulling weights from
+the weight store when the version moved, pushing chunks to a replay shard with back-off, and the
+learner's prefetching train loop that publishes weights with one ``ray.put`` per version.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import ray
+
+from distributed.learner import LearnerRunner
+from distributed.rollout import RolloutWorker
+
+
+class WeightStore:
+    """Holds the newest (version, [ObjectRef]) pair. The ref is wrapped in a list so Ray passes
+    the reference itself, not the weights: one ``ray.put`` serves every worker."""
+
+    def __init__(self) -> None:
+        self.version = -1
+        self.ref: list[Any] | None = None
+
+    def publish(self, version: int, ref: list[Any]) -> None:
+        if version > self.version:
+            self.version, self.ref = version, ref
+
+    def get_if_newer(self, version: int) -> tuple[int, list[Any]] | None:
+        if self.ref is None or self.version <= version:
+            return None
+        return self.version, self.ref
+
+    def latest_version(self) -> int:
+        return self.version
+
+
+class RolloutWorkerActor(RolloutWorker):
+    def __init__(self, cfg: Any, worker_index: int, num_workers: int, weight_store: Any,
+                 replay_shards: list[Any]):
+        super().__init__(cfg, worker_index, num_workers)
+        self.weight_store = weight_store
+        self.shard = replay_shards[worker_index % len(replay_shards)] if replay_shards else None
+        self.weight_pulls = 0
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def pull_weights(self) -> bool:
+        """Fetch weights only when the published version moved; True if they changed."""
+        newer = ray.get(self.weight_store.get_if_newer.remote(self.weights_version))
+        if newer is None:
+            return False
+        version, (ref,) = newer
+        self.set_weights(ray.get(ref), version)
+        self.weight_pulls += 1
+        return True
+
+    def run(self, num_steps: int) -> dict[str, Any]:
+        """Off-policy: pull weights if newer, collect, push the chunk (waiting while the rate
+        limiter says the workers are ahead). Returns the episode/timing report without data."""
+        self.pull_weights()
+        report = self.collect(num_steps)
+        chunk = report.pop("data")
+        waited = 0.0
+        while not ray.get(self.shard.insert.remote(chunk)):
+            time.sleep(0.005)
+            waited += 0.005
+        report["rate_limited_s"] = waited
+        report["weight_pulls"] = self.weight_pulls
+        return report
+
+    def rollout(self, horizon: int, weights: dict | None, version: int) -> dict[str, Any]:
+        """On-policy: act with exactly the broadcast weights, return the time-major rollout."""
+        if weights is not None and version != self.weights_version:
+            self.set_weights(weights, version)
+        return self.collect_rollout(horizon)
+
+
+class LearnerActor:
+    """Owns a LearnerRunner; trains from replay shards with one sample request in flight."""
+
+    def __init__(self, cfg: Any, observation_space: Any, action_space: Any, weight_store: Any,
+                 replay_shards: list[Any]):
+        self.runner = LearnerRunner(cfg, observation_space, action_space)
+        self.cfg, self.weight_store, self.shards = cfg, weight_store, replay_shards
+        self._inflight: Any = None
+        self._shard_i = 0
+        self._weights_ref: list[Any] = []
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def device(self) -> str:
+        return str(getattr(self.runner.learner, "device", "cpu"))
+
+    def publish(self) -> int:
+        weights, version = self.runner.publish()
+        self._weights_ref = [ray.put(weights)]  # one put per version
+        ray.get(self.weight_store.publish.remote(version, self._weights_ref))
+        return version
+
+    def _request(self) -> Any:
+        shard = self.shards[self._shard_i % len(self.shards)]
+        self._shard_i += 1
+        return shard.sample_many.remote(4)
+
+    def train(self, seconds: float) -> dict[str, Any]:
+        """Update for about ``seconds``; the next batches are fetched while these train."""
+        deadline = time.perf_counter() + seconds
+        done = 0
+        idle = 0.0
+        if self._inflight is None:
+            self._inflight = self._request()
+        while time.perf_counter() < deadline:
+            batches = ray.get(self._inflight)
+            self._inflight = self._request()  # prefetch while we update
+            if not batches:
+                time.sleep(0.002)
+                idle += 0.002
+                continue
+            for batch in batches:
+                self.runner.update(batch)
+                done += 1
+                if self.runner.should_publish():
+                    self.publish()
+        return {"updates": done, "idle_s": idle, "version": self.runner.version}
+
+    def update_on_policy(self, *rollouts: dict[str, Any]) -> int:
+        """Concatenate the workers' rollouts along the env axis, update once, publish."""
+        batch = {k: np.concatenate([r[k] for r in rollouts], axis=1) for k in rollouts[0]}
+        self.runner.update(batch)
+        weights, version = self.runner.publish()
+        self._weights_ref = [ray.put(weights)]
+        return version
+
+    def weights_ref(self) -> tuple[int, list[Any]]:
+        return self.runner.version, self._weights_ref
+
+    def pop_metrics(self) -> dict[str, float]:
+        return self.runner.pop_metrics()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.runner.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.runner.load_state_dict(state)
+
+    def init_from_pretrained(self, state: dict[str, Any]) -> None:
+        from distributed.inline import init_from_pretrained
+
+        init_from_pretrained(self.runner, state)
+
+    def current_weights(self) -> tuple[dict, int]:
+        return self.runner.current()
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(learner, *args)`` here (pictures that need the Q network)."""
+        return fn(self.runner.learner, *args)

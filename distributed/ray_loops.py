@@ -1,0 +1,115 @@
+"""The driver loops of the Ray runtime: asynchronous off-policy and lockstep on-policy."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import ray
+
+from distributed.driver import Driver
+from distributed.learner import LearnerRunner
+from distributed.ray_runtime import ACTOR_ERRORS, RayRuntime
+
+
+def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
+    cfg = rt.cfg
+    ray.get(rt.learner.publish.remote())
+    steps = cfg.runtime.steps_per_push
+    pending: dict[Any, int] = {w.run.remote(steps): i for i, w in enumerate(rt.workers)}
+    learner_call = rt.learner.train.remote(cfg.runtime.learner_train_s)
+    per_worker = np.zeros(len(rt.workers))  # env steps since the last log, per worker
+    versions = np.zeros(len(rt.workers))
+    while not driver.done:
+        ready, _ = ray.wait([*pending, learner_call], num_returns=1, timeout=1.0)
+        for ref in ready:
+            if ref == learner_call:
+                try:
+                    ray.get(ref)
+                except ACTOR_ERRORS:
+                    rt.replace_learner(driver.counters)
+                    ray.get(rt.learner.publish.remote())
+                learner_call = rt.learner.train.remote(cfg.runtime.learner_train_s)
+                continue
+            i = pending.pop(ref)
+            try:
+                report = ray.get(ref)
+            except ACTOR_ERRORS:
+                rt.replace_worker(i, driver.counters)
+            else:
+                driver.record(report["env_steps"], report["episodes"])
+                per_worker[i] += report["env_steps"]
+                versions[i] = report["version"]
+            if not driver.done:
+                pending[rt.workers[i].run.remote(steps)] = i
+        if rt.hooks.on_tick is not None:
+            rt.hooks.on_tick(rt)
+        _housekeeping(rt, driver, per_worker, versions)
+    ray.wait(list(pending), num_returns=len(pending), timeout=10)
+
+
+def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
+    cfg = rt.cfg
+    weights, version = ray.get(rt.learner.current_weights.remote())
+    weights_ref: Any = ray.put(weights)
+    per_worker = np.zeros(len(rt.workers))
+    while not driver.done:
+        calls = [w.rollout.options(num_returns=1).remote(cfg.agent.n_steps, weights_ref, version)
+                 for w in rt.workers]
+        try:
+            reports = ray.get(calls)
+        except ACTOR_ERRORS:
+            for i, w in enumerate(rt.workers):
+                try:
+                    ray.get(w.get_version.remote(), timeout=30)
+                except Exception:  # noqa: BLE001
+                    rt.replace_worker(i, driver.counters)
+            continue
+        # Rollouts go to the learner as object refs: the driver never copies them.
+        data_refs = [ray.put(r.pop("data")) for r in reports]
+        version = ray.get(rt.learner.update_on_policy.remote(*data_refs))
+        _, (weights_ref,) = ray.get(rt.learner.weights_ref.remote())
+        for i, r in enumerate(reports):
+            driver.record(r["env_steps"], r["episodes"])
+            per_worker[i] += r["env_steps"]
+        if rt.hooks.on_tick is not None:
+            rt.hooks.on_tick(rt)
+        _housekeeping(rt, driver, per_worker, np.full(len(rt.workers), version - 1.0))
+
+
+def _housekeeping(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
+                  versions: np.ndarray) -> None:
+    if driver.due_eval():
+        weights, _ = ray.get(rt.learner.current_weights.remote())
+        driver.evaluate(weights, _ShadowLearner(rt))
+    if driver.due_log():
+        elapsed = max(time.perf_counter() - getattr(rt, "_last_log", driver._t0), 1e-9)
+        rt._last_log = time.perf_counter()
+        metrics = ray.get(rt.learner.pop_metrics.remote())
+        for shard_stats in ray.get([s.stats.remote() for s in rt.shards]):
+            for k, v in shard_stats.items():
+                metrics[k] = metrics.get(k, 0.0) + v if k != "replay/samples_per_insert" else v
+        for i, n in enumerate(per_worker):
+            metrics[f"rollout/worker_{i}/env_steps_per_s"] = n / elapsed
+        per_worker[:] = 0
+        metrics["weights/lag"] = float(metrics.get("weights/version", 0.0) - versions.mean())
+        driver.log(metrics)
+    if driver.due_checkpoint():
+        driver.checkpoint(ray.get(rt.learner.state_dict.remote()), rt.replay_states())
+
+
+class _ShadowLearner:
+    """Lazily materialises a local copy of the learner for pictures (Q contours)."""
+
+    def __init__(self, rt: RayRuntime):
+        self._rt = rt
+        self._learner: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._learner is None:
+            cfg = self._rt.cfg
+            runner = LearnerRunner(cfg, self._rt.obs_space, self._rt.act_space, device="cpu")
+            runner.load_state_dict(ray.get(self._rt.learner.state_dict.remote()))
+            self._learner = runner.learner
+        return getattr(self._learner, name)

@@ -1,0 +1,142 @@
+"""Local and cluster modes: the same components placed in Ray actors.
+
+Off-policy: N RolloutWorker actors push chunks to S ReplayServer shards; a LearnerActor samples
+(prefetching), updates and publishes weights to a WeightStore with one ``ray.put`` per version;
+workers fetch the ref only when the version moved. On-policy: workers step in lockstep for n
+steps, their rollouts go straight (as object refs) to the learner, which updates once and
+broadcasts. The driver (this module) logs, evaluates, checkpoints and restarts what died.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+
+from agents.registry import get_algorithm
+from distributed.checkpoint import CheckpointError, load_checkpoint
+from distributed.driver import Counters, Driver, DriverHooks
+from distributed.learner import probe_spaces
+from distributed.ray_actors import LearnerActor, RolloutWorkerActor, WeightStore
+from distributed.replay_server import ReplayServer
+from distributed.rollout import uses_frame_replay
+
+ACTOR_ERRORS = (RayActorError,)
+
+
+def init_ray(cfg: Any) -> bool:
+    """Start (local) or join (cluster) Ray; True when this call started it. The dashboard stays
+    off locally; token authentication keeps Ray's default (on for local clusters since 2.59)."""
+    if ray.is_initialized():
+        return False
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))}}
+    if cfg.runtime.address:
+        ray.init(address=cfg.runtime.address, runtime_env=env, log_to_driver=False)
+    else:
+        rt = cfg.runtime
+        needed = rt.workers * rt.worker_num_cpus + rt.learner_num_cpus
+        ray.init(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
+                 include_dashboard=False, runtime_env=env, log_to_driver=False)
+    return True
+
+
+class RayRuntime:
+    def __init__(self, cfg: Any, run_dir: Path, hooks: DriverHooks | None = None):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.obs_space, self.act_space = probe_spaces(cfg)
+        rt = cfg.runtime
+        self.store = ray.remote(num_cpus=0)(WeightStore).remote()
+        self.on_policy = get_algorithm(cfg.algo).on_policy
+        self.shards: list[Any] = []
+        if not self.on_policy:
+            chunk = rt.steps_per_push * rt.envs_per_worker
+            frame = uses_frame_replay(self.obs_space)
+            server_cls = ray.remote(num_cpus=0)(ReplayServer)
+            self.shards = [server_cls.remote(cfg, frame, i, chunk)
+                           for i in range(max(1, cfg.replay.shards))]
+        self.learner = self._make_learner()
+        self.workers = [self._make_worker(i) for i in range(rt.workers)]
+        self.hooks = hooks or DriverHooks()
+
+    # ------------------------------------------------------------------ actors
+    def _make_learner(self) -> Any:
+        rt = self.cfg.runtime
+        cls = ray.remote(num_cpus=rt.learner_num_cpus, num_gpus=rt.learner_num_gpus,
+                         max_restarts=0)(LearnerActor)
+        return cls.remote(self.cfg, self.obs_space, self.act_space, self.store, self.shards)
+
+    def _make_worker(self, i: int) -> Any:
+        rt = self.cfg.runtime
+        cls = ray.remote(num_cpus=rt.worker_num_cpus, max_restarts=-1,
+                         max_task_retries=0)(RolloutWorkerActor)
+        return cls.remote(self.cfg, i, rt.workers, self.store, self.shards)
+
+    def replace_worker(self, i: int, counters: Counters) -> None:
+        """A worker died: let Ray's restart serve if it answers, else create a new one."""
+        counters.worker_restarts += 1
+        try:
+            ray.get(self.workers[i].get_version.remote(), timeout=30)
+        except Exception:  # noqa: BLE001 - any failure means: build a fresh actor
+            ray.kill(self.workers[i], no_restart=True)
+            self.workers[i] = self._make_worker(i)
+
+    def replace_learner(self, counters: Counters) -> None:
+        """The learner died: a new one resumes from the last checkpoint (if any)."""
+        counters.learner_restarts += 1
+        ray.kill(self.learner, no_restart=True)
+        self.learner = self._make_learner()
+        try:
+            state = load_checkpoint(self.run_dir)
+        except CheckpointError:
+            return
+        ray.get(self.learner.load_state_dict.remote(state["runner"]))
+
+    def replay_states(self) -> list[dict] | None:
+        if not self.shards:
+            return None
+        with_contents = self.cfg.replay.save_contents
+        return ray.get([s.state_dict.remote(with_contents) for s in self.shards])
+
+    def restore(self, state: dict) -> Counters:
+        ray.get(self.learner.load_state_dict.remote(state["runner"]))
+        for shard, shard_state in zip(self.shards, state.get("replay") or []):
+            ray.get(shard.load_state_dict.remote(shard_state))
+        return Counters(**state["counters"])
+
+    def shutdown(self) -> None:
+        for actor in [*self.workers, self.learner, *self.shards, self.store]:
+            ray.kill(actor, no_restart=True)
+
+
+def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume: bool = False,
+              init_state: dict | None = None) -> dict[str, Any]:
+    started = init_ray(cfg)
+    runtime = None
+    try:
+        runtime = RayRuntime(cfg, run_dir, hooks)
+        counters = Counters()
+        if resume:
+            counters = runtime.restore(load_checkpoint(run_dir))
+        elif init_state is not None:
+            ray.get(runtime.learner.init_from_pretrained.remote(init_state))
+        driver = Driver(cfg, run_dir, counters, hooks, runtime.obs_space, runtime.act_space)
+        from distributed.ray_loops import off_policy_loop, on_policy_loop
+
+        loop = on_policy_loop if runtime.on_policy else off_policy_loop
+        try:
+            loop(runtime, driver)
+        except KeyboardInterrupt:
+            driver.bar.write("interrupted: writing a final checkpoint")
+        finally:
+            driver.checkpoint(ray.get(runtime.learner.state_dict.remote()),
+                              runtime.replay_states())
+        return driver.close()
+    finally:
+        if runtime is not None:
+            runtime.shutdown()
+        if started:
+            ray.shutdown()

@@ -1,0 +1,196 @@
+"""The Ray runtime on a local 2-CPU Ray: weight broadcast, parity, rate limit, fault tolerance,
+a two-node cluster, and resume after the driver is killed."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+import torch
+
+from distributed.checkpoint import load_checkpoint
+from distributed.driver import DriverHooks
+from distributed.learner import LearnerRunner, probe_spaces
+from distributed.ray_actors import WeightStore
+from distributed.ray_runtime import train_ray
+from launch.config import load_config
+
+pytestmark = pytest.mark.ray
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def counting_config(tmp_steps=1200, **overrides):
+    sets = [
+        "algo=tests.counting_algo:SPEC", "agent={}", "replay.min_size=64",
+        "replay.batch_size=8", "replay.save_contents=true", "run.eval_every=0",
+        "run.log_every=200", "run.checkpoint_every=100000", "run.image_every=0",
+        f"run.total_env_steps={tmp_steps}", "runtime.inline=false", "runtime.workers=2",
+        "runtime.envs_per_worker=2", "runtime.steps_per_push=4",
+        "runtime.weight_publish_interval=5", "runtime.learner_train_s=0.1",
+        "runtime.learner_num_cpus=0", "runtime.worker_num_cpus=0.5",
+    ]
+    sets += [f"{k}={v}" for k, v in overrides.items()]
+    return load_config("multigoal-quick", sets)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield
+    ray.shutdown()
+
+
+def test_weight_store_hands_out_a_ref_only_when_the_version_moved():
+    store = WeightStore()
+    assert store.get_if_newer(-1) is None
+    store.publish(3, ["ref3"])
+    assert store.get_if_newer(-1) == (3, ["ref3"])
+    assert store.get_if_newer(3) is None  # worker already has v3: nothing to fetch
+    store.publish(2, ["stale"])  # out-of-order publish is ignored
+    assert store.get_if_newer(0) == (3, ["ref3"])
+
+
+def test_weight_broadcast_with_a_counting_policy(local_ray, tmp_path):
+    cfg = counting_config()
+    summary = train_ray(cfg, tmp_path)
+    state = load_checkpoint(tmp_path)
+    final_updates = state["runner"]["learner"]["num_updates"]
+    acts = state["replay"][0]["buffer"]["data"]["action"].numpy()  # insertion order
+    assert summary["env_steps"] >= 1200
+    for w in (0, 1):
+        stamps = acts[acts[:, 1] == w, 0]
+        assert len(stamps) > 100
+        # after the learner publishes stamp v, later transitions of that worker carry >= v
+        assert np.all(np.diff(stamps) >= 0)
+        # stamps are published update counts: multiples of the publish interval
+        assert np.all(stamps % 5 == 0)
+        assert len(np.unique(stamps)) >= 5
+        assert stamps.max() >= final_updates - 5 * 20  # lag of at most a few versions
+
+
+def test_learner_parity_in_process_and_in_a_ray_actor(local_ray):
+    cfg = load_config("multigoal-quick", ["agent.hidden_sizes=[32, 32]"])
+    obs_space, act_space = probe_spaces(cfg)
+    rng = np.random.default_rng(0)
+    batches = [{
+        "obs": rng.normal(size=(64, 2)).astype(np.float32),
+        "action": rng.uniform(-1, 1, size=(64, 2)).astype(np.float32),
+        "reward": rng.normal(size=64).astype(np.float32),
+        "next_obs": rng.normal(size=(64, 2)).astype(np.float32),
+        "discount": np.full(64, 0.99, np.float32),
+    } for _ in range(3)]
+    local = LearnerRunner(cfg, obs_space, act_space, device="cpu")
+    remote = ray.remote(num_cpus=0)(LearnerRunner).remote(cfg, obs_space, act_space, "cpu")
+    for batch in batches:
+        assert local.update(batch) == ray.get(remote.update.remote(batch))
+    remote_state = ray.get(remote.state_dict.remote())
+    for k, v in local.learner.get_weights().items():
+        assert torch.equal(v, ray.get(remote.current.remote())[0][k])
+    assert remote_state["updates"] == local.updates == 3
+    ray.kill(remote)
+
+
+def test_rate_limiter_holds_the_update_to_data_ratio(local_ray, tmp_path):
+    cfg = counting_config(tmp_steps=2000, **{"replay.updates_per_step": 0.5,
+                                             "replay.rate_tolerance": 0.1})
+    train_ray(cfg, tmp_path)
+    state = load_checkpoint(tmp_path)
+    lim = state["replay"][0]["limiter"]
+    spi, slack = 0.5 * 8, max(8, 0.5 * 8 * 8)
+    counted = lim["inserts"] - 64
+    assert lim["samples"] <= spi * 1.1 * counted + slack
+    assert lim["samples"] >= spi * 0.9 * counted - slack - spi * 8
+    # every sampled batch was trained on, except the learner's one prefetch (<= 4 batches)
+    assert 0 <= lim["samples"] - state["runner"]["updates"] * 8 <= 4 * 8
+
+
+def test_a_killed_rollout_worker_is_restarted_and_training_goes_on(local_ray, tmp_path):
+    cfg = counting_config(tmp_steps=2400)
+    killed = {}
+
+    def kill_once(rt):
+        if not killed:
+            ray.kill(rt.workers[0], no_restart=False)  # Ray restarts it (max_restarts=-1)
+            killed["at"] = time.time()
+
+    summary = train_ray(cfg, tmp_path, DriverHooks(on_tick=kill_once))
+    state = load_checkpoint(tmp_path)
+    assert killed and summary["env_steps"] >= 2400
+    assert state["counters"]["worker_restarts"] >= 1
+    acts = state["replay"][0]["buffer"]["data"]["action"].numpy()
+    assert (acts[:, 1] == 0).sum() > 0 and (acts[:, 1] == 1).sum() > 0
+
+
+def test_two_node_cluster_runs_actors_on_both_nodes(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+        nodes = set()
+
+        def record_nodes(rt):
+            if not nodes:
+                nodes.update(ray.get([w.node_id.remote() for w in rt.workers]))
+                nodes.add(ray.get(rt.learner.node_id.remote()))
+
+        cfg = counting_config(tmp_steps=600, **{"runtime.learner_num_cpus": 1,
+                                                "runtime.worker_num_cpus": 1,
+                                                "runtime.address": cluster.address})
+        summary = train_ray(cfg, tmp_path, DriverHooks(on_tick=record_nodes))
+        assert summary["env_steps"] >= 600
+        assert len(nodes) == 2
+        assert len({n["NodeID"] for n in ray.nodes() if n["Alive"]}) == 2
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_resume_after_the_driver_is_killed(tmp_path):
+    if ray.is_initialized():
+        ray.shutdown()
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "launch.cli", "train", "multigoal-quick", "--workers", "1",
+            "--out", str(run), "--set", "algo=tests.counting_algo:SPEC", "--set", "agent={}",
+            "--set", "replay.min_size=64", "--set", "replay.batch_size=8",
+            "--set", "replay.save_contents=true", "--set", "run.eval_every=0",
+            "--set", "run.checkpoint_every=400", "--set", "run.total_env_steps=1000000",
+            "--set", "runtime.learner_num_cpus=0", "--set", "runtime.steps_per_push=4"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run / "checkpoint.pt").exists():
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
+        proc.wait()
+    before = load_checkpoint(run)
+    steps = before["counters"]["env_steps"]
+    assert steps >= 400
+    size_before = len(before["replay"][0]["buffer"]["data"]["action"])
+    assert size_before > 0
+    resume = subprocess.run(
+        [sys.executable, "-m", "launch.cli", "train", "--resume", str(run),
+         "--set", f"run.total_env_steps={steps + 200}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert resume.returncode == 0, resume.stderr[-2000:]
+    after = load_checkpoint(run)
+    assert after["counters"]["env_steps"] >= steps + 200
+    assert after["runner"]["learner"]["num_updates"] >= before["runner"]["learner"]["num_updates"]
+    # the replay contents came back: the old rows are still there, plus the new ones
+    assert len(after["replay"][0]["buffer"]["data"]["action"]) >= size_before + 200
