@@ -1,0 +1,284 @@
+"""DDPG baseline (agents/ddpg) and Ornstein-Uhlenbeck noise (agents/noise.py)."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents.base import Learner, Policy
+from agents.ddpg import DDPGConfig, DDPGLearner, DDPGPolicy
+from agents.ddpg.losses import actor_loss, bellman_target, critic_loss
+from agents.noise import OrnsteinUhlenbeckNoise, ou_stationary_variance
+from agents.registry import get_algorithm
+
+torch.set_num_threads(1)
+
+OBS_DIM, ACT_DIM = 3, 2
+OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float64)
+ACT_SPACE = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
+
+
+def _batch(rng: np.random.Generator, b: int = 16, positive: bool = False) -> dict:
+    low = 0.0 if positive else -1.0
+    return {"obs": rng.uniform(low, 1.0, (b, OBS_DIM)),
+            "action": rng.uniform(low, 1.0, (b, ACT_DIM)).astype(np.float32),
+            "reward": rng.normal(size=b).astype(np.float32),
+            "next_obs": rng.uniform(low, 1.0, (b, OBS_DIM)),
+            "discount": rng.choice([0.0, 0.99, 0.99**3], size=b).astype(np.float32)}
+
+
+def _params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+# ---------------------------------------------------------------------- config and losses
+def test_config_defaults_are_the_papers():
+    cfg = DDPGConfig()
+    assert (cfg.gamma, cfg.hidden_sizes, cfg.critic_lr, cfg.actor_lr) == (0.99, [200, 200],
+                                                                           1e-3, 1e-4)
+    assert (cfg.target_update_interval, cfg.tau, cfg.ou_theta, cfg.ou_sigma) == (1000, 1.0,
+                                                                                 0.15, 0.3)
+    for bad, name in [({"tau": 0.0}, "tau"), ({"hidden_sizes": []}, "hidden_sizes"),
+                      ({"target_update_interval": 0}, "target_update_interval"),
+                      ({"actor_lr": -1.0}, "actor_lr"), ({"ou_theta": 2.5}, "ou_theta")]:
+        with pytest.raises(ValueError, match=name):
+            DDPGConfig(**bad)
+
+
+def test_losses_by_hand():
+    r, d, nq = torch.tensor([1.0, 2.0, -0.5]), torch.tensor([0.99, 0.0, 0.5]), torch.tensor(
+        [10.0, -3.0, 4.0])
+    y = bellman_target(r, d, nq)
+    torch.testing.assert_close(y, torch.tensor([10.9, 2.0, 1.5]))
+    q = torch.tensor([10.0, 3.0, 1.5])
+    assert critic_loss(q, y).item() == pytest.approx((0.9**2 + 1.0**2 + 0.0) / 3)
+    assert actor_loss(torch.tensor([1.0, 2.0, 6.0])).item() == pytest.approx(-3.0)
+    with pytest.raises(ValueError, match="must match"):
+        bellman_target(r, d, nq[:2])
+
+
+# ---------------------------------------------------------------------- the update by hand
+def _linear_critic_(critic, w: np.ndarray, b: float) -> None:
+    """Make a [5, 5] ReLU critic compute w . [s, a] + b for non-negative inputs."""
+    with torch.no_grad():
+        for layer in critic.hidden:
+            layer.weight.copy_(torch.eye(5))
+            layer.bias.zero_()
+        critic.out.weight.copy_(torch.as_tensor(w, dtype=torch.float32)[None])
+        critic.out.bias.fill_(b)
+
+
+def _hand_learner():
+    cfg = DDPGConfig(hidden_sizes=[5, 5], target_update_interval=10**6)
+    learner = DDPGLearner(cfg, OBS_SPACE, ACT_SPACE, seed=3)
+    w_targ, b_targ = np.array([0.5, -1.0, 2.0, 1.5, -0.5]), 0.25
+    w_online, b_online = np.array([1.0, 0.3, -0.2, 0.7, 0.4]), -0.1
+    _linear_critic_(learner.critic_target, w_targ, b_targ)
+    _linear_critic_(learner.critic, w_online, b_online)
+    beta = np.array([0.5, 1.0])  # target actor: zero weights, output bias beta -> tanh(beta)
+    with torch.no_grad():
+        for p in learner.actor_target.parameters():
+            p.zero_()
+        learner.actor_target.out.bias.copy_(torch.as_tensor(beta, dtype=torch.float32))
+    return learner, (w_targ, b_targ, w_online, b_online, beta)
+
+
+def test_critic_target_and_loss_against_hand_computation():
+    learner, (w_targ, b_targ, w_online, b_online, beta) = _hand_learner()
+    batch = _batch(np.random.default_rng(0), positive=True)
+    s, a, r = batch["obs"], batch["action"].astype(np.float64), batch["reward"]
+    s2, d = batch["next_obs"], batch["discount"]
+    # y = r + discount * Q'(s', mu'(s')), Q' linear, mu'(s') = tanh(beta) for every s'
+    y = r + d * (s2 @ w_targ[:3] + np.tanh(beta) @ w_targ[3:] + b_targ)  # [B]
+    got = learner.critic_targets(*(torch.as_tensor(x, dtype=torch.float32)
+                                   for x in (r, d, s2)))
+    np.testing.assert_allclose(got.numpy(), y, rtol=1e-5, atol=1e-5)
+
+    q = np.concatenate([s, a], 1) @ w_online + b_online  # [B]
+    out_w, out_b = learner.critic.out.weight.detach().clone(), learner.critic.out.bias.detach(
+    ).clone()
+    actor_before = copy.deepcopy(learner.actor)
+    metrics = learner.update(batch)
+    assert metrics["loss/q"] == pytest.approx(np.mean((q - y) ** 2), rel=1e-5)
+    assert metrics["q/mean"] == pytest.approx(q.mean(), rel=1e-5, abs=1e-6)
+    # Adam's first step moves each parameter by lr * g / (|g| + eps) = lr * sign(g); for the
+    # output layer g = mean_B 2 (q - y) h with h = [s, a] (identity ReLU layers, inputs >= 0).
+    g_w = (2 * (q - y)[:, None] * np.concatenate([s, a], 1)).mean(0)  # [5]
+    g_b = (2 * (q - y)).mean()
+    np.testing.assert_allclose((learner.critic.out.weight[0] - out_w[0]).detach().numpy(),
+                               -1e-3 * np.sign(g_w), atol=1e-7)
+    assert (learner.critic.out.bias - out_b).item() == pytest.approx(-1e-3 * np.sign(g_b),
+                                                                     abs=1e-7)
+    # The actor step used the *updated* critic and the pre-update actor.
+    obs = torch.as_tensor(s, dtype=torch.float32)
+    with torch.no_grad():
+        q_pi = learner.critic(obs, actor_before(obs))
+    assert metrics["loss/policy"] == pytest.approx(-q_pi.mean().item(), rel=1e-5)
+
+
+def test_critic_gradient_is_the_critic_loss_only_and_actor_ascends_q():
+    rng = np.random.default_rng(1)
+    learner = DDPGLearner(DDPGConfig(hidden_sizes=[32, 32]), OBS_SPACE, ACT_SPACE, seed=0)
+    for _ in range(3):
+        learner.update(_batch(rng))
+    batch = _batch(rng)
+    critic0, actor0 = copy.deepcopy(learner.critic), copy.deepcopy(learner.actor)
+    t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in batch.items()}
+    y = learner.critic_targets(t["reward"], t["discount"], t["next_obs"])
+    expected = torch.autograd.grad(((critic0(t["obs"], t["action"]) - y) ** 2).mean(),
+                                   list(critic0.parameters()))
+    learner.update(batch)
+    for p, g in zip(learner.critic.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, g)  # no actor-loss gradient leaked into the critic
+    with torch.no_grad():  # the deterministic policy gradient step increased Q(s, mu(s))
+        q_old = learner.critic(t["obs"], actor0(t["obs"])).mean()
+        q_new = learner.critic(t["obs"], learner.actor(t["obs"])).mean()
+    assert q_new > q_old
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+def test_target_schedule(tau):
+    rng = np.random.default_rng(2)
+    cfg = DDPGConfig(hidden_sizes=[8], target_update_interval=3, tau=tau)
+    learner = DDPGLearner(cfg, OBS_SPACE, ACT_SPACE)
+    init_targets = _params(learner.critic_target) + _params(learner.actor_target)
+    for _ in range(2):
+        learner.update(_batch(rng))
+    for p, p0 in zip(_params(learner.critic_target) + _params(learner.actor_target),
+                     init_targets, strict=True):
+        assert torch.equal(p, p0)  # frozen between target updates
+    learner.update(_batch(rng))
+    assert learner.num_updates == 3
+    online = _params(learner.critic) + _params(learner.actor)
+    for p, p0, o in zip(_params(learner.critic_target) + _params(learner.actor_target),
+                        init_targets, online, strict=True):
+        torch.testing.assert_close(p, tau * o + (1 - tau) * p0)
+
+
+def test_state_dict_round_trip_continues_identically():
+    rng = np.random.default_rng(3)
+    batches = [_batch(rng) for _ in range(6)]
+    cfg = DDPGConfig(hidden_sizes=[16, 16], target_update_interval=4)
+    a = DDPGLearner(cfg, OBS_SPACE, ACT_SPACE, seed=0)
+    for b in batches[:3]:
+        a.update(b)
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b_learner = DDPGLearner(cfg, OBS_SPACE, ACT_SPACE, seed=99)
+    b_learner.load_state_dict(torch.load(buf, weights_only=True))
+    assert b_learner.num_updates == 3
+    for b in batches[3:]:  # crosses a target update at 4
+        assert a.update(b) == b_learner.update(b)
+    for pa, pb in zip(a.state_dict()["critic_target"].values(),
+                      b_learner.state_dict()["critic_target"].values(), strict=True):
+        assert torch.equal(pa, pb)
+    for pa, pb in zip(a.actor.parameters(), b_learner.actor.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_bad_batches_and_spaces_raise():
+    learner = DDPGLearner(DDPGConfig(hidden_sizes=[8]), OBS_SPACE, ACT_SPACE)
+    batch = _batch(np.random.default_rng(0))
+    with pytest.raises(KeyError, match="discount"):
+        learner.update({k: v for k, v in batch.items() if k != "discount"})
+    with pytest.raises(ValueError, match="action"):
+        learner.update({**batch, "action": batch["action"][:, :1]})
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        DDPGLearner(DDPGConfig(), OBS_SPACE, gym.spaces.Box(-2.0, 2.0, (2,), np.float32))
+
+
+# ---------------------------------------------------------------------- policy
+def test_policy_acts_with_learner_weights_and_ou_noise():
+    cfg = DDPGConfig(hidden_sizes=[16], ou_sigma=0.8)
+    spec = get_algorithm("ddpg")
+    learner = spec.make_learner(cfg, OBS_SPACE, ACT_SPACE, "cpu", 0)
+    policy = spec.make_policy(cfg, OBS_SPACE, ACT_SPACE, 7)
+    assert isinstance(learner, DDPGLearner) and isinstance(policy, DDPGPolicy)
+    assert isinstance(learner, Learner) and isinstance(policy, Policy)  # agents/base protocols
+    with torch.no_grad():
+        learner.actor.out.weight.mul_(300.0)  # saturate some actions so clipping matters
+    policy.set_weights(learner.get_weights())
+    obs = np.random.default_rng(4).normal(size=(5, OBS_DIM))
+    with torch.no_grad():
+        mu = learner.actor(torch.as_tensor(obs, dtype=torch.float32)).numpy()  # [5, 2]
+    np.testing.assert_allclose(policy.act(obs, explore=False), mu, atol=1e-6)
+    reference = OrnsteinUhlenbeckNoise(ACT_DIM, theta=0.15, sigma=0.8, seed=7)
+    clipped = False
+    for t in range(6):
+        if t == 3:
+            mask = np.array([True, False, False, True, False])
+            policy.reset_noise(mask)
+            reference.reset(mask)
+        a = policy.act(obs, explore=True)
+        expected = np.clip(mu + reference.sample(5), -1.0, 1.0)
+        np.testing.assert_allclose(a, expected, atol=1e-6)
+        assert a.dtype == np.float32 and np.all(np.abs(a) <= 1.0)
+        clipped |= bool(np.any(np.abs(mu + reference.state) > 1.0))
+    assert clipped
+    with pytest.raises(ValueError, match=r"\[N, 3\]"):
+        policy.act(obs[0], explore=False)
+
+
+def test_ddpg_solves_a_one_step_bandit():
+    """r(a) = -||a - a*||^2, discount 0: the critic learns r and the actor moves to a*
+    (from mu(s) ~ 0 at init; a flipped policy gradient would run to the far corner)."""
+    rng = np.random.default_rng(5)
+    a_star = np.array([0.5, -0.3])
+    cfg = DDPGConfig(hidden_sizes=[64, 64], critic_lr=3e-3, actor_lr=1e-3)
+    learner = DDPGLearner(cfg, OBS_SPACE, ACT_SPACE, seed=0)
+    obs = np.ones((64, OBS_DIM))
+    for _ in range(1000):
+        action = rng.uniform(-1, 1, (64, ACT_DIM)).astype(np.float32)
+        reward = -np.sum((action - a_star) ** 2, axis=1).astype(np.float32)
+        learner.update({"obs": obs, "action": action, "reward": reward, "next_obs": obs,
+                        "discount": np.zeros(64, np.float32)})
+    s = torch.ones(2, OBS_DIM)
+    with torch.no_grad():
+        a = learner.actor(s[:1]).numpy()[0]
+        q = learner.critic(s, torch.tensor([[0.5, -0.3], [-1.0, 1.0]])).numpy()
+    np.testing.assert_allclose(q, [0.0, -(1.5**2 + 1.3**2)], atol=0.3)
+    np.testing.assert_allclose(a, a_star, atol=0.15)
+
+
+# ---------------------------------------------------------------------- OU noise
+def test_ou_stationary_statistics():
+    theta, sigma = 0.15, 0.3
+    v = ou_stationary_variance(theta, sigma, dt=1.0)
+    assert v == pytest.approx(0.09 / (0.15 * 1.85))  # 0.3243, not the continuous 0.3
+    noise = OrnsteinUhlenbeckNoise(4, theta=theta, sigma=sigma, seed=0)
+    n_envs = 2000
+    first = noise.sample(n_envs)  # x_1 = sigma eps from x_0 = mu = 0
+    assert first.var() == pytest.approx(sigma**2, rel=0.05)
+    for _ in range(150):  # burn-in: rho^300 ~ 1e-21
+        noise.sample(n_envs)
+    xs = np.stack([noise.sample(n_envs) for _ in range(200)])  # [T, N, 4]
+    assert abs(xs.mean()) < 0.01
+    # 1.6M draws, ~130k effective (correlation time (1 + rho)/(1 - rho) = 12.3): ~0.4% std. err.
+    assert xs.var() == pytest.approx(v, rel=0.025)
+    lag1 = np.mean(xs[1:] * xs[:-1]) / xs.var()
+    assert lag1 == pytest.approx(1 - theta, abs=0.01)
+    # Transient from mu: Var x_k = V (1 - rho^(2k)).
+    noise.reset()
+    for _ in range(4):
+        noise.sample(n_envs)
+    assert noise.sample(n_envs).var() == pytest.approx(v * (1 - 0.85**10), rel=0.05)
+
+
+def test_ou_reset_mask_and_errors():
+    noise = OrnsteinUhlenbeckNoise(2, seed=0)
+    x = noise.sample(3)
+    noise.reset(np.array([False, True, False]))
+    np.testing.assert_array_equal(noise.state[1], 0.0)
+    np.testing.assert_array_equal(noise.state[[0, 2]], x[[0, 2]])
+    with pytest.raises(ValueError, match="one flag per env"):
+        noise.reset(np.array([True, False]))
+    with pytest.raises(ValueError, match="theta"):
+        OrnsteinUhlenbeckNoise(2, theta=2.5)
+    with pytest.raises(ValueError, match="action_dim"):
+        OrnsteinUhlenbeckNoise(0)

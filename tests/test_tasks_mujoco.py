@@ -1,0 +1,198 @@
+"""MuJoCo tasks of Haarnoja et al. 2017 (§5.2-5.3): rewards and terminations at hand-placed
+states, walls that block, `check_env`, spaces."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs  # noqa: F401  (registers softq/ ids)
+from envs.ant_tasks import (
+    HALLWAY_NARROW_HALF_WIDTH,
+    HALLWAY_WIDE_HALF_WIDTH,
+    MAZE_TARGET,
+    MAZE_UPPER_PASSAGE_MIN_DISTANCE,
+    TARGET_SIGMA,
+    UMAZE_TARGET,
+)
+
+ANT_IDS = ["softq/AntMaze-v0", "softq/AntAnyDirection-v0", "softq/AntHallwayWide-v0",
+           "softq/AntHallwayNarrow-v0", "softq/AntUMaze-v0"]
+ALL_IDS = ["softq/SwimmerFinishLine-v0", *ANT_IDS]
+SPEED_IDS = ["softq/AntAnyDirection-v0", "softq/AntHallwayWide-v0", "softq/AntHallwayNarrow-v0"]
+
+
+def _unwrapped(env_id: str):
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    return env
+
+
+def _ant_state(env, xy=(0.0, 0.0), z=3.0, vxy=(0.0, 0.0), tilt_deg=0.0):
+    """Stock ant pose at (x, y, z), tilted about the world x axis, moving with planar velocity
+    vxy, all joint velocities zero. At z = 3 it is in free flight above every wall."""
+    qpos = env.init_qpos.copy()
+    qpos[0:3] = (xy[0], xy[1], z)
+    half = np.deg2rad(tilt_deg) / 2
+    qpos[3:7] = (np.cos(half), np.sin(half), 0.0, 0.0)
+    qvel = np.zeros(env.model.nv)
+    qvel[0:2] = vxy
+    return qpos, qvel
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_check_env_spaces_and_pickle(env_id):
+    env = gym.make(env_id)
+    assert env.spec.max_episode_steps == 500  # App. D.2
+    check_env(env.unwrapped, skip_render_check=True)
+    is_ant = env_id in ANT_IDS
+    assert env.observation_space.shape == ((29,) if is_ant else (10,))
+    assert env.action_space.shape == ((8,) if is_ant else (2,))
+    np.testing.assert_array_equal(env.action_space.low, -1.0)
+    np.testing.assert_array_equal(env.action_space.high, 1.0)
+    clone = pickle.loads(pickle.dumps(env.unwrapped))
+    assert type(clone) is type(env.unwrapped)
+    assert clone.observation_space == env.observation_space
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_observation_holds_position(env_id):
+    env = _unwrapped(env_id)
+    qpos, qvel = env.init_qpos.copy(), env.init_qvel.copy()
+    qpos[0:2] = (1.25, -0.75)  # inside every arena, clear of every wall
+    if env_id in ANT_IDS:
+        qpos[2] = 3.0
+    env.set_state(qpos, qvel)
+    obs, *_ = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
+    np.testing.assert_array_equal(obs, np.concatenate([env.data.qpos, env.data.qvel]))
+    assert abs(obs[0] - 1.25) < 0.01 and abs(obs[1] + 0.75) < 0.01
+
+
+# ---------------------------------------------------------------------- swimmer
+def _swimmer_step(env, x: float, vx: float):
+    qpos = np.zeros(env.model.nq)
+    qpos[0] = x  # straight body along x, heading 0
+    qvel = np.zeros(env.model.nv)
+    qvel[0] = vx
+    env.set_state(qpos, qvel)
+    _, reward, terminated, truncated, info = env.step(np.zeros(2, dtype=np.float32))
+    return reward, terminated, truncated, info, float(env.data.qpos[0])
+
+
+def test_swimmer_rewards_speed_in_both_directions():
+    env = _unwrapped("softq/SwimmerFinishLine-v0")
+    assert env.dt == pytest.approx(0.04) and env.finish_line_x == 2.0 and env.finish_bonus == 1.0
+    r_fwd, term, trunc, info, x_fwd = _swimmer_step(env, 0.0, 0.5)
+    assert not term and not trunc and not info["crossed"]
+    assert r_fwd == pytest.approx(abs(x_fwd - 0.0) / 0.04, rel=1e-12)
+    assert 0.3 < r_fwd < 0.5  # drag slows the glide from 0.5 m/s
+    r_bwd, _, _, _, x_bwd = _swimmer_step(env, 0.0, -0.5)
+    assert x_bwd == pytest.approx(-x_fwd, abs=1e-12)  # a straight body glides symmetrically
+    assert r_bwd == pytest.approx(r_fwd, rel=1e-9)  # backward pays the same as forward
+
+
+@pytest.mark.parametrize("x, bonus", [(2.5, 1.0), (1.9, 0.0), (-2.5, 0.0), (-30.0, 0.0)])
+def test_swimmer_finish_line_bonus(x, bonus):
+    env = _unwrapped("softq/SwimmerFinishLine-v0")
+    reward, terminated, _, info, x_after = _swimmer_step(env, x, 0.3)
+    assert not terminated
+    assert info["crossed"] == (bonus > 0)
+    assert reward == pytest.approx(abs(x_after - x) / 0.04 + bonus, rel=1e-12)
+
+
+# ---------------------------------------------------------------------- ant rewards
+@pytest.mark.parametrize("env_id", SPEED_IDS)
+def test_ant_speed_reward_in_free_flight(env_id):
+    """In free flight the centre of mass keeps its planar velocity: r = ||(1.2, -1.6)|| = 2."""
+    env = _unwrapped(env_id)
+    env.set_state(*_ant_state(env, vxy=(1.2, -1.6)))
+    _, reward, terminated, truncated, info = env.step(np.zeros(8, dtype=np.float32))
+    assert reward == pytest.approx(2.0, abs=1e-9)
+    assert not terminated and not truncated
+    env.set_state(*_ant_state(env, vxy=(-2.0, 0.0)))  # the direction does not matter
+    assert env.step(np.zeros(8, dtype=np.float32))[1] == pytest.approx(2.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("env_id, target", [("softq/AntMaze-v0", MAZE_TARGET),
+                                            ("softq/AntUMaze-v0", UMAZE_TARGET)])
+@pytest.mark.parametrize("offset", [(0.0, 0.0), (1.5, 0.0), (0.0, -2.0), (3.0, 4.0)])
+def test_ant_target_reward_is_gaussian(env_id, target, offset):
+    env = _unwrapped(env_id)
+    env.set_state(*_ant_state(env))
+    com_offset = env.com_xy() - env.data.qpos[0:2]  # centre of mass relative to the torso
+    xy = np.asarray(target) + np.asarray(offset) - com_offset
+    env.set_state(*_ant_state(env, xy=tuple(xy)))
+    _, reward, terminated, _, info = env.step(np.zeros(8, dtype=np.float32))
+    d2 = offset[0] ** 2 + offset[1] ** 2  # the ant hangs still in the air: c' = target + offset
+    assert TARGET_SIGMA == 2.0
+    assert reward == pytest.approx(np.exp(-d2 / (2 * 2.0**2)), rel=1e-9, abs=1e-12)
+    assert info["distance_to_target"] == pytest.approx(np.sqrt(d2), abs=1e-9)
+    assert not terminated
+
+
+@pytest.mark.parametrize("env_id", ANT_IDS)
+@pytest.mark.parametrize("tilt_deg, flipped", [(0.0, False), (80.0, False), (100.0, True),
+                                               (180.0, True)])
+def test_ant_terminates_when_flipped(env_id, tilt_deg, flipped):
+    env = _unwrapped(env_id)
+    env.set_state(*_ant_state(env, tilt_deg=tilt_deg))
+    _, _, terminated, _, info = env.step(np.zeros(8, dtype=np.float32))
+    assert info["upright_cos"] == pytest.approx(np.cos(np.deg2rad(tilt_deg)), abs=1e-9)
+    assert terminated == flipped
+
+
+def test_ant_height_does_not_terminate():
+    """Only flipping terminates: an upright ant low on the floor (z = 0.3) or high in a jump
+    (z = 1.5, above Ant-v5's healthy limit of 1.0) keeps going."""
+    env = _unwrapped("softq/AntAnyDirection-v0")
+    for z in (0.3, 1.5):
+        env.set_state(*_ant_state(env, z=z))
+        assert env.step(np.zeros(8, dtype=np.float32))[2] is False
+
+
+# ---------------------------------------------------------------------- walls
+def _launch(env, xy, vxy, steps=30):
+    """Throw the ant (z = 0.9, below the 1 m walls) and return its centre-of-mass track."""
+    env.set_state(*_ant_state(env, xy=xy, z=0.9, vxy=vxy))
+    track = []
+    for _ in range(steps):
+        env.step(np.zeros(8, dtype=np.float32))
+        track.append(env.com_xy())
+    return np.array(track)  # [steps, 2]
+
+
+@pytest.mark.parametrize("env_id, half_width",
+                         [("softq/AntHallwayWide-v0", HALLWAY_WIDE_HALF_WIDTH),
+                          ("softq/AntHallwayNarrow-v0", HALLWAY_NARROW_HALF_WIDTH)])
+def test_hallway_walls_block_sideways_motion(env_id, half_width):
+    for vy in (10.0, -10.0):
+        open_track = _launch(_unwrapped("softq/AntAnyDirection-v0"), (0.0, 0.0), (0.0, vy))
+        assert np.abs(open_track[:, 1]).max() > half_width + 1.0  # would pass without walls
+        track = _launch(_unwrapped(env_id), (0.0, 0.0), (0.0, vy))
+        assert np.abs(track[:, 1]).max() < half_width
+    along = _launch(_unwrapped(env_id), (0.0, 0.0), (10.0, 0.0))
+    assert along[:, 0].max() > 3.0  # running along the hallway is free
+
+
+def test_maze_upper_passage_blocked_lower_open():
+    env = _unwrapped("softq/AntMaze-v0")
+    upper = _launch(env, (3.5, 3.25), (10.0, 0.0))
+    assert upper[:, 0].max() < 5.5  # stopped by the barrier at x = 5.5
+    dist_upper = np.linalg.norm(upper - np.asarray(MAZE_TARGET), axis=1).min()
+    assert dist_upper > MAZE_UPPER_PASSAGE_MIN_DISTANCE == pytest.approx(np.hypot(3.0, 1.5))
+    lower = _launch(env, (3.5, -3.25), (10.0, 0.0))  # mirror image, no barrier
+    assert lower[:, 0].max() > 6.5  # out past the divider's end, into the target room
+    start = _launch(env, (0.0, 0.0), (10.0, 0.0))
+    assert start[:, 0].max() < 2.0  # the divider faces the start: no straight way through
+
+
+def test_umaze_divider_blocks_the_straight_line():
+    env = _unwrapped("softq/AntUMaze-v0")
+    straight = _launch(env, (0.0, 0.0), (0.0, 10.0))
+    assert straight[:, 1].max() < 1.5  # the U's inner wall at y = 1.5
+    around = _launch(env, (5.0, 0.0), (0.0, 10.0))  # the U's bend at x in [3.5, 6.5] is open
+    assert around[:, 1].max() > 4.5
