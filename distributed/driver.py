@@ -61,6 +61,7 @@ class Driver:
         self._next_ckpt = self._next_multiple(run.checkpoint_every)
         self._next_image = self._next_multiple(run.image_every)
         self._t0 = time.perf_counter()
+        self._last_line = self._t0
         self._steps0 = counters.env_steps
         self._rate = (self._t0, counters.env_steps)
         self.bar = tqdm(total=run.total_env_steps, initial=counters.env_steps, unit="step",
@@ -108,6 +109,12 @@ class Driver:
         if "eval/return_mean" in self.last_eval:
             postfix["eval"] = f"{self.last_eval['eval/return_mean']:.1f}"
         self.bar.set_postfix(postfix, refresh=False)
+        if self.bar.disable and time.perf_counter() - self._last_line >= 15.0:
+            # no terminal (CI, nohup, ray job logs): a plain progress line instead of the bar
+            self._last_line = time.perf_counter()
+            total = self.cfg.run.total_env_steps
+            print(f"[{step}/{total} steps] " + " ".join(f"{k}={v}" for k, v in postfix.items()),
+                  flush=True)
         self._next_log = self._next_multiple(self.cfg.run.log_every)
 
     # ------------------------------------------------------------------ evaluation
