@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def get_algorithm(name: str) -> AlgorithmSpec:
             raise UnknownAlgorithmError(f"{name!r} is not an AlgorithmSpec")
         return spec
     if name not in _ALGORITHMS:
-        raise UnknownAlgorithmError(f"unknown algorithm {name!r}; known: {', '.join(algorithm_names())}")
+        known = ", ".join(algorithm_names())
+        raise UnknownAlgorithmError(f"unknown algorithm {name!r}; known: {known}")
     module_name, attr = _ALGORITHMS[name].split(":")
     return getattr(importlib.import_module(module_name), attr)

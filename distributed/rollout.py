@@ -146,7 +146,8 @@ class RolloutWorker:
         obs.append(self.obs)
         rollout = {
             "obs": np.stack(obs), "action": np.stack(act), "reward": np.stack(rew),
-            "terminated": np.stack(term), "truncated": np.stack(trunc), "final_obs": np.stack(final),
+            "terminated": np.stack(term), "truncated": np.stack(trunc),
+            "final_obs": np.stack(final),
         }
         return self._report(rollout, horizon, start)
 

@@ -13,9 +13,9 @@ with s' the next position. Near a goal this is ~ -goal_reward ||s' - g||^2 / (2 
 the squared-distance cost of the original code. Defaults (all constructor arguments):
 goal_reward = 1, goal_sigma = 1/sqrt(2) (so the cost is -min_g ||s' - g||^2 away from ties),
 action_cost = 1, init_sigma = 0.1 (start ~ N(0, 0.1^2 I)), bound = 7, goal_threshold = 1 (a goal
-is "reached" within this distance). The episode never terminates early: a reached goal keeps paying, so the
-optimal behaviour is to go to *any* goal and stay; the horizon is T = 20 (App. D.2), applied by
-the registered TimeLimit. ``info["goal_index"]`` is the index of the goal within
+is "reached" within this distance). The episode never terminates early: a goal is the best
+place to stay, so the optimal behaviour is to go to *any* goal and stay; the horizon is
+T = 20 (App. D.2), applied by the registered TimeLimit. ``info["goal_index"]`` is the index of the goal within
 ``goal_threshold`` of the agent, or -1.
 """
 

@@ -1,0 +1,51 @@
+"""``softq bench runtime``: throughput of the same preset inline and on local Ray with 1..N
+workers (env steps/s, learner updates/s, samples per insert), measured in one run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from launch.config import load_config
+
+
+def _run(preset: str, steps: int, overrides: list[str]) -> dict:
+    from distributed.driver import DriverHooks
+    from launch.train_cmd import run_runtime
+
+    cfg = load_config(preset, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = run_runtime(cfg, Path(tmp), DriverHooks(), resume=False)
+        from distributed.checkpoint import load_checkpoint
+
+        state = load_checkpoint(Path(tmp))
+    updates = state["runner"]["updates"]
+    return {"env_steps_per_s": summary["env_steps_per_s"],
+            "updates_per_s": updates / summary["wall_s"], "env_steps": summary["env_steps"]}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="softq bench runtime")
+    parser.add_argument("--preset", default="halfcheetah")
+    parser.add_argument("--steps", type=int, default=4000, help="env steps per measurement")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--envs-per-worker", type=int, default=1)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args(argv)
+    common = [f"run.total_env_steps={args.steps}", "run.eval_every=0", "run.image_every=0",
+              f"run.log_every={max(1, args.steps // 4)}", "run.checkpoint_every=100000000",
+              f"replay.min_size={min(1000, args.steps // 4)}",
+              f"runtime.envs_per_worker={args.envs_per_worker}", *args.overrides]
+    results = {"inline": _run(args.preset, args.steps, [*common, "runtime.inline=true"])}
+    for n in args.workers:
+        results[f"ray-{n}w"] = _run(args.preset, args.steps,
+                                    [*common, "runtime.inline=false", f"runtime.workers={n}"])
+    base = results["inline"]["env_steps_per_s"]
+    print(f"{'mode':10s} {'env steps/s':>12s} {'updates/s':>10s} {'vs inline':>10s}")
+    for mode, r in results.items():
+        print(f"{mode:10s} {r['env_steps_per_s']:12.1f} {r['updates_per_s']:10.1f} "
+              f"{r['env_steps_per_s'] / base:9.2f}x")
+    print(json.dumps(results))
+    return 0
