@@ -1,0 +1,96 @@
+"""Hyperparameters of soft Q-learning; defaults are the paper's (Haarnoja et al. 2017, App. D.1).
+
+Each field's docstring is its ``--help`` text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SQLConfig:
+    gamma: float = 0.99
+    """Discount; the collector folds it into n-step returns (the learner reads 'discount')."""
+    alpha: float = 0.1
+    """Entropy coefficient of pi ~ exp(Q/alpha) (App. D.1: 0.1; multi-goal 10); anneal start."""
+    alpha_final: float | None = None
+    """Final alpha of a log-linear anneal (App. D.1 fine-tuning: 0.001); None: constant alpha."""
+    alpha_anneal_updates: int = 200_000
+    """Learner updates over which alpha goes log-linearly from alpha to alpha_final."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [200, 200])
+    """Hidden layer widths of the soft Q network and of the sampling network (ReLU)."""
+    q_lr: float = 1e-3
+    """Adam learning rate of the soft Q network."""
+    policy_lr: float = 1e-4
+    """Adam learning rate of the sampling network f(xi; s)."""
+    kernel_particles: int = 32
+    """SVGD particles per state (App. C.1/D.1: K = M = 32; the multi-goal task uses 100)."""
+    kernel_update_ratio: float | None = None
+    """None: K = M = kernel_particles, the same particles score and move (paper). A float in (0, 1):
+    reference-code split, round(ratio * kernel_particles) particles move, the rest only score."""
+    value_particles: int = 50
+    """K_V: uniform action samples per next state for the importance-sampled soft value (eq. 10)."""
+    target_update_interval: int = 1000
+    """Learner updates between hard copies of the Q network into the target network (tau = 1)."""
+    exploration_noise: str = "none"
+    """Extra exploration noise added by the acting policy: 'none' or 'ou' (Ornstein-Uhlenbeck)."""
+    ou_theta: float = 0.15
+    """OU mean-reversion rate theta (App. D.1)."""
+    ou_sigma: float = 0.3
+    """OU noise scale sigma (App. D.1)."""
+    fixed_xi_start: int | None = None
+    """Fine-tuning (App. D.1): act with xi drawn from a fixed set of this many samples, shrunk
+    linearly to 1 over ``fixed_xi_anneal_steps`` env steps; None: fresh xi ~ N(0, I) each step."""
+    fixed_xi_anneal_steps: int = 200_000
+    """Environment steps (all workers together) over which the fixed xi set shrinks to 1."""
+    compile: bool = False
+    """torch.compile the loss function: ~1 min to compile on CPU for ~10% faster updates."""
+    cuda_graphs: bool = False
+    """Capture the whole update in a CUDA graph (CUDA only; ignored with a warning on CPU)."""
+
+    def __post_init__(self) -> None:
+        if self.alpha <= 0:
+            raise ValueError(f"SQLConfig.alpha must be > 0, got {self.alpha}")
+        if self.alpha_final is not None and self.alpha_final <= 0:
+            raise ValueError(f"SQLConfig.alpha_final must be > 0 or None, got {self.alpha_final}")
+        if self.alpha_anneal_updates <= 0:
+            raise ValueError("SQLConfig.alpha_anneal_updates must be positive, "
+                             f"got {self.alpha_anneal_updates}")
+        if not self.hidden_sizes or any(int(h) <= 0 for h in self.hidden_sizes):
+            raise ValueError(f"SQLConfig.hidden_sizes must be positive widths, got "
+                             f"{self.hidden_sizes}")
+        if self.kernel_particles < 2:
+            raise ValueError("SQLConfig.kernel_particles must be >= 2, got "
+                             f"{self.kernel_particles}")
+        if self.kernel_update_ratio is not None:
+            r = self.kernel_update_ratio
+            n_up = round(r * self.kernel_particles)
+            if not 0.0 < r < 1.0 or n_up < 1 or n_up > self.kernel_particles - 1:
+                raise ValueError("SQLConfig.kernel_update_ratio must be None or in (0, 1) leaving "
+                                 f">= 1 moving and >= 1 scoring particle, got {r}")
+        if self.value_particles < 1:
+            raise ValueError(f"SQLConfig.value_particles must be >= 1, got {self.value_particles}")
+        if self.target_update_interval < 1:
+            raise ValueError("SQLConfig.target_update_interval must be >= 1, got "
+                             f"{self.target_update_interval}")
+        if self.exploration_noise not in ("none", "ou"):
+            raise ValueError("SQLConfig.exploration_noise must be 'none' or 'ou', got "
+                             f"{self.exploration_noise!r}")
+        if self.fixed_xi_start is not None and self.fixed_xi_start < 1:
+            raise ValueError("SQLConfig.fixed_xi_start must be >= 1 or None, got "
+                             f"{self.fixed_xi_start}")
+        if self.fixed_xi_anneal_steps <= 0:
+            raise ValueError("SQLConfig.fixed_xi_anneal_steps must be positive, got "
+                             f"{self.fixed_xi_anneal_steps}")
+        if self.gamma < 0 or self.gamma > 1:
+            raise ValueError(f"SQLConfig.gamma must be in [0, 1], got {self.gamma}")
+
+    def particle_split(self) -> tuple[int, int]:
+        """(M score particles, K moving particles). Same set: (P, P). Split: the first P - K draws
+        score, the last K move."""
+        p = self.kernel_particles
+        if self.kernel_update_ratio is None:
+            return p, p
+        k = round(self.kernel_update_ratio * p)
+        return p - k, k
