@@ -27,7 +27,7 @@ def test_every_shipped_preset_loads_and_round_trips(name, tmp_path):
 def test_quick_preset_inherits_and_overrides_its_base():
     base, quick = load_config("multigoal"), load_config("multigoal-quick")
     assert quick.agent.alpha == base.agent.alpha == 10.0  # inherited
-    assert base.agent.kernel_particles == 100 and quick.agent.kernel_particles == 32
+    assert base.agent.kernel_particles == 100 and quick.agent.kernel_particles == 16
 
 
 def test_unknown_key_is_named():
