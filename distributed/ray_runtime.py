@@ -32,11 +32,13 @@ def init_ray(cfg: Any) -> bool:
     off locally; token authentication keeps Ray's default (on for local clusters since 2.59)."""
     if ray.is_initialized():
         return False
-    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [
-        str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))}}
     if cfg.runtime.address:
-        ray.init(address=cfg.runtime.address, runtime_env=env, log_to_driver=False)
+        # cluster: code comes from the job's --working-dir or the nodes' install (cluster.yaml)
+        ray.init(address=cfg.runtime.address)
     else:
+        # local: workers import this checkout (and plug-in algorithms beside it) like the driver
+        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [
+            str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))}}
         rt = cfg.runtime
         needed = rt.workers * rt.worker_num_cpus + rt.learner_num_cpus
         ray.init(num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
