@@ -18,6 +18,10 @@ from distributed.replay_buffer import ReplayBuffer
 
 
 def make_buffer(cfg: Any, frame_replay: bool, seed: int) -> Any:
+    agent_n = getattr(cfg.agent, "n_step", cfg.replay.n_step)
+    if agent_n != cfg.replay.n_step:  # the collector/replay fold n steps; the agent must agree
+        raise ValueError(f"agent.n_step={agent_n} but replay.n_step={cfg.replay.n_step}: set both "
+                         "to the same n")
     capacity = cfg.replay.capacity // max(1, cfg.replay.shards)
     if frame_replay:
         from distributed.frame_replay import FrameReplayBuffer
@@ -25,6 +29,15 @@ def make_buffer(cfg: Any, frame_replay: bool, seed: int) -> Any:
         return FrameReplayBuffer(capacity, n_step=cfg.replay.n_step, gamma=cfg.agent.gamma,
                                  seed=seed)
     return ReplayBuffer(capacity, seed=seed)
+
+
+def transitions_in(chunk: dict[str, np.ndarray]) -> int:
+    """Transitions a chunk adds: its step rows for a frame chunk (episode-start rows hold only
+    frames), else its rows. The rate limiter counts these, so the update-to-data ratio is per
+    env step in both buffers."""
+    if "is_step" in chunk:
+        return int(np.count_nonzero(chunk["is_step"]))
+    return len(chunk["action"]) if "action" in chunk else len(next(iter(chunk.values())))
 
 
 class ReplayServer:
@@ -44,7 +57,7 @@ class ReplayServer:
         """Add a chunk; False (nothing stored) when the limiter wants the inserter to wait."""
         if chunk is None:
             return True
-        n = len(chunk["action"]) if "action" in chunk else len(next(iter(chunk.values())))
+        n = transitions_in(chunk)
         if not force and not self.limiter.can_insert(n):
             return False
         self.buffer.add(chunk)

@@ -182,6 +182,10 @@ def config_from_dict(data: dict) -> Config:
     agent_data = data.pop("agent", None)
     cfg = build_dataclass(Config, data)
     cfg.agent = build_dataclass(agent_cls, agent_data, "agent")
+    agent_n = getattr(cfg.agent, "n_step", None)
+    if agent_n is not None and agent_n != cfg.replay.n_step:
+        raise ConfigError(f"config keys 'agent.n_step' ({agent_n}) and 'replay.n_step' "
+                          f"({cfg.replay.n_step}) disagree: the replay folds n-step returns")
     return cfg
 
 

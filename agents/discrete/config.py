@@ -1,0 +1,152 @@
+"""Hyperparameter dataclasses of the discrete-action algorithms (one per algorithm).
+
+Defaults follow the paper's Atari setups (Nature DQN for §6.2, standard A2C for §6.1/§6.3);
+CartPole presets override a few fields. Every field's docstring is its ``--help`` text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DQN_TARGETS = ("hard", "kl", "entropy")
+EXPLORATIONS = ("epsilon", "boltzmann")
+ENTROPY_MODES = ("naive", "proper")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+@dataclass
+class DQNConfig:
+    gamma: float = 0.99
+    """Discount factor (batch's ``discount`` already holds gamma^m or 0; the learner uses it)."""
+    target: str = "hard"
+    """Backup: 'hard' max (eq. 81), 'kl' soft with KL penalty vs uniform (eq. 82), 'entropy' soft
+    with entropy bonus (eq. 83)."""
+    tau: float = 0.1
+    """Temperature of the soft targets and of Boltzmann exploration (paper §6.2: 0.1)."""
+    n_step: int = 1
+    """n of the n-step return (the collector/replay folds it; paper: 1 and 5)."""
+    lr: float = 1e-4
+    """Adam learning rate."""
+    adam_eps: float = 1.5e-4
+    """Adam epsilon."""
+    grad_clip: float = 10.0
+    """Max global gradient norm (0 disables clipping)."""
+    loss: str = "huber"
+    """TD loss: 'huber' (Nature DQN) or 'mse' (eq. 44)."""
+    target_update_interval: int = 2500
+    """Learner updates between hard copies of the online net into the target net."""
+    double_q: bool = False
+    """Double DQN action selection (online argmax, target evaluation); 'hard' target only."""
+    exploration: str = "epsilon"
+    """Behaviour policy: 'epsilon' greedy (as in the paper) or 'boltzmann' pi ∝ exp(Q/tau)."""
+    eps_start: float = 1.0
+    """Initial epsilon of the linear schedule."""
+    eps_end: float = 0.1
+    """Final epsilon of the linear schedule."""
+    eps_decay_steps: int = 1_000_000
+    """Env steps (as given to the policy's ``set_env_steps``) of the linear epsilon decay."""
+    eval_epsilon: float = 0.0
+    """Epsilon when acting with explore=False (Nature DQN evaluation used 0.05)."""
+    per_worker_epsilon: bool = False
+    """Ape-X exploration: worker i of N uses the fixed eps_i = apex_epsilon^(1 + apex_alpha*i/(N-1))
+    instead of the schedule."""
+    apex_epsilon: float = 0.4
+    """Base epsilon of the Ape-X per-worker rates."""
+    apex_alpha: float = 7.0
+    """Exponent spread of the Ape-X per-worker rates."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    """Hidden layer widths of the MLP torso (vector observations; images use the Nature conv)."""
+
+    def __post_init__(self) -> None:
+        _choice("target", self.target, DQN_TARGETS)
+        _choice("exploration", self.exploration, EXPLORATIONS)
+        _choice("loss", self.loss, ("huber", "mse"))
+        _positive("tau", self.tau)
+        _positive("lr", self.lr)
+        if self.n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {self.n_step}")
+        if self.target_update_interval < 1:
+            raise ValueError(f"target_update_interval must be >= 1, got "
+                             f"{self.target_update_interval}")
+        if self.double_q and self.target != "hard":
+            raise ValueError("double_q applies to the 'hard' target only "
+                             f"(target={self.target!r})")
+        for name in ("eps_start", "eps_end", "eval_epsilon", "apex_epsilon"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+@dataclass
+class A2CConfig:
+    gamma: float = 0.99
+    """Discount factor."""
+    n_steps: int = 5
+    """Rollout length T between updates (the runtime steps every env T times, then updates)."""
+    lr: float = 7e-4
+    """RMSProp learning rate (standard A2C)."""
+    rms_alpha: float = 0.99
+    """RMSProp smoothing constant."""
+    rms_eps: float = 1e-5
+    """RMSProp epsilon."""
+    value_coef: float = 0.5
+    """c, the weight of the value loss (eq. 86)."""
+    entropy_mode: str = "naive"
+    """'naive' one-step KL bonus (eq. 79) or 'proper' KL inside the returns (eq. 80)."""
+    tau: float = 0.01
+    """Temperature of the KL penalty against the uniform policy (paper: 0.01)."""
+    grad_clip: float = 0.5
+    """Max global gradient norm (0 disables clipping)."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer widths of the MLP torso (vector observations; images use the Nature conv)."""
+
+    def __post_init__(self) -> None:
+        _choice("entropy_mode", self.entropy_mode, ENTROPY_MODES)
+        _positive("lr", self.lr)
+        if self.tau < 0:
+            raise ValueError(f"tau must be >= 0, got {self.tau}")
+        if self.n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
+
+
+@dataclass
+class SoftQA2CConfig:
+    gamma: float = 0.99
+    """Discount factor."""
+    n_steps: int = 5
+    """Rollout length T between updates (n of the n-step soft Q target, eq. 46)."""
+    lr: float = 7e-4
+    """RMSProp learning rate (same as A2C)."""
+    rms_alpha: float = 0.99
+    """RMSProp smoothing constant."""
+    rms_eps: float = 1e-5
+    """RMSProp epsilon."""
+    tau: float = 0.01
+    """Temperature: Q = V + tau log(pi / uniform) (paper: 0.01)."""
+    value_grad_scale: float = 0.5
+    """c: gradient into the value stream is scaled by c (§6.3: 0.5)."""
+    advantage_grad_scale: float | None = None
+    """Gradient scale of the advantage stream tau*log pi; None means 1/tau (§6.3)."""
+    grad_clip: float = 0.5
+    """Max global gradient norm (0 disables clipping)."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer widths of the MLP torso (vector observations; images use the Nature conv)."""
+
+    def __post_init__(self) -> None:
+        _positive("tau", self.tau)
+        _positive("lr", self.lr)
+        if self.n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
+
+    @property
+    def adv_scale(self) -> float:
+        return 1.0 / self.tau if self.advantage_grad_scale is None else self.advantage_grad_scale

@@ -1,0 +1,104 @@
+"""Atari factory: 4x84x84 uint8 observations, training vs evaluation wrappers (reward clipping,
+episodic life) and the raw full-game return reported for evaluation."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from envs.atari import area_resize, area_taps, make_atari
+from envs.factory import make_env
+
+
+def test_factory_yields_stacked_uint8_frames() -> None:
+    env = make_env("ALE/Breakout-v5", seed=0)
+    assert env.observation_space == gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    nxt, *_ = env.step(1)
+    assert nxt.shape == (4, 84, 84) and nxt.dtype == np.uint8
+    np.testing.assert_array_equal(nxt[:3], obs[1:])  # the stack shifts by one frame per step
+    assert nxt.max() > 0
+    with pytest.raises(ValueError, match="ALE/"):
+        make_atari("CartPole-v1")
+
+
+def test_area_resize_matches_dense_area_average() -> None:
+    """The gather-based resize equals the exact area-weighted average (OpenCV INTER_AREA)."""
+    def dense(n_in: int, n_out: int) -> np.ndarray:
+        s = n_in / n_out
+        i, j = np.arange(n_out)[:, None], np.arange(n_in)[None, :]
+        return np.clip(np.minimum(j + 1, (i + 1) * s) - np.maximum(j, i * s), 0, None) / s
+
+    frame = np.random.default_rng(0).integers(0, 256, (210, 160)).astype(np.uint8)
+    ref = dense(210, 84) @ frame @ dense(160, 84).T
+    out = area_resize(frame, area_taps(210, 84), area_taps(160, 84))
+    assert np.abs(out - ref).max() <= 0.5 + 1e-6  # rounding only
+
+
+def test_training_rewards_clipped_raw_return_unclipped() -> None:
+    """Same seed and actions: the training env sees sign(r), the evaluation env raw r, and both
+    report the raw game return in info['raw_episode_return'] when the game ends (time limit)."""
+    kw = dict(max_episode_steps=120)
+    train, evaluate = make_atari("ALE/SpaceInvaders-v5", training=True, **kw), \
+        make_atari("ALE/SpaceInvaders-v5", training=False, **kw)
+    o1, _ = train.reset(seed=3)
+    o2, _ = evaluate.reset(seed=3)
+    rng = np.random.default_rng(0)
+    r_train, r_eval = [], []
+    for _ in range(120):
+        a = int(rng.integers(0, train.action_space.n))
+        o1, r1, te1, tr1, i1 = train.step(a)
+        o2, r2, te2, tr2, i2 = evaluate.step(a)
+        np.testing.assert_array_equal(o1, o2)
+        r_train.append(r1)
+        r_eval.append(r2)
+        if te1 or tr1 or te2 or tr2:
+            break
+    assert tr1 and tr2 and not te1  # the 120-step limit ended the game, no life was lost
+    assert max(r_eval) > 1  # Space Invaders pays 5-30 per alien
+    np.testing.assert_array_equal(r_train, np.sign(r_eval))
+    assert i2["raw_episode_return"] == i1["raw_episode_return"] == sum(r_eval)
+    assert sum(r_train) < sum(r_eval)
+
+
+def test_episodic_life_terminates_per_life_and_reports_raw_return_at_game_over() -> None:
+    env = make_atari("ALE/Breakout-v5", training=True)
+    env.reset(seed=0)
+    ale = env.unwrapped.ale
+    rng = np.random.default_rng(1)
+    life_ends, rewards, info = 0, 0.0, {}
+    for _ in range(600):
+        lives = ale.lives()
+        _, r, terminated, truncated, info = env.step(int(rng.integers(0, 4)))
+        rewards += r
+        if "raw_episode_return" in info:
+            break
+        if terminated:
+            assert ale.lives() == lives - 1  # a lost life, not the end of the game
+            life_ends += 1
+            env.reset()
+            assert ale.lives() == lives - 1  # reset continued the same game
+    assert "raw_episode_return" in info, "game did not end within 600 steps"
+    assert life_ends == 4  # 5 lives: 4 life-loss terminals, then game over
+    assert info["raw_episode_return"] >= rewards  # clipped per-step rewards <= raw
+
+
+def test_fire_reset_launches_the_ball_after_every_reset() -> None:
+    """Breakout waits for FIRE: a NOOP-only agent never loses a life without fire_reset, and
+    loses one life per serve with it (the pseudo-reset after a lost life fires again)."""
+    ends = {}
+    for fire in (False, True):
+        env = make_atari("ALE/Breakout-v5", training=True, fire_reset=fire)
+        env.reset(seed=0)
+        ends[fire] = 0
+        for _ in range(120):
+            _, _, terminated, _, _ = env.step(0)
+            if terminated:
+                ends[fire] += 1
+                env.reset()
+    assert ends[False] == 0
+    assert ends[True] >= 4
+    with pytest.raises(ValueError, match="no FIRE"):
+        make_atari("ALE/Skiing-v5", fire_reset=True)  # actions: NOOP, RIGHT, LEFT

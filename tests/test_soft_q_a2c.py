@@ -1,0 +1,145 @@
+"""A2C-style soft Q-learning (§6.3) and the PG / soft-Q equivalence (§4, eq. 65).
+
+On a fixed batch of states, with the action expectation taken in closed form (every action
+weighted by pi_theta(a|s), the sampling distribution held fixed as in eq. 58-59), the autograd
+gradient of the soft-Q loss must equal the policy-gradient term plus the value-error gradient
+computed separately, to float tolerance; with the §6.3 stream scales (1/tau, c) it must equal the
+proper entropy-regularized A2C gradient with value coefficient c.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents.discrete.a2c_returns import a2c_loss, kl_to_uniform, nstep_returns
+from agents.discrete.config import SoftQA2CConfig
+from agents.discrete.networks import ActorCritic
+from agents.discrete.soft_q_a2c import (
+    SoftQA2CLearner,
+    scale_grad,
+    soft_q_loss,
+    soft_q_target,
+    soft_q_values,
+)
+
+torch.set_num_threads(1)
+
+B, A, TAU = 6, 4, 0.3
+OBS = gym.spaces.Box(-1.0, 1.0, (5,), np.float32)
+ACT = gym.spaces.Discrete(A)
+
+
+def _setup(seed: int = 0):
+    torch.manual_seed(seed)
+    net = ActorCritic(OBS, ACT, [16]).double()
+    torch.nn.init.normal_(net.pi.weight, std=0.5)  # a far-from-uniform policy
+    obs = torch.randn(B, 5, dtype=torch.float64)
+    delta = torch.randn(B, A, dtype=torch.float64) * 2.0  # Delta_t(s, a): fixed n-step advantage
+    with torch.no_grad():
+        logits, v = net(obs)
+        w = torch.softmax(logits, -1)  # pi_theta(a|s), held fixed (sampling distribution)
+    action = torch.arange(A).repeat(B)  # every (s, a) pair, s-major: [B*A]
+    return net, obs, delta, w, v, logits, action
+
+
+def _grads(net: torch.nn.Module, loss: torch.Tensor) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(loss, list(net.parameters())))
+
+
+def _pairs(net, obs):
+    logits, v = net(obs)  # [B, A], [B]
+    return logits.repeat_interleave(A, 0), v.repeat_interleave(A, 0)  # [B*A, A], [B*A]
+
+
+def test_soft_q_gradient_equals_policy_gradient_plus_value_gradient_eq65() -> None:
+    net, obs, delta, w, v_sg, logits_sg, action = _setup()
+    weight, d = w.reshape(-1), delta.reshape(-1)  # [B*A]
+    # soft-Q side: Q = V + tau log(pi/pi_bar), y = V_sg + tau KL_sg + Delta (eqs. 46-47, 57)
+    lg, v = _pairs(net, obs)
+    q = soft_q_values(lg, v, action, TAU)
+    y = soft_q_target(logits_sg.repeat_interleave(A, 0), (v_sg[:, None] + delta).reshape(-1), TAU)
+    g_soft = _grads(net, soft_q_loss(q, y, weight))
+    # policy gradient + value error, computed separately (eq. 65)
+    lg, v = _pairs(net, obs)
+    logp = torch.log_softmax(lg, -1).gather(-1, action[:, None]).squeeze(-1)
+    pg = weight * (-TAU * logp * d + TAU**2 * kl_to_uniform(lg))
+    value_err = weight * 0.5 * (v - (v_sg.repeat_interleave(A) + d)) ** 2  # V_hat = V + Delta
+    g_pg = _grads(net, pg.mean() + value_err.mean())
+    for gs, gp in zip(g_soft, g_pg, strict=True):
+        torch.testing.assert_close(gs, gp, rtol=1e-9, atol=1e-12)
+    assert max(g.abs().max().item() for g in g_soft) > 1e-3  # not a 0 == 0 comparison
+
+
+def test_identity_holds_in_expectation_not_per_sample() -> None:
+    """With one sampled action per state the two gradients differ (terms (*), (**) of eq. 63
+    vanish only in expectation), so the test above is not vacuous."""
+    net, obs, delta, w, v_sg, logits_sg, action = _setup(1)
+    weight = torch.zeros(B, A, dtype=torch.float64)
+    weight[:, 0] = A  # a single action per state
+    weight, d = weight.reshape(-1), delta.reshape(-1)
+    lg, v = _pairs(net, obs)
+    y = soft_q_target(logits_sg.repeat_interleave(A, 0), (v_sg[:, None] + delta).reshape(-1), TAU)
+    g_soft = _grads(net, soft_q_loss(soft_q_values(lg, v, action, TAU), y, weight))
+    lg, v = _pairs(net, obs)
+    logp = torch.log_softmax(lg, -1).gather(-1, action[:, None]).squeeze(-1)
+    loss = (weight * (-TAU * logp * d + TAU**2 * kl_to_uniform(lg))).mean() + (
+        weight * 0.5 * (v - (v_sg.repeat_interleave(A) + d)) ** 2).mean()
+    g_pg = _grads(net, loss)
+    assert not all(torch.allclose(a, b) for a, b in zip(g_soft, g_pg, strict=True))
+
+
+@pytest.mark.parametrize("c", [0.5, 1.0])
+def test_scaled_soft_q_gradient_equals_proper_a2c_gradient(c: float) -> None:
+    """§6.3: advantage stream x 1/tau, value stream x c  ==  A2C (eq. 86) with coefficient c."""
+    net, obs, delta, w, v_sg, logits_sg, action = _setup(2)
+    weight = w.reshape(-1)
+    lg, v = _pairs(net, obs)
+    q = soft_q_values(lg, v, action, TAU, adv_scale=1.0 / TAU, value_scale=c)
+    y = soft_q_target(logits_sg.repeat_interleave(A, 0), (v_sg[:, None] + delta).reshape(-1), TAU)
+    g_soft = _grads(net, soft_q_loss(q, y, weight))
+    lg, v = _pairs(net, obs)
+    returns = (v_sg[:, None] + delta).reshape(-1)  # R_t = V(s_t) + Delta_t
+    g_a2c = _grads(net, a2c_loss(lg, v, action, returns, TAU, c, weight=weight)["total"])
+    for gs, ga in zip(g_soft, g_a2c, strict=True):
+        torch.testing.assert_close(gs, ga, rtol=1e-9, atol=1e-12)
+
+
+def test_scale_grad_is_identity_forward_and_scales_backward() -> None:
+    x = torch.tensor([1.0, -2.0], requires_grad=True)
+    y = scale_grad(x, 0.25)
+    torch.testing.assert_close(y, x.detach())
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([0.25, 0.25]))
+
+
+def test_learner_loss_is_soft_q_regression_on_eq46_target() -> None:
+    """loss/q = mean 1/2 (V + tau log(|A| pi(a|s)) - y)^2, y = tau KL_t + proper n-step return."""
+    cfg = SoftQA2CConfig(tau=0.2, gamma=0.9, hidden_sizes=[8])
+    learner = SoftQA2CLearner(cfg, OBS, ACT, seed=0)
+    rng = np.random.default_rng(0)
+    T, N = 3, 2
+    term, trunc = np.zeros((T, N), bool), np.zeros((T, N), bool)
+    term[1, 0], trunc[0, 1] = True, True
+    ro = {
+        "obs": rng.normal(size=(T + 1, N, 5)).astype(np.float32),
+        "action": rng.integers(0, A, size=(T, N)), "reward": rng.normal(size=(T, N)),
+        "terminated": term, "truncated": trunc,
+        "final_obs": rng.normal(size=(T, N, 5)).astype(np.float32),
+    }
+    with torch.no_grad():
+        logits, v = learner.net(torch.as_tensor(ro["obs"]).reshape(-1, 5))
+        logits, v = logits.reshape(T + 1, N, A)[:T], v.reshape(T + 1, N)
+        v_final = learner.net(torch.as_tensor(ro["final_obs"]).reshape(-1, 5))[1].reshape(T, N)
+        kl = kl_to_uniform(logits)
+        R = nstep_returns(torch.as_tensor(ro["reward"]).float(), v[T], torch.as_tensor(term),
+                          torch.as_tensor(trunc), v_final, 0.9, 0.2 * kl)
+        y = 0.2 * kl + R
+        logp = torch.log_softmax(logits, -1).gather(
+            -1, torch.as_tensor(ro["action"])[..., None]).squeeze(-1)
+        q = v[:T] + 0.2 * (logp + np.log(A))
+    m = learner.update(ro)
+    assert m["loss/q"] == pytest.approx(0.5 * ((q - y) ** 2).mean().item(), rel=1e-5)
+    assert m["q/mean"] == pytest.approx(q.mean().item(), rel=1e-5)
