@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 
 class MetricAverager:
-    """Running means of scalar metrics between two log points."""
+    """Running means of scalar metrics between two log points.
+
+    ``add`` only keeps the mapping: a learner may return metrics that are still being computed
+    on the GPU (agents.sql.cuda_graph.LazyMetrics), and reading them at every update would put
+    a host sync back into each step. They are read when ``pop`` averages them.
+    """
 
     def __init__(self) -> None:
-        self._sums: dict[str, float] = defaultdict(float)
-        self._counts: dict[str, int] = defaultdict(int)
+        self._pending: list[Mapping[str, float]] = []
 
-    def add(self, metrics: dict[str, float]) -> None:
-        for k, v in metrics.items():
-            self._sums[k] += float(v)
-            self._counts[k] += 1
+    def add(self, metrics: Mapping[str, float]) -> None:
+        self._pending.append(metrics)
 
     def pop(self) -> dict[str, float]:
-        out = {k: self._sums[k] / self._counts[k] for k in self._sums}
-        self._sums.clear()
-        self._counts.clear()
-        return out
+        sums: dict[str, float] = defaultdict(float)
+        counts: dict[str, int] = defaultdict(int)
+        for metrics in self._pending:
+            for k, v in metrics.items():
+                sums[k] += float(v)
+                counts[k] += 1
+        self._pending = []
+        return {k: sums[k] / counts[k] for k in sums}
 
 
 class TensorBoardLogger:

@@ -305,17 +305,32 @@ def test_sampler_learns_a_bimodal_boltzmann_policy():
 
 # ----------------------------------------------------------------------------- CUDA only
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_graph_update_matches_eager_cuda_update():
-    cfg = small_cfg(target_update_interval=5)
-    eager = SQLLearner(cfg, OBS_SPACE, ACT_SPACE, device="cuda", seed=0)
-    graphed = SQLLearner(SQLConfig(**{**cfg.__dict__, "cuda_graphs": True}), OBS_SPACE,
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def graphed_learner(cfg: SQLConfig, streams: int | None = None) -> SQLLearner:
+    learner = SQLLearner(SQLConfig(**{**cfg.__dict__, "cuda_graphs": True}), OBS_SPACE,
                          ACT_SPACE, device="cuda", seed=0)
+    if streams is not None:
+        learner._graph_streams = streams  # 1: the whole update on one stream
+    return learner
+
+
+@needs_cuda
+@pytest.mark.parametrize("streams", [None, 1])
+@pytest.mark.parametrize("ratio", [None, 0.5])
+def test_cuda_graph_update_matches_eager_cuda_update(streams, ratio):
+    cfg = small_cfg(target_update_interval=5, kernel_update_ratio=ratio)
+    eager = SQLLearner(cfg, OBS_SPACE, ACT_SPACE, device="cuda", seed=0)
+    graphed = graphed_learner(cfg, streams)
     for i in range(8):  # 3 eager warm-up updates, capture, replays across a target copy
         m_e, m_g = eager.update(make_batch(i)), graphed.update(make_batch(i))
+        assert set(m_g) == set(m_e)
         for key in m_e:
             assert m_g[key] == pytest.approx(m_e[key], rel=1e-3, abs=1e-5), (i, key)
     assert graphed._graph is not None
+    # the graph drew its noise from the learner's generator: the streams are at the same place
+    assert torch.equal(graphed.gen.get_state(), eager.gen.get_state())
     for net in ("q", "q_target", "sampler"):
         for pe, pg in zip(getattr(eager, net).parameters(), getattr(graphed, net).parameters(),
                           strict=True):
@@ -323,3 +338,24 @@ def test_cuda_graph_update_matches_eager_cuda_update():
     state = graphed.state_dict()  # resume under graphs from its own checkpoint
     graphed.load_state_dict(state)
     assert graphed._graph is None and math.isfinite(graphed.update(make_batch(9))["loss/q"])
+
+
+@needs_cuda
+def test_cuda_graph_metrics_read_late_keep_their_own_update():
+    """Results held unread across more updates than there are staging slots still show their
+    own update's numbers (a slot coming round again reads its old result first)."""
+    cfg = small_cfg(alpha=1.0, alpha_final=0.1, alpha_anneal_updates=10)
+    eager = SQLLearner(cfg, OBS_SPACE, ACT_SPACE, device="cuda", seed=0)
+    graphed = graphed_learner(cfg)
+    want = [eager.update(make_batch(i)) for i in range(14)]
+    kept = [graphed.update(make_batch(i)) for i in range(14)]
+    assert kept[0].ready and not kept[-1].ready  # early ones read on reuse, last one not yet
+    for i, (m_e, m_g) in enumerate(zip(want, kept, strict=True)):
+        assert m_g["alpha"] == m_e["alpha"]
+        for key in METRIC_NAMES:
+            assert m_g[key] == pytest.approx(m_e[key], rel=1e-3, abs=1e-5), (i, key)
+    assert dict(kept[5]) == kept[5].resolve() and len(kept[5]) == len(METRIC_NAMES) + 1
+    dup = copy.deepcopy(kept[13])  # copies and pickles as the plain dict
+    assert type(dup) is dict and dup == kept[13].resolve()
+    with pytest.raises(ValueError, match="fixed batch size"):
+        graphed.update(make_batch(0, b=4))

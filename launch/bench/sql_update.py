@@ -5,9 +5,13 @@ batch 64, 2 x 200 ReLU nets, K = M = 32 SVGD particles, K_V = 50 value samples. 
 the same process on the same thread count with batch 64 and [200, 200] nets, as
 ``model.train(gradient_steps=N, batch_size=64)`` on a replay buffer filled with random data.
 Both wall-clock and process-CPU rates are printed: on a shared machine the CPU-time figure is the
-fairer one (it excludes time the thread waited for a core).
+fairer one (it excludes time the thread waited for a core). Under CUDA graphs update() returns
+metrics that are read from the device only when looked at; the benchmark reads every
+``--metrics-every``-th update's metrics (as a logger would) and, for comparison, also times a run
+that reads every update's (one host-device synchronization per update).
 
     python -m launch.bench.sql_update [--device cuda] [--threads 1] [--updates 300] [--compile]
+                                      [--cuda-graphs] [--metrics-every 100]
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ def _rates(fn, n: int, device: str) -> tuple[float, float]:
     return n / (time.perf_counter() - wall), n / max(time.process_time() - cpu, 1e-9)
 
 
-def bench_softq(args: argparse.Namespace) -> tuple[float, float]:
+def bench_softq(args: argparse.Namespace, metrics_every: int) -> tuple[float, float]:
+    """SQL updates/s; every ``metrics_every``-th update's metrics are read (0: none)."""
     from agents.sql import SQLConfig, SQLLearner
 
     cfg = SQLConfig(compile=args.compile, cuda_graphs=args.cuda_graphs)
@@ -59,7 +64,13 @@ def bench_softq(args: argparse.Namespace) -> tuple[float, float]:
     batches = _batches(16, args.batch)
     for i in range(args.warmup):
         learner.update(batches[i % 16])
-    return _rates(lambda i: learner.update(batches[i % 16]), args.updates, args.device)
+
+    def step(i: int) -> None:
+        metrics = learner.update(batches[i % 16])
+        if metrics_every and i % metrics_every == 0:
+            float(metrics["loss/q"])
+
+    return _rates(step, args.updates, args.device)
 
 
 def bench_matmul_floor(args: argparse.Namespace) -> tuple[float, float]:
@@ -130,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--compile", action="store_true", help="SQLConfig.compile")
     parser.add_argument("--cuda-graphs", action="store_true", help="SQLConfig.cuda_graphs")
+    parser.add_argument("--metrics-every", type=int, default=100,
+                        help="read every N-th update's metrics (0: never, 1: every update)")
     parser.add_argument("--sb3-updates", type=int, default=0, help="SAC steps (0: --updates)")
     parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 SAC baseline")
     args = parser.parse_args(argv)
@@ -139,8 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"settings: obs {OBS_DIM}, act {ACT_DIM}, batch {args.batch}, hidden [200, 200], "
           f"K = M = 32, K_V = 50, device {args.device}, threads {args.threads}, "
           f"compile {args.compile}, cuda_graphs {args.cuda_graphs}")
-    sql_wall, sql_cpu = bench_softq(args)
-    print(f"softq SQL      updates/s: {sql_wall:8.1f} wall   {sql_cpu:8.1f} per CPU-second")
+    sql_wall, sql_cpu = bench_softq(args, args.metrics_every)
+    print(f"softq SQL      updates/s: {sql_wall:8.1f} wall   {sql_cpu:8.1f} per CPU-second"
+          f"   (metrics read every {args.metrics_every or 'never'})")
+    if args.cuda_graphs and args.metrics_every != 1:
+        each_wall, each_cpu = bench_softq(args, 1)
+        print(f"softq SQL      updates/s: {each_wall:8.1f} wall   {each_cpu:8.1f} per CPU-second"
+              "   (metrics read every update: a sync per update)")
     floor_wall, floor_cpu = bench_matmul_floor(args)
     print(f"matmul floor   updates/s: {floor_wall:8.1f} wall   {floor_cpu:8.1f} per CPU-second"
           f"   (softq reaches {sql_cpu / floor_cpu:.0%} of it, CPU time)")
