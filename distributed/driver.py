@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -125,6 +126,8 @@ class Driver:
     def evaluate(self, weights: dict, learner: Any = None) -> dict[str, Any]:
         cfg, step = self.cfg, self.counters.env_steps
         self.eval_policy.set_weights(weights)
+        if hasattr(self.eval_policy, "set_env_steps"):  # schedules (fine-tuning's fixed xi set)
+            self.eval_policy.set_env_steps(step)
         want_images = self.hooks.image_hook is not None and (
             step >= self._next_image or self.done) and cfg.run.image_every > 0
         result = evaluate_policy(self.eval_policy, cfg.env.id, cfg.run.eval_episodes,
@@ -135,6 +138,10 @@ class Driver:
                    "eval/return_std": result["return_std"]}
         if "goals_reached" in result:
             scalars["eval/goals_reached"] = float(result["goals_reached"])
+        if "mode_shares" in result:
+            scalars["eval/modes_covered"] = float(result["modes_covered"])
+            scalars.update({f"eval/mode_share/{label}": share
+                            for label, share in result["mode_shares"].items()})
         self.tb.scalars(scalars, step)
         self.last_eval = {**scalars, "goal_shares": result.get("goal_shares")}
         if want_images:

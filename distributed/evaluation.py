@@ -18,20 +18,23 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
 
     Returns ``return_mean``, ``return_std``, ``returns`` (raw game score where the env reports
     one, i.e. Atari), ``goal_shares`` (multi-goal: share of episodes ending at each goal, and at
-    none), and ``trajectories`` ([E][T+1, obs_dim]) when ``record_positions``.
+    none), and ``trajectories`` ([E][T+1, obs_dim]) when ``record_positions``. Envs that label
+    behaviour (``info["mode"]``, or multi-goal's ``goal_index``) add ``mode_shares`` (label ->
+    share of episodes whose final step has it) and ``modes_covered`` (distinct labels but "none").
     """
     kwargs = dict(env_kwargs or {})
     if env_id.startswith("ALE/"):
         kwargs["training"] = False  # raw, unclipped, full-game episodes
     returns: list[float] = []
     goals: list[int] = []
+    modes: list[str | None] = []
     trajectories: list[np.ndarray] = []
     for start in range(0, episodes, max_parallel):
         n = min(max_parallel, episodes - start)
         envs = [make_env(env_id, seed=seed + start + i, max_episode_steps=max_episode_steps,
                          **kwargs) for i in range(n)]
         _run_batch(policy, envs, seed + start, explore, record_positions, returns, goals,
-                   trajectories)
+                   trajectories, modes)
         for env in envs:
             env.close()
     out: dict[str, Any] = {
@@ -45,13 +48,35 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
         out["goal_shares"] = {str(j): float(np.mean(ends == j)) for j in range(max(num_goals, 4))}
         out["goal_shares"]["none"] = float(np.mean(ends == -1))
         out["goals_reached"] = int(len({g for g in goals if g is not None and g >= 0}))
+    out.update(mode_summary(modes))
     if record_positions:
         out["trajectories"] = trajectories
     return out
 
 
+def mode_label(info: dict[str, Any]) -> str | None:
+    """The behaviour label of one step's info: ``info["mode"]``, multi-goal's ``goal_index``
+    as "goal<j>" (-1: "none"), or None when the env labels nothing."""
+    if "mode" in info:
+        return str(info["mode"])
+    if "goal_index" in info:
+        j = int(info["goal_index"])
+        return f"goal{j}" if j >= 0 else "none"
+    return None
+
+
+def mode_summary(labels: list[str | None]) -> dict[str, Any]:
+    """Final-step labels of the episodes -> {'mode_shares': {label: share}, 'modes_covered'}."""
+    if not labels or any(lab is None for lab in labels):
+        return {}
+    names, counts = np.unique(np.array(labels), return_counts=True)
+    shares = {str(n): float(c) / len(labels) for n, c in zip(names, counts)}
+    return {"mode_shares": shares, "modes_covered": int(sum(n != "none" for n in shares))}
+
+
 def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, record: bool,
-               returns: list[float], goals: list[Any], trajectories: list[np.ndarray]) -> None:
+               returns: list[float], goals: list[Any], trajectories: list[np.ndarray],
+               modes: list[str | None]) -> None:
     n = len(envs)
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     if hasattr(policy, "reset_noise"):
@@ -59,6 +84,7 @@ def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, recor
     ep_ret = np.zeros(n)
     raw_ret: list[float | None] = [None] * n
     last_goal: list[Any] = [None] * n
+    last_mode: list[str | None] = [None] * n
     paths = [[o.copy()] for o in obs] if record else None
     alive = np.ones(n, dtype=bool)
     while alive.any():
@@ -71,6 +97,7 @@ def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, recor
                 paths[i].append(o.copy())
             if "goal_index" in info:
                 last_goal[i] = int(info["goal_index"])
+            last_mode[i] = mode_label(info)
             if "raw_episode_return" in info:
                 raw_ret[i] = float(info["raw_episode_return"])
             if terminated or truncated:
@@ -78,5 +105,6 @@ def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, recor
     for i in range(n):
         returns.append(raw_ret[i] if raw_ret[i] is not None else float(ep_ret[i]))
         goals.append(last_goal[i])
+        modes.append(last_mode[i])
         if paths is not None:
             trajectories.append(np.stack(paths[i]))

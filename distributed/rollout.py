@@ -73,6 +73,8 @@ class RolloutWorker:
         self.policy = spec.build_policy(cfg.agent, self.env.single_observation_space,
                                         self.env.single_action_space, seed=seed, **policy_kwargs)
         self.encoder = self._make_encoder()
+        self.random_steps = cfg.run.random_steps // max(1, num_workers)
+        self.env.action_space.seed(seed)
         self.weights_version = -1
         self.env_steps = 0
         self.episodes = EpisodeTracker(self.num_envs)
@@ -101,7 +103,10 @@ class RolloutWorker:
     def _step(self, explore: bool = True) -> tuple[np.ndarray, ...]:
         if hasattr(self.policy, "set_env_steps"):
             self.policy.set_env_steps(self.env_steps)
-        action = self.policy.act(self.obs, explore)
+        if self.env_steps < self.random_steps:
+            action = self.env.action_space.sample()
+        else:
+            action = self.policy.act(self.obs, explore)
         next_obs, reward, terminated, truncated, infos = self.env.step(action)
         done = np.logical_or(terminated, truncated)
         true_next = next_obs

@@ -22,6 +22,11 @@ Rewards (c and c' the centre of mass before and after the step):
 - speed tasks (AntAnyDirection, hallways): r = ||c' - c|| / dt, speed in any planar direction.
 - target tasks (AntMaze, AntUMaze): r = exp(-||c' - g||^2 / (2 target_sigma^2)), a Gaussian
   bump at the target g.
+
+``info["mode"]`` is a behaviour label the evaluation aggregates into shares: speed tasks give the
+compass sector ("E", "NE", "N", ... "SE"; 8 sectors of 45 degrees centred on the axes) of the
+centre of mass's displacement since the reset, or "none" within ``MIN_RUN_DISTANCE`` of the start;
+target tasks give "target" within ``reach_radius`` of the target, else "none".
 """
 
 from __future__ import annotations
@@ -44,6 +49,17 @@ Wall = tuple[str, tuple[float, float], tuple[float, float]]
 WALL_HEIGHT = 1.0  # m; walls stand from z = 0 to 1 (the torso rides at ~0.55-0.75 m)
 WALL_HALF_THICKNESS = 0.25  # m
 FLIP_COS = 0.0  # terminate when cos(torso tilt) < this, i.e. tilt > 90 degrees
+MIN_RUN_DISTANCE = 1.0  # m; a smaller displacement from the start is no running direction
+SECTORS = ("E", "NE", "N", "NW", "W", "SW", "S", "SE")  # counter-clockwise from +x
+
+
+def direction_sector(displacement: np.ndarray, min_distance: float = MIN_RUN_DISTANCE) -> str:
+    """Compass sector of a planar displacement [2]; sector k spans (k -+ 1/2) * 45 degrees."""
+    dx, dy = float(displacement[0]), float(displacement[1])
+    if np.hypot(dx, dy) < min_distance:
+        return "none"
+    angle = np.arctan2(dy, dx)  # (-pi, pi]
+    return SECTORS[int(np.floor(angle / (np.pi / 4) + 0.5)) % 8]
 
 
 def box_outline(x0: float, x1: float, y0: float, y1: float, prefix: str) -> list[Wall]:
@@ -81,6 +97,8 @@ class AntTaskEnv(MujocoEnv, EzPickle):
                 "render_fps": 20}
     walls: list[Wall] = []
     target: tuple[float, float] | None = None
+    reach_radius: float = 1.0
+    """Target tasks: info["mode"] is "target" when the centre of mass is closer than this."""
 
     def __init__(self, ctrl_cost_weight: float = 0.0, flip_cos: float = FLIP_COS,
                  reset_noise_scale: float = 0.1, frame_skip: int = 5,
@@ -102,6 +120,7 @@ class AntTaskEnv(MujocoEnv, EzPickle):
         self.observation_space = Box(-np.inf, np.inf, shape=(obs_size,), dtype=np.float64)
         self._torso_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, "torso")
         self._goal = None if self.target is None else np.asarray(self.target, dtype=np.float64)
+        self._com_start = self.com_xy()  # [2], re-read at every reset
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         model = mujoco.MjModel.from_xml_string(ant_xml(self.walls, self.target))
@@ -133,13 +152,15 @@ class AntTaskEnv(MujocoEnv, EzPickle):
     def _speed_reward(self, com_before: np.ndarray, com_after: np.ndarray) -> tuple[float, dict]:
         velocity = (com_after - com_before) / self.dt  # [2]
         speed = float(np.linalg.norm(velocity))
-        return speed, {"reward_speed": speed}
+        mode = direction_sector(com_after - self._com_start)
+        return speed, {"reward_speed": speed, "mode": mode}
 
     def _target_reward(self, com_before: np.ndarray, com_after: np.ndarray,
                        sigma: float) -> tuple[float, dict]:
         dist = float(np.linalg.norm(com_after - self._goal))
         reward = float(np.exp(-dist * dist / (2.0 * sigma * sigma)))
-        return reward, {"reward_target": reward, "distance_to_target": dist}
+        mode = "target" if dist < self.reach_radius else "none"
+        return reward, {"reward_target": reward, "distance_to_target": dist, "mode": mode}
 
     # ------------------------------------------------------------------ gym API
     def _get_obs(self) -> np.ndarray:
@@ -166,6 +187,7 @@ class AntTaskEnv(MujocoEnv, EzPickle):
         qpos = self.init_qpos + self.np_random.uniform(-s, s, size=self.model.nq)
         qvel = self.init_qvel + s * self.np_random.standard_normal(self.model.nv)
         self.set_state(qpos, qvel)
+        self._com_start = self.com_xy()
         return self._get_obs()
 
     def _get_reset_info(self) -> dict[str, float]:
@@ -229,6 +251,8 @@ class AntMazeEnv(AntTaskEnv):
 
     walls = MAZE_WALLS
     target = MAZE_TARGET
+    # Below Figure 3b's threshold only the lower passage leads: "target" = the better mode.
+    reach_radius = MAZE_UPPER_PASSAGE_MIN_DISTANCE
 
     def __init__(self, target_sigma: float = TARGET_SIGMA, **kwargs: Any):
         if target_sigma <= 0:
@@ -255,3 +279,4 @@ class AntUMazeEnv(AntMazeEnv):
 
     walls = UMAZE_WALLS
     target = UMAZE_TARGET
+    reach_radius = 1.5  # m, half the arm width: inside the upper arm's end

@@ -21,7 +21,9 @@ no numbers, so they are chosen here (all constructor arguments, documented in do
 The observation is the full qpos (x, y, heading, two joint angles) and qvel, 10 numbers: unlike
 Swimmer-v5 it keeps x and y, because the bonus depends on x (the task must stay Markov).
 Episodes never terminate early; the registered horizon (T = 500, App. D.2) truncates them.
-``info`` carries ``x_position``, ``x_velocity`` and ``crossed`` (x >= finish_line_x).
+``info`` carries ``x_position``, ``x_velocity``, ``crossed`` (x >= finish_line_x) and ``mode``,
+the behaviour label the evaluation aggregates: "forward" past the finish line, "backward" as far
+behind the start (x <= -finish_line_x), else "none".
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ class SwimmerFinishLineEnv(SwimmerEnv):
         self.finish_line_x = float(finish_line_x)
         self.finish_bonus = float(finish_bonus)
 
+    def mode_at(self, x: float) -> str:
+        """Behaviour label at torso position ``x``: which direction's mode the swimmer is in."""
+        if x >= self.finish_line_x:
+            return "forward"
+        if x <= -self.finish_line_x:
+            return "backward"
+        return "none"
+
     def task_reward(self, x_before: float, x_after: float,
                     action: np.ndarray) -> tuple[float, dict]:
         """Reward of a step that moved the torso from ``x_before`` to ``x_after``."""
@@ -65,6 +75,7 @@ class SwimmerFinishLineEnv(SwimmerEnv):
         bonus = self.finish_bonus if crossed else 0.0
         ctrl_cost = self._ctrl_cost_weight * float(np.sum(np.square(action)))
         info = {"x_position": x_after, "x_velocity": x_velocity, "crossed": bool(crossed),
+                "mode": self.mode_at(x_after),
                 "reward_speed": speed, "reward_bonus": bonus, "reward_ctrl": -ctrl_cost}
         return speed + bonus - ctrl_cost, info
 

@@ -2,11 +2,16 @@
 
 Runs are grouped by preset (from each run's config.yaml): every group becomes one curve, its
 seeds aligned on the union of logged steps by linear interpolation over their common range.
+
+Runs whose env labels behaviour (``eval/mode_share/<label>``, ``eval/modes_covered``, written by
+the driver) also get a mode report per group: the share of seeds that found ``--mode`` (majority
+of the final evaluation's episodes end in it; "ever": at any evaluation), and the modes covered.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,10 +27,13 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="compare.png")
     p.add_argument("--label", choices=["preset", "algo", "dir"], default="preset",
                    help="how runs are grouped into curves")
+    p.add_argument("--mode", help="the better mode's label (e.g. 'forward' for the swimmer, "
+                   "'target' for the maze): report the share of seeds that found it")
+    p.add_argument("--report", help="also write the per-group numbers to this JSON file")
     p.set_defaults(func=run_compare)
 
 
-def read_scalars(run_dir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
+def _accumulator(run_dir: Path):  # noqa: ANN202 - tensorboard's EventAccumulator
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tb_dir = run_dir / "tb"
@@ -33,6 +41,74 @@ def read_scalars(run_dir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"{run_dir} has no TensorBoard events (tb/)")
     acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
     acc.Reload()
+    return acc
+
+
+def read_modes(run_dir: Path) -> dict[str, dict[str, float]]:
+    """Per evaluation step (those of eval/return_mean): label -> share (0 where not logged), plus
+    ``_covered`` -> eval/modes_covered. {} when the run logged no mode shares."""
+    acc = _accumulator(run_dir)
+    tags = acc.Tags().get("scalars", [])
+    prefix = "eval/mode_share/"
+    labels = [t[len(prefix):] for t in tags if t.startswith(prefix)]
+    if not labels or "eval/return_mean" not in tags:
+        return {}
+    steps = sorted({e.step for e in acc.Scalars("eval/return_mean")})
+    table: dict[int, dict[str, float]] = {s: {lab: 0.0 for lab in labels} for s in steps}
+    for lab in labels:
+        for e in acc.Scalars(prefix + lab):
+            if e.step in table:
+                table[e.step][lab] = float(e.value)
+    if "eval/modes_covered" in tags:
+        for e in acc.Scalars("eval/modes_covered"):
+            if e.step in table:
+                table[e.step]["_covered"] = float(e.value)
+    return {str(s): table[s] for s in steps}
+
+
+def read_metric(run_dir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """``read_scalars``, except that a mode share is 0 at every evaluation that did not log it
+    (the driver logs only the labels some episode ended in)."""
+    prefix = "eval/mode_share/"
+    if not metric.startswith(prefix):
+        return read_scalars(run_dir, metric)
+    table = read_modes(run_dir)
+    if not table:
+        raise ConfigError(f"{run_dir} logged no mode shares ({prefix}*)")
+    steps = np.array([int(s) for s in table], dtype=np.float64)
+    values = np.array([row.get(metric[len(prefix):], 0.0) for row in table.values()])
+    order = np.argsort(steps, kind="stable")
+    return steps[order], values[order]
+
+
+def mode_report(runs: list[dict[str, dict[str, float]]], mode: str | None) -> dict:
+    """Group summary of ``read_modes`` results (one per seed). A seed *found* ``mode`` when more
+    than half of its final evaluation's episodes ended in it; *ever* when that held at any
+    evaluation (the paper's Figure 3 counts a run once it crossed the threshold)."""
+    runs = [r for r in runs if r]
+    if not runs:
+        return {}
+    finals = [r[max(r, key=int)] for r in runs]
+    out: dict = {"seeds": len(runs)}
+    covered = [f.get("_covered", float(sum(v > 0 for k, v in f.items()
+                                            if k not in ("none", "_covered")))) for f in finals]
+    out["modes_covered_mean"] = float(np.mean(covered))
+    out["modes_covered_std"] = float(np.std(covered))
+    union = {k for f in finals for k, v in f.items() if v > 0 and k not in ("none", "_covered")}
+    out["modes_union"] = sorted(union)
+    out["final_shares_mean"] = {k: float(np.mean([f.get(k, 0.0) for f in finals]))
+                                for k in sorted({k for f in finals for k in f}) if k != "_covered"}
+    if mode is not None:
+        found = [f.get(mode, 0.0) > 0.5 for f in finals]
+        ever = [any(ev.get(mode, 0.0) > 0.5 for ev in r.values()) for r in runs]
+        out["mode"] = mode
+        out["found_share"] = float(np.mean(found))
+        out["found_ever_share"] = float(np.mean(ever))
+    return out
+
+
+def read_scalars(run_dir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    acc = _accumulator(run_dir)
     if metric not in acc.Tags().get("scalars", []):
         known = ", ".join(sorted(acc.Tags().get("scalars", [])))
         raise ConfigError(f"metric {metric!r} not logged in {run_dir}; logged: {known}")
@@ -60,18 +136,37 @@ def run_compare(args: argparse.Namespace) -> int:
     from launch.plots import curves_figure
 
     groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    modes: dict[str, list[dict]] = defaultdict(list)
     for d in args.run_dirs:
         run_dir = Path(d)
         cfg = read_config(run_dir / "config.yaml")
         label = {"preset": cfg.preset or cfg.algo, "algo": cfg.algo, "dir": run_dir.name}[
             args.label]
-        groups[label].append(read_scalars(run_dir, args.metric))
+        groups[label].append(read_metric(run_dir, args.metric))
+        modes[label].append(read_modes(run_dir))
     curves = {}
     for label, series in groups.items():
         steps, mean, std = aggregate(series)
         curves[label] = (steps, mean, std, len(series))
         final = f"{mean[-1]:.2f} +- {std[-1]:.2f}" if len(mean) else "n/a"
         print(f"{label}: {len(series)} run(s), final {args.metric} = {final}")
+    reports = {label: mode_report(runs, args.mode) for label, runs in modes.items()}
+    for label, rep in reports.items():
+        if not rep:
+            continue
+        line = (f"{label}: modes covered per seed (final eval) {rep['modes_covered_mean']:.2f} "
+                f"+- {rep['modes_covered_std']:.2f}; over all seeds {rep['modes_union']}")
+        if "found_share" in rep:
+            line += (f"; found {rep['mode']!r}: {rep['found_share']:.0%} of seeds at the end, "
+                     f"{rep['found_ever_share']:.0%} at some evaluation")
+        print(line)
+    if args.report:
+        summary = {label: {"seeds": n, "final_mean": float(m[-1]) if len(m) else None,
+                           "final_std": float(sd[-1]) if len(sd) else None,
+                           "modes": reports[label]}
+                   for label, (_, m, sd, n) in curves.items()}
+        Path(args.report).write_text(json.dumps(summary, indent=2))
+        print(f"wrote {args.report}")
     fig = curves_figure(curves, args.metric)
     fig.savefig(args.out)
     plt.close(fig)

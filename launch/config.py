@@ -57,6 +57,9 @@ class RunConfig:
     eval_episodes: int = 10
     log_every: int = 1_000
     checkpoint_every: int = 50_000
+    random_steps: int = 0
+    """Env steps at the start taken with uniform random actions (spread over the workers), so
+    the first replay data covers the whole action space before the policy has learned."""
     image_every: int = 0
     """Env steps between multi-goal pictures in TensorBoard (0: off)."""
     seed: int = 0

@@ -1,0 +1,162 @@
+"""Fine-tuning (Haarnoja et al. 2017, §5.3, App. D.1): ``--init-from`` loads the pretrained
+learner and restarts its schedules; alpha anneals log-linearly to 0.001 and the fixed xi set
+shrinks linearly to 1, both at hand-computed values."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents.sql.config import SQLConfig
+from agents.sql.policy import SQLPolicy
+from distributed.checkpoint import load_checkpoint
+from distributed.inline import init_from_pretrained
+from distributed.learner import LearnerRunner
+from distributed.rollout import RolloutWorker
+from launch.cli import main
+from launch.config import load_config
+
+ANT_OBS, ANT_ACT = gym.spaces.Box(-np.inf, np.inf, (29,)), gym.spaces.Box(-1.0, 1.0, (8,))
+SMALL = {"sql": ["agent.hidden_sizes=[16, 16]", "agent.kernel_particles=8",
+                 "agent.value_particles=8"],
+         "ddpg": ["agent.hidden_sizes=[16, 16]"]}
+QUIET = ["run.eval_every=0", "run.log_every=100", "run.checkpoint_every=0", "replay.capacity=5000"]
+
+
+def _sets(items: list[str]) -> list[str]:
+    return [a for item in items for a in ("--set", item)]
+
+
+def _flat(state: dict, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor of a nested learner state (networks only), keyed by its path."""
+    out = {}
+    for k, v in state.items():
+        if isinstance(v, dict) and "optim" not in k and "opt" not in k:
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, torch.Tensor):
+            out[prefix + k] = v
+    return out
+
+
+def _random_batch(b: int = 16) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"obs": rng.standard_normal((b, 29)).astype(np.float32),
+            "action": rng.uniform(-1, 1, (b, 8)).astype(np.float32),
+            "reward": rng.standard_normal(b).astype(np.float32),
+            "next_obs": rng.standard_normal((b, 29)).astype(np.float32),
+            "discount": np.full(b, 0.99, np.float32)}
+
+
+def _pretrain_then_finetune(tmp_path, algo: str, pretrain: str, finetune: str,
+                            runtime: list[str]) -> tuple[dict, dict]:
+    """Pretrain 300 steps (updates from step 100: 200 updates), then fine-tune for fewer steps
+    than the warm-up: no update, so the fine-tuned run ends with the state it started from."""
+    pre, ft = tmp_path / "pre", tmp_path / "ft"
+    assert main(["train", pretrain, "--inline", "--out", str(pre), *_sets(
+        SMALL[algo] + QUIET + ["run.total_env_steps=300", "replay.min_size=100"])]) == 0
+    assert main(["train", finetune, *runtime, "--init-from", str(pre), "--out", str(ft),
+                 *_sets(SMALL[algo] + QUIET + ["run.total_env_steps=64", "replay.min_size=1000",
+                                               "runtime.steps_per_push=8"])]) == 0
+    return load_checkpoint(pre)["runner"]["learner"], load_checkpoint(ft)["runner"]["learner"]
+
+
+def _assert_loaded(pre_state: dict, ft_state: dict, algo: str, finetune: str) -> None:
+    assert pre_state["num_updates"] == 200 and ft_state["num_updates"] == 0
+    pre_t, ft_t = _flat(pre_state), _flat(ft_state)
+    assert pre_t.keys() == ft_t.keys() and len(pre_t) >= 4
+    for k in pre_t:
+        torch.testing.assert_close(ft_t[k], pre_t[k], rtol=0, atol=0, msg=k)
+    # and they are not simply a fresh initialisation (same seed) of the fine-tuning learner
+    cfg = load_config(finetune, SMALL[algo])
+    fresh = _flat(LearnerRunner(cfg, ANT_OBS, ANT_ACT, device="cpu").learner.state_dict())
+    assert any(not torch.equal(fresh[k], pre_t[k]) for k in pre_t)
+
+
+@pytest.mark.parametrize("algo, pretrain, finetune", [
+    ("sql", "ant-pretrain-sql", "ant-hallway-wide-sql-finetune"),
+    ("ddpg", "ant-pretrain-ddpg", "ant-umaze-ddpg-pretrained"),
+])
+def test_init_from_loads_pretrained_parameters_and_resets_updates(tmp_path, capsys, algo,
+                                                                  pretrain, finetune):
+    pre_state, ft_state = _pretrain_then_finetune(tmp_path, algo, pretrain, finetune,
+                                                  ["--inline"])
+    capsys.readouterr()
+    _assert_loaded(pre_state, ft_state, algo, finetune)
+
+
+@pytest.mark.ray
+def test_init_from_in_ray_mode(tmp_path, capsys):
+    """The learner actor loads the pretrained state (distributed.ray_actors.LearnerActor)."""
+    pre_state, ft_state = _pretrain_then_finetune(
+        tmp_path, "sql", "ant-pretrain-sql", "ant-hallway-wide-sql-finetune", ["--workers", "1"])
+    capsys.readouterr()
+    _assert_loaded(pre_state, ft_state, "sql", "ant-hallway-wide-sql-finetune")
+
+
+def test_alpha_restarts_and_anneals_log_linearly_after_init():
+    """App. D.1: alpha 0.1 -> 0.001 log-linearly; here over 8 updates instead of 20 epochs:
+    alpha_t = 0.1 * 0.01 ** (t / 8), then 0.001."""
+    pre = LearnerRunner(load_config("ant-pretrain-sql", SMALL["sql"]), ANT_OBS, ANT_ACT, "cpu")
+    batch = _random_batch()
+    for _ in range(5):
+        assert pre.update(batch)["alpha"] == pytest.approx(0.1)
+    cfg = load_config("ant-hallway-wide-sql-finetune",
+                      SMALL["sql"] + ["agent.alpha_anneal_updates=8"])
+    assert (cfg.agent.alpha, cfg.agent.alpha_final) == (0.1, 0.001)
+    ft = LearnerRunner(cfg, ANT_OBS, ANT_ACT, device="cpu")
+    init_from_pretrained(ft, {"runner": pre.state_dict()})
+    pre_t, ft_t = _flat(pre.learner.state_dict()), _flat(ft.learner.state_dict())
+    for k in pre_t:
+        assert torch.equal(ft_t[k], pre_t[k]), k
+    alphas = [ft.update(batch)["alpha"] for _ in range(10)]
+    expected = [0.1, 0.0562341325, 0.0316227766, 0.0177827941, 0.01, 0.00562341325,
+                0.00316227766, 0.00177827941, 0.001, 0.001]
+    np.testing.assert_allclose(alphas, expected, rtol=1e-8)
+
+
+@pytest.mark.parametrize("worker_steps, num_workers, k", [
+    # K_xi = ceil(32 - 31 * min(n * t / 100, 1)), n workers, t the worker's own env steps;
+    # e.g. n = 4, t = 12: ceil(32 - 31 * 0.48) = ceil(17.12) = 18
+    (0, 1, 32), (1, 1, 32), (50, 1, 17), (96, 1, 3), (97, 1, 2), (99, 1, 2), (100, 1, 1),
+    (10_000, 1, 1), (25, 2, 17), (48, 2, 3), (49, 2, 2), (50, 2, 1), (12, 4, 18),
+])
+def test_fixed_xi_set_shrinks_linearly_to_one(worker_steps, num_workers, k):
+    cfg = SQLConfig(hidden_sizes=[16, 16], fixed_xi_start=32, fixed_xi_anneal_steps=100)
+    policy = SQLPolicy(cfg, ANT_OBS, ANT_ACT, seed=3, num_workers=num_workers)
+    policy.set_env_steps(worker_steps)
+    obs = np.repeat(np.random.default_rng(1).standard_normal((1, 29)), 400, axis=0)
+    acts = policy.act(obs, explore=False)  # [400, 8]: one state, xi from the fixed set
+    distinct = np.unique(acts.round(6), axis=0).shape[0]
+    assert distinct == k  # 400 uniform draws from <= 32 items hit every one of them
+
+
+def test_fixed_xi_keeps_a_prefix_and_none_means_fresh_noise():
+    cfg = SQLConfig(hidden_sizes=[16, 16], fixed_xi_start=4, fixed_xi_anneal_steps=30)
+    policy = SQLPolicy(cfg, ANT_OBS, ANT_ACT, seed=0)
+    obs = np.zeros((300, 29), np.float32)
+    policy.set_env_steps(0)
+    set4 = np.unique(policy.act(obs, False).round(6), axis=0)
+    policy.set_env_steps(30)  # K_xi = 1: the first member of the same set
+    set1 = np.unique(policy.act(obs, False).round(6), axis=0)
+    assert set4.shape[0] == 4 and set1.shape[0] == 1
+    assert (np.abs(set4 - set1).max(axis=1) < 1e-6).any()
+    free = SQLPolicy(SQLConfig(hidden_sizes=[16, 16]), ANT_OBS, ANT_ACT, seed=0)
+    free.set_env_steps(10)  # no schedule configured: still fresh xi every step
+    assert np.unique(free.act(obs, False).round(6), axis=0).shape[0] == 300
+
+
+def test_rollout_worker_drives_the_xi_schedule():
+    """The worker calls set_env_steps(t) before each step: after 40 steps at t = 39 of a 40-step
+    anneal from 5, K_xi = ceil(5 - 4 * 39 / 40) = 2; after one more step, 1."""
+    cfg = load_config("multigoal-quick", ["agent.hidden_sizes=[16, 16]",
+                                          "agent.fixed_xi_start=5",
+                                          "agent.fixed_xi_anneal_steps=40"])
+    worker = RolloutWorker(cfg)
+    obs = np.zeros((200, 2), np.float32)
+    worker.collect(40)
+    assert np.unique(worker.policy.act(obs, False).round(6), axis=0).shape[0] == 2
+    worker.collect(1)
+    assert np.unique(worker.policy.act(obs, False).round(6), axis=0).shape[0] == 1
+    worker.close()
