@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distributed.checkpoint import load_checkpoint
+from distributed.checkpoint import CheckpointError, load_checkpoint
 from distributed.driver import Counters, Driver, DriverHooks
 from distributed.learner import LearnerRunner, probe_spaces
 from distributed.replay_server import ReplayServer
@@ -30,7 +30,12 @@ def restore(run_dir: Path | None, runner: LearnerRunner, server: ReplayServer | 
 
 def init_from_pretrained(runner: LearnerRunner, state: dict[str, Any]) -> None:
     """Fine-tuning: take another run's learned parameters, restart every schedule at zero."""
-    runner.learner.load_state_dict(state["runner"]["learner"])
+    try:
+        runner.learner.load_state_dict(state["runner"]["learner"])
+    except (RuntimeError, KeyError, ValueError) as exc:  # other algorithm or network shapes
+        raise CheckpointError(f"--init-from: the pretrained checkpoint does not fit this "
+                              f"config's {runner.cfg.algo} learner ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200]})") from exc
     if hasattr(runner.learner, "num_updates"):
         runner.learner.num_updates = 0
 

@@ -73,11 +73,16 @@ class RolloutWorkerActor(RolloutWorker):
         report["weight_pulls"] = self.weight_pulls
         return report
 
-    def rollout(self, horizon: int, weights: dict | None, version: int) -> dict[str, Any]:
-        """On-policy: act with exactly the broadcast weights, return the time-major rollout."""
+    def rollout(self, horizon: int, weights: dict | None, version: int
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """On-policy: act with exactly the broadcast weights. Returns (report, time-major
+        rollout) as two objects (call with ``num_returns=2``), so the rollout goes from this
+        worker to the learner by reference and never through the driver."""
         if weights is not None and version != self.weights_version:
             self.set_weights(weights, version)
-        return self.collect_rollout(horizon)
+        report = self.collect_rollout(horizon)
+        data = report.pop("data")
+        return report, data
 
 
 class LearnerActor:

@@ -55,10 +55,10 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     weights_ref: Any = ray.put(weights)
     per_worker = np.zeros(len(rt.workers))
     while not driver.done:
-        calls = [w.rollout.options(num_returns=1).remote(cfg.agent.n_steps, weights_ref, version)
-                 for w in rt.workers]
+        calls = [w.rollout.options(num_returns=2).remote(cfg.agent.n_steps, weights_ref, version)
+                 for w in rt.workers]  # [(report ref, rollout ref)] per worker
         try:
-            reports = ray.get(calls)
+            reports = ray.get([report for report, _ in calls])
         except ACTOR_ERRORS:
             for i, w in enumerate(rt.workers):
                 try:
@@ -66,9 +66,8 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
                 except Exception:  # noqa: BLE001
                     rt.replace_worker(i, driver.counters)
             continue
-        # Rollouts go to the learner as object refs: the driver never copies them.
-        data_refs = [ray.put(r.pop("data")) for r in reports]
-        version = ray.get(rt.learner.update_on_policy.remote(*data_refs))
+        # Rollouts go from the workers to the learner as object refs: the driver never holds them.
+        version = ray.get(rt.learner.update_on_policy.remote(*[data for _, data in calls]))
         _, (weights_ref,) = ray.get(rt.learner.weights_ref.remote())
         for i, r in enumerate(reports):
             driver.record(r["env_steps"], r["episodes"])

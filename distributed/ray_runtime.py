@@ -63,6 +63,7 @@ class RayRuntime:
         self.learner = self._make_learner()
         self.workers = [self._make_worker(i) for i in range(rt.workers)]
         self.hooks = hooks or DriverHooks()
+        self.init_state: dict | None = None  # fine-tuning source, re-applied if the learner dies
 
     # ------------------------------------------------------------------ actors
     def _make_learner(self) -> Any:
@@ -93,7 +94,9 @@ class RayRuntime:
         self.learner = self._make_learner()
         try:
             state = load_checkpoint(self.run_dir)
-        except CheckpointError:
+        except CheckpointError:  # no checkpoint yet: start where the run started
+            if self.init_state is not None:
+                ray.get(self.learner.init_from_pretrained.remote(self.init_state))
             return
         ray.get(self.learner.load_state_dict.remote(state["runner"]))
 
@@ -124,6 +127,7 @@ def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume:
         if resume:
             counters = runtime.restore(load_checkpoint(run_dir))
         elif init_state is not None:
+            runtime.init_state = init_state
             ray.get(runtime.learner.init_from_pretrained.remote(init_state))
         driver = Driver(cfg, run_dir, counters, hooks, runtime.obs_space, runtime.act_space)
         from distributed.ray_loops import off_policy_loop, on_policy_loop

@@ -59,6 +59,11 @@ def run_eval(args: argparse.Namespace) -> int:
 
         make_multigoal_hook(run_dir)(runner.learner, result, report["env_steps"])
         print(f"pictures: {run_dir / 'plots'}")
+    if "mode_shares" in result:
+        report["mode_shares"] = result["mode_shares"]
+        report["modes_covered"] = result["modes_covered"]
+        shares = ", ".join(f"{k}: {v:.0%}" for k, v in result["mode_shares"].items())
+        print(f"behaviour modes at episode end: {shares}")
     (run_dir / "eval.json").write_text(json.dumps(report, indent=2, default=_json_default))
     print(f"wrote {run_dir / 'eval.json'}")
     return 0

@@ -80,7 +80,13 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         load_checkpoint(run_dir)  # fail early, before anything is written
     else:
-        init_state = load_checkpoint(Path(args.init_from)) if args.init_from else None
+        init_state = None
+        if args.init_from:
+            init_state = load_checkpoint(Path(args.init_from))
+            source = read_config(Path(args.init_from) / "config.yaml")
+            if source.algo != cfg.algo:
+                raise ConfigError(f"--init-from {args.init_from}: that run trained "
+                                  f"{source.algo!r}, this preset is {cfg.algo!r}")
         run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
     save_config(cfg, run_dir / "config.yaml")
     hooks = make_hooks(cfg, run_dir)

@@ -104,3 +104,15 @@ def test_eval_writes_json_with_goal_shares(tmp_path, capsys):
     assert abs(sum(shares.values()) - 1.0) < 1e-9
     assert (run / "plots" / "trajectories.png").is_file()
     assert (run / "config.yaml").is_file() and any((run / "tb").iterdir())
+
+
+def test_init_from_a_run_of_another_algorithm_is_refused(tmp_path, capsys):
+    run = tmp_path / "sql"
+    assert main(["train", "multigoal-quick", "--out", str(run), *TINY,
+                 "--set", "run.total_env_steps=60"]) == 0
+    capsys.readouterr()
+    assert main(["train", "multigoal-ddpg-quick", "--inline", "--init-from", str(run),
+                 "--out", str(tmp_path / "ddpg")]) == 2
+    line = _error_line(capsys)
+    assert "'sql'" in line and "'ddpg'" in line
+    assert not (tmp_path / "ddpg").exists()
