@@ -139,7 +139,7 @@ class EpisodicLife(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
     def reset(self, **kwargs: Any):
-        if self._game_over:
+        if self._game_over or kwargs.get("seed") is not None:  # a seeded reset is a new game
             obs, info = self.env.reset(**kwargs)
         else:  # continue the game after a lost life with a no-op step
             obs, _, terminated, truncated, info = self.env.step(0)

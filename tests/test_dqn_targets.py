@@ -156,6 +156,10 @@ def test_epsilon_schedule_and_apex_rates() -> None:
     assert pol.epsilon == pytest.approx(0.55)
     pol.set_env_steps(10_000)
     assert pol.epsilon == pytest.approx(0.1)
+    # with 2 workers each worker's 25 steps are 50 steps of the run: same epsilon
+    two = DQNPolicy(cfg, OBS, ACT, worker_index=1, num_workers=2)
+    two.set_env_steps(25)
+    assert two.epsilon == pytest.approx(0.55)
     assert apex_epsilon(0.4, 7.0, 0, 8) == pytest.approx(0.4)
     assert apex_epsilon(0.4, 7.0, 7, 8) == pytest.approx(0.4**8)
     assert apex_epsilon(0.4, 7.0, 0, 1) == pytest.approx(0.4)

@@ -29,6 +29,7 @@ def counting_config(tmp_steps=1200, **overrides):
     sets = [
         "algo=tests.counting_algo:SPEC", "agent={}", "replay.min_size=64",
         "replay.batch_size=8", "replay.save_contents=true", "run.eval_every=0",
+        "run.random_steps=0",
         "run.log_every=200", "run.checkpoint_every=100000", "run.image_every=0",
         f"run.total_env_steps={tmp_steps}", "runtime.inline=false", "runtime.workers=2",
         "runtime.envs_per_worker=2", "runtime.steps_per_push=4",
@@ -166,6 +167,7 @@ def test_resume_after_the_driver_is_killed(tmp_path):
             "--out", str(run), "--set", "algo=tests.counting_algo:SPEC", "--set", "agent={}",
             "--set", "replay.min_size=64", "--set", "replay.batch_size=8",
             "--set", "replay.save_contents=true", "--set", "run.eval_every=0",
+            "--set", "run.random_steps=0",
             "--set", "run.checkpoint_every=400", "--set", "run.total_env_steps=1000000",
             "--set", "runtime.learner_num_cpus=0", "--set", "runtime.steps_per_push=4"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -118,6 +118,7 @@ class DQNPolicy:
         self.rng = np.random.default_rng(seed)
         self.torch_gen = torch.Generator().manual_seed(seed)
         self.env_steps = 0
+        self.num_workers = max(1, num_workers)
         self.fixed_epsilon = (apex_epsilon(cfg.apex_epsilon, cfg.apex_alpha, worker_index,
                                            num_workers) if cfg.per_worker_epsilon else None)
 
@@ -125,7 +126,9 @@ class DQNPolicy:
         self.q.load_state_dict(weights)
 
     def set_env_steps(self, t: int) -> None:
-        self.env_steps = int(t)
+        """``t``: this worker's env steps; the schedule runs on the run's total (all workers
+        step at about the same rate), so epsilon decays over ``eps_decay_steps`` in every mode."""
+        self.env_steps = int(t) * self.num_workers
 
     @property
     def epsilon(self) -> float:
