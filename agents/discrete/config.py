@@ -87,65 +87,59 @@ class DQNConfig:
 
 
 @dataclass
-class A2CConfig:
+class OnPolicyConfig:
+    """What the synchronous A2C family shares (standard A2C settings)."""
+
     gamma: float = 0.99
     """Discount factor."""
     n_steps: int = 5
-    """Rollout length T between updates (the runtime steps every env T times, then updates)."""
+    """Rollout length T between updates (the runtime steps every env T times, then updates; the
+    n of the n-step returns and of the soft Q target, eq. 46)."""
     lr: float = 7e-4
     """RMSProp learning rate (standard A2C)."""
     rms_alpha: float = 0.99
     """RMSProp smoothing constant."""
     rms_eps: float = 1e-5
     """RMSProp epsilon."""
+    grad_clip: float = 0.5
+    """Max global gradient norm (0 disables clipping)."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    """Hidden layer widths of the MLP torso (vector observations; images use the Nature conv)."""
+
+    def __post_init__(self) -> None:
+        _positive("lr", self.lr)
+        if self.n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
+
+
+@dataclass
+class A2CConfig(OnPolicyConfig):
     value_coef: float = 0.5
     """c, the weight of the value loss (eq. 86)."""
     entropy_mode: str = "naive"
     """'naive' one-step KL bonus (eq. 79) or 'proper' KL inside the returns (eq. 80)."""
     tau: float = 0.01
     """Temperature of the KL penalty against the uniform policy (paper: 0.01)."""
-    grad_clip: float = 0.5
-    """Max global gradient norm (0 disables clipping)."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden layer widths of the MLP torso (vector observations; images use the Nature conv)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _choice("entropy_mode", self.entropy_mode, ENTROPY_MODES)
-        _positive("lr", self.lr)
         if self.tau < 0:
             raise ValueError(f"tau must be >= 0, got {self.tau}")
-        if self.n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
 
 
 @dataclass
-class SoftQA2CConfig:
-    gamma: float = 0.99
-    """Discount factor."""
-    n_steps: int = 5
-    """Rollout length T between updates (n of the n-step soft Q target, eq. 46)."""
-    lr: float = 7e-4
-    """RMSProp learning rate (same as A2C)."""
-    rms_alpha: float = 0.99
-    """RMSProp smoothing constant."""
-    rms_eps: float = 1e-5
-    """RMSProp epsilon."""
+class SoftQA2CConfig(OnPolicyConfig):
     tau: float = 0.01
     """Temperature: Q = V + tau log(pi / uniform) (paper: 0.01)."""
     value_grad_scale: float = 0.5
     """c: gradient into the value stream is scaled by c (§6.3: 0.5)."""
     advantage_grad_scale: float | None = None
     """Gradient scale of the advantage stream tau*log pi; None means 1/tau (§6.3)."""
-    grad_clip: float = 0.5
-    """Max global gradient norm (0 disables clipping)."""
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    """Hidden layer widths of the MLP torso (vector observations; images use the Nature conv)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _positive("tau", self.tau)
-        _positive("lr", self.lr)
-        if self.n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
 
     @property
     def adv_scale(self) -> float:
