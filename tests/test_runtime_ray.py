@@ -73,7 +73,9 @@ def test_weight_broadcast_with_a_counting_policy(local_ray, tmp_path):
         # stamps are published update counts: multiples of the publish interval
         assert np.all(stamps % 5 == 0)
         assert len(np.unique(stamps)) >= 5
-        assert stamps.max() >= final_updates - 5 * 20  # lag of at most a few versions
+        # workers kept up: their newest weights are recent (async, so only a loose bound:
+        # the learner may train on for a while after a worker's last pull)
+        assert stamps.max() >= 0.75 * final_updates
 
 
 def test_learner_parity_in_process_and_in_a_ray_actor(local_ray):
