@@ -42,13 +42,13 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
         "return_std": float(np.std(returns)),
         "returns": returns,
     }
-    if goals and any(g is not None for g in goals):
-        num_goals = 1 + max(g for g in goals if g is not None)
-        ends = np.array([(-1 if g is None else g) for g in goals])
-        out["goal_shares"] = {str(j): float(np.mean(ends == j)) for j in range(max(num_goals, 4))}
-        out["goal_shares"]["none"] = float(np.mean(ends == -1))
-        out["goals_reached"] = int(len({g for g in goals if g is not None and g >= 0}))
     out.update(mode_summary(modes))
+    if goals and all(g is not None for g in goals):  # multi-goal: the same shares, by goal index
+        shares = out["mode_shares"]
+        out["goal_shares"] = {str(j): shares.get(f"goal{j}", 0.0)
+                              for j in range(max(4, 1 + max(goals)))}
+        out["goal_shares"]["none"] = shares.get("none", 0.0)
+        out["goals_reached"] = out["modes_covered"]
     if record_positions:
         out["trajectories"] = trajectories
     return out

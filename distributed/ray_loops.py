@@ -83,8 +83,8 @@ def _housekeeping(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
         weights, _ = ray.get(rt.learner.current_weights.remote())
         driver.evaluate(weights, _ShadowLearner(rt))
     if driver.due_log():
-        elapsed = max(time.perf_counter() - getattr(rt, "_last_log", driver._t0), 1e-9)
-        rt._last_log = time.perf_counter()
+        elapsed = max(time.perf_counter() - rt.last_log_time, 1e-9)
+        rt.last_log_time = time.perf_counter()
         metrics = ray.get(rt.learner.pop_metrics.remote())
         for shard_stats in ray.get([s.stats.remote() for s in rt.shards]):
             for k, v in shard_stats.items():

@@ -10,6 +10,7 @@ broadcasts. The driver (this module) logs, evaluates, checkpoints and restarts w
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class RayRuntime:
         self.learner = self._make_learner()
         self.workers = [self._make_worker(i) for i in range(rt.workers)]
         self.hooks = hooks or DriverHooks()
+        self.last_log_time = time.perf_counter()  # per-worker env-step rates are per log window
         self.init_state: dict | None = None  # fine-tuning source, re-applied if the learner dies
 
     # ------------------------------------------------------------------ actors
