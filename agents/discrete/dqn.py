@@ -40,7 +40,10 @@ class DQNLearner:
             lambda: QNetwork(observation_space, action_space, cfg.hidden_sizes), seed
         ).to(self.device)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.optim = torch.optim.Adam(self.q.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        # Fused Adam: one kernel over all parameters; ~6 of 44 ms per Nature-CNN update on one
+        # CPU thread go to the default (foreach) implementation's sqrt/div passes.
+        self.optim = torch.optim.Adam(self.q.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
+                                      fused=self.device.type in ("cpu", "cuda"))
         self.num_updates = 0
 
     def update(self, batch: Batch) -> dict[str, float]:

@@ -31,9 +31,14 @@ class NatureTorso(nn.Module):
             n_flat = self.conv(torch.zeros(1, in_channels, *input_hw)).shape[1]  # 3136 at 84x84
         self.fc = nn.Sequential(nn.Linear(n_flat, out_dim), nn.ReLU())
         self.out_dim = out_dim
+        # NHWC ("channels_last") conv weights and inputs: oneDNN's fastest layout on CPU (an update
+        # at batch 32 on one thread: 37 -> 31 ms) and the tensor-core layout on CUDA. Only the
+        # strides change; values, shapes and state_dict keys are the usual ones.
+        self.conv.to(memory_format=torch.channels_last)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.float() / 255.0  # [B, C, H, W]
+        x = obs.contiguous(memory_format=torch.channels_last)  # [B, C, H, W] uint8, NHWC strides
+        x = x.to(torch.float32).mul_(1.0 / 255.0)  # same strides, [0, 1]
         return self.fc(self.conv(x))  # [B, 512]
 
 

@@ -218,6 +218,9 @@ def main(argv: list[str]) -> int:
                         help="transitions for the replay memory measurement")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["replay", "dqn", "a2c", "sb3", "inline", "ray"])
+    parser.add_argument("--sb3-threads", type=int, default=1,
+                        help="torch threads for the SB3 runs (softq's learner uses "
+                             "runtime.num_threads, 1 by default)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="extra config override for every softq run")
     args = parser.parse_args(argv)
@@ -238,7 +241,9 @@ def main(argv: list[str]) -> int:
         base = [f"run.total_env_steps={total}", f"replay.min_size={args.warmup}",
                 "replay.capacity=200000", *args.overrides]
         if "sb3" not in args.skip:
+            torch.set_num_threads(args.sb3_threads)
             dqn["sb3 DQN (1 env)"] = sb3_dqn_rates(args.steps, args.warmup)
+            torch.set_num_threads(1)
         if "inline" not in args.skip:
             dqn["softq dqn inline (1 env)"] = softq_rates(
                 "pong-dqn", [*base, "runtime.inline=true", "runtime.envs_per_worker=1"],
@@ -249,7 +254,8 @@ def main(argv: list[str]) -> int:
                     "pong-dqn", [*base, "runtime.inline=false", f"runtime.workers={n}",
                                  "runtime.envs_per_worker=2"], args.warmup)
         ref = dqn.get("sb3 DQN (1 env)")
-        print("DQN on Pong (batch 32, 0.25 updates/env step, Nature CNN, CPU):")
+        print(f"DQN on Pong (batch 32, 0.25 updates/env step, Nature CNN, CPU; SB3 with "
+              f"{args.sb3_threads} torch thread(s)):")
         print(header)
         for name, r in dqn.items():
             print(_row(name, r, ref if name.startswith("softq") else None), flush=True)
@@ -260,7 +266,9 @@ def main(argv: list[str]) -> int:
         n = args.a2c_envs
         base = [f"run.total_env_steps={total}", "agent.n_steps=5", *args.overrides]
         if "sb3" not in args.skip:
+            torch.set_num_threads(args.sb3_threads)
             a2c[f"sb3 A2C ({n} envs)"] = sb3_a2c_rates(args.steps, args.warmup, n)
+            torch.set_num_threads(1)
         if "inline" not in args.skip:
             a2c[f"softq a2c inline (1w x {n})"] = softq_rates(
                 "pong-a2c-naive", [*base, "runtime.inline=true", f"runtime.envs_per_worker={n}"],
