@@ -10,7 +10,9 @@ Prints, all measured in this run:
   * SB3 DQN on the same settings (CnnPolicy = Nature CNN, batch 32, train_freq 4 -> 0.25
     updates per env step, 1 env, same warm-up), and the ratios softq / SB3;
   * softq ``a2c`` (preset pong-a2c-naive, n_steps 5) inline and on Ray, against SB3 A2C with
-    the same number of envs and n_steps, and the ratios.
+    the same number of envs and n_steps, and the ratios;
+  * with ``--presets``, a short Ray run of each named preset (e.g. the seven ``pong-*`` methods):
+    the rates every method trains at on this machine.
 Throughput is measured between the first driver log after the warm-up and the last one (softq)
 and between the corresponding timesteps of a callback (SB3), so start-up costs are excluded.
 SB3's AtariWrapper needs OpenCV for its resize; when cv2 is absent the wrapper's two cv2 calls
@@ -198,11 +200,29 @@ def sb3_a2c_rates(steps: int, warmup: int, n_envs: int, seed: int = 0) -> dict[s
     return {**timeline.rates(warmup), "numpy_cv2": shimmed}
 
 
+def preset_rates(presets: list[str], steps: int, warmup: int, workers: int, on_policy_envs: int,
+                 overrides: list[str]) -> dict[str, dict[str, float]]:
+    """Each preset on local Ray: off-policy ones with 2 envs per worker after a ``warmup``-step
+    replay fill, on-policy ones (A2C family) with ``on_policy_envs`` envs over the workers."""
+    from agents.registry import get_algorithm
+
+    out: dict[str, dict[str, float]] = {}
+    for preset in presets:
+        on_policy = get_algorithm(load_config(preset, []).algo).on_policy
+        envs = max(1, on_policy_envs // workers) if on_policy else 2
+        sets = [f"run.total_env_steps={warmup + steps}", "runtime.inline=false",
+                f"runtime.workers={workers}", f"runtime.envs_per_worker={envs}", *overrides]
+        if not on_policy:
+            sets += [f"replay.min_size={warmup}", "replay.capacity=200000"]
+        out[f"{preset} ({workers}w x {envs})"] = softq_rates(preset, sets, warmup)
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 
 def _row(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
     ratio = f"{r['env_steps_per_s'] / base['env_steps_per_s']:9.2f}x" if base else f"{'':>10s}"
-    return (f"  {name:28s} {r['env_steps_per_s']:10.1f} {r['updates_per_s']:10.2f} "
+    return (f"  {name:34s} {r['env_steps_per_s']:10.1f} {r['updates_per_s']:10.2f} "
             f"{int(r['measured_steps']):9d} {ratio}")
 
 
@@ -218,6 +238,9 @@ def main(argv: list[str]) -> int:
                         help="transitions for the replay memory measurement")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["replay", "dqn", "a2c", "sb3", "inline", "ray"])
+    parser.add_argument("--presets", nargs="*", default=[],
+                        help="also run each of these presets (e.g. every pong-* method) for "
+                             "--steps on Ray with --workers[-1] workers and report its rates")
     parser.add_argument("--sb3-threads", type=int, default=1,
                         help="torch threads for the SB3 runs (softq's learner uses "
                              "runtime.num_threads, 1 by default)")
@@ -235,7 +258,7 @@ def main(argv: list[str]) -> int:
               f"buffer {mem['naive_bytes_per_transition']} bytes -> {mem['saving']:.1f}x smaller",
               flush=True)
 
-    header = f"  {'run':28s} {'env st/s':>10s} {'updates/s':>10s} {'measured':>9s} {'vs SB3':>10s}"
+    header = f"  {'run':34s} {'env st/s':>10s} {'updates/s':>10s} {'measured':>9s} {'vs SB3':>10s}"
     if "dqn" not in args.skip:
         dqn: dict[str, dict] = {}
         base = [f"run.total_env_steps={total}", f"replay.min_size={args.warmup}",
@@ -283,5 +306,13 @@ def main(argv: list[str]) -> int:
         for name, r in a2c.items():
             print(_row(name, r, ref if name.startswith("softq") else None), flush=True)
         results["a2c"] = a2c
+    if args.presets:
+        results["presets"] = preset_rates(args.presets, args.steps, args.warmup, args.workers[-1],
+                                          args.a2c_envs, args.overrides)
+        print(f"Short Ray runs, {args.workers[-1]} rollout workers (env steps/s and learner "
+              "updates/s after the warm-up):")
+        print(header)
+        for name, r in results["presets"].items():
+            print(_row(name, r, None), flush=True)
     print(json.dumps(results))
     return 0
