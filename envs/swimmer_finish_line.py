@@ -1,15 +1,22 @@
 """The bi-directional swimmer with a finish line (Haarnoja et al. 2017, §5.2, Figures 3a and 6).
 
 Gymnasium's three-link ``swimmer.xml`` (unchanged; ``Swimmer-v5`` dynamics, frame_skip 4, so
-dt = 0.04 s) is rewarded for its speed along x in *either* direction, and once its torso is past
-a finish line ahead of the start it also earns a bonus on every step it stays there:
+dt = 0.04 s) is rewarded for the speed of its centre of mass along x in *either* direction, and
+once the centre of mass is past a finish line ahead of the start it also earns a bonus on every
+step it stays there:
 
-    r_t = |x' - x| / dt + finish_bonus * 1[x' >= finish_line_x] - ctrl_cost_weight * ||a||^2
+    r_t = |c' - c| / dt + finish_bonus * 1[c' >= finish_line_x] - ctrl_cost_weight * ||a||^2
 
-with x, x' = qpos[0] (the torso's slide joint) before and after the step; the start pose is
-x = 0 up to the reset noise. Both swimming directions pay the same until the bonus is
-discovered, which is what makes a unimodal explorer commit prematurely (§5.2). The paper gives
-no numbers, so they are chosen here (all constructor arguments, documented in docs/tasks.md):
+with c, c' the x coordinate of the whole swimmer's centre of mass before and after the step
+(``subtree_com`` of the root body, as the original code's ``get_body_comvel("torso")``). The
+three equal segments are centred at x = 1, 0, -1 in the straight start pose, so c = qpos[0] = 0
+there up to the reset noise. Not the torso's slide joint qpos[0]: the torso swings back and forth
+around the centre of mass with every stroke, and |d qpos[0] / dt| pays ~180 per 500 steps for
+flailing in place (random or sinusoidal torques; the centre of mass earns ~13-19 for the same
+motions), which trained agents exploited (returns ~900 without ever reaching the line) instead of
+swimming. Both swimming directions pay the same until the bonus is discovered, which is what
+makes a unimodal explorer commit prematurely (§5.2). The paper gives no numbers, so they are
+chosen here (all constructor arguments, documented in docs/tasks.md):
 
 - ``finish_line_x = 2.0`` m: a swimmer averaging 0.1 m/s (a return of 100 per 1000 steps on
   Swimmer-v5, typical of DDPG) reaches it by the end of the 500-step (20 s) horizon.
@@ -21,15 +28,17 @@ no numbers, so they are chosen here (all constructor arguments, documented in do
 The observation is the full qpos (x, y, heading, two joint angles) and qvel, 10 numbers: unlike
 Swimmer-v5 it keeps x and y, because the bonus depends on x (the task must stay Markov).
 Episodes never terminate early; the registered horizon (T = 500, App. D.2) truncates them.
-``info`` carries ``x_position``, ``x_velocity``, ``crossed`` (x >= finish_line_x) and ``mode``,
-the behaviour label the evaluation aggregates: "forward" past the finish line, "backward" as far
-behind the start (x <= -finish_line_x), else "none".
+``info`` carries ``x_position`` (torso, qpos[0]), ``com_x``, ``x_velocity`` (centre of mass),
+``crossed`` (c >= finish_line_x) and ``mode``, the behaviour label the evaluation aggregates:
+"forward" past the finish line, "backward" as far behind the origin (c <= -finish_line_x), else
+"none".
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.swimmer_v5 import SwimmerEnv
 from gymnasium.utils import EzPickle
@@ -57,9 +66,16 @@ class SwimmerFinishLineEnv(SwimmerEnv):
                           reset_noise_scale, frame_skip, render_mode, **kwargs)
         self.finish_line_x = float(finish_line_x)
         self.finish_bonus = float(finish_bonus)
+        self._root_body = self.model.body("torso").id  # its subtree is the whole swimmer
+
+    def com_x(self) -> float:
+        """x of the whole swimmer's centre of mass, consistent with the current qpos."""
+        mujoco.mj_kinematics(self.model, self.data)  # mj_step leaves it one substep stale
+        mujoco.mj_comPos(self.model, self.data)
+        return float(self.data.subtree_com[self._root_body, 0])
 
     def mode_at(self, x: float) -> str:
-        """Behaviour label at torso position ``x``: which direction's mode the swimmer is in."""
+        """Behaviour label at centre-of-mass x: which direction's mode the swimmer is in."""
         if x >= self.finish_line_x:
             return "forward"
         if x <= -self.finish_line_x:
@@ -68,21 +84,22 @@ class SwimmerFinishLineEnv(SwimmerEnv):
 
     def task_reward(self, x_before: float, x_after: float,
                     action: np.ndarray) -> tuple[float, dict]:
-        """Reward of a step that moved the torso from ``x_before`` to ``x_after``."""
+        """Reward of a step that moved the centre of mass from ``x_before`` to ``x_after``."""
         x_velocity = (x_after - x_before) / self.dt
         speed = abs(x_velocity)
         crossed = x_after >= self.finish_line_x
         bonus = self.finish_bonus if crossed else 0.0
         ctrl_cost = self._ctrl_cost_weight * float(np.sum(np.square(action)))
-        info = {"x_position": x_after, "x_velocity": x_velocity, "crossed": bool(crossed),
+        info = {"com_x": x_after, "x_velocity": x_velocity, "crossed": bool(crossed),
                 "mode": self.mode_at(x_after),
                 "reward_speed": speed, "reward_bonus": bonus, "reward_ctrl": -ctrl_cost}
         return speed + bonus - ctrl_cost, info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        x_before = float(self.data.qpos[0])
+        x_before = self.com_x()
         self.do_simulation(action, self.frame_skip)
-        reward, info = self.task_reward(x_before, float(self.data.qpos[0]), action)
+        reward, info = self.task_reward(x_before, self.com_x(), action)
+        info["x_position"] = float(self.data.qpos[0])
         if self.render_mode == "human":
             self.render()
         return self._get_obs(), reward, False, False, info

@@ -74,13 +74,19 @@ def test_observation_holds_position(env_id):
 
 # ---------------------------------------------------------------------- swimmer
 def _swimmer_step(env, x: float, vx: float):
+    """Straight body along x (heading 0) with its centre of mass at ``x``, gliding at ``vx``.
+
+    The three equal segments are centred at qpos[0] + 1, + 0, - 1, so the centre of mass is
+    qpos[0]; a rigid glide moves both alike. Returns the step's reward, flags, info and c'."""
     qpos = np.zeros(env.model.nq)
-    qpos[0] = x  # straight body along x, heading 0
+    qpos[0] = x
     qvel = np.zeros(env.model.nv)
     qvel[0] = vx
     env.set_state(qpos, qvel)
+    assert env.com_x() == pytest.approx(x, abs=1e-12)
     _, reward, terminated, truncated, info = env.step(np.zeros(2, dtype=np.float32))
-    return reward, terminated, truncated, info, float(env.data.qpos[0])
+    assert info["com_x"] == pytest.approx(float(env.data.qpos[0]), abs=1e-9)  # rigid glide
+    return reward, terminated, truncated, info, info["com_x"]
 
 
 def test_swimmer_rewards_speed_in_both_directions():
@@ -88,7 +94,7 @@ def test_swimmer_rewards_speed_in_both_directions():
     assert env.dt == pytest.approx(0.04) and env.finish_line_x == 2.0 and env.finish_bonus == 1.0
     r_fwd, term, trunc, info, x_fwd = _swimmer_step(env, 0.0, 0.5)
     assert not term and not trunc and not info["crossed"]
-    assert r_fwd == pytest.approx(abs(x_fwd - 0.0) / 0.04, rel=1e-12)
+    assert r_fwd == pytest.approx(abs(x_fwd - 0.0) / 0.04, rel=1e-9)
     assert 0.3 < r_fwd < 0.5  # drag slows the glide from 0.5 m/s
     r_bwd, _, _, _, x_bwd = _swimmer_step(env, 0.0, -0.5)
     assert x_bwd == pytest.approx(-x_fwd, abs=1e-12)  # a straight body glides symmetrically
@@ -101,7 +107,37 @@ def test_swimmer_finish_line_bonus(x, bonus):
     reward, terminated, _, info, x_after = _swimmer_step(env, x, 0.3)
     assert not terminated
     assert info["crossed"] == (bonus > 0)
-    assert reward == pytest.approx(abs(x_after - x) / 0.04 + bonus, rel=1e-12)
+    assert reward == pytest.approx(abs(x_after - x) / 0.04 + bonus, rel=1e-9)
+
+
+def test_swimmer_reward_follows_the_centre_of_mass_not_the_torso():
+    """Bending the joints swings the torso around a fixed centre of mass: the torso's x moves,
+    the centre of mass does not, and the speed reward is the centre of mass's (~0)."""
+    env = _unwrapped("softq/SwimmerFinishLine-v0")
+    qpos, qvel = np.zeros(env.model.nq), np.zeros(env.model.nv)
+    qvel[3:5] = (3.0, -3.0)  # joint rates only: internal motion, zero initial momentum
+    env.set_state(qpos, qvel)
+    c0, x0 = env.com_x(), float(env.data.qpos[0])
+    _, reward, _, _, info = env.step(np.zeros(2, dtype=np.float32))
+    torso_speed = abs(float(env.data.qpos[0]) - x0) / env.dt
+    com_speed = abs(info["com_x"] - c0) / env.dt
+    assert reward == pytest.approx(com_speed, rel=1e-9)
+    assert torso_speed > 5 * com_speed  # the old torso-based reward would pay for this
+
+
+def test_swimmer_pays_little_for_flailing_in_place():
+    """Random torques for 500 steps barely move the centre of mass; its summed speed stays far
+    below what the torso's back-and-forth would earn (~180 for this policy)."""
+    env = _unwrapped("softq/SwimmerFinishLine-v0")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    total, torso_total = 0.0, 0.0
+    for _ in range(500):
+        x0 = float(env.data.qpos[0])
+        total += env.step(rng.uniform(-1, 1, 2).astype(np.float32))[1]
+        torso_total += abs(float(env.data.qpos[0]) - x0) / env.dt
+    assert total < 40.0
+    assert torso_total > 4 * total
 
 
 # ---------------------------------------------------------------------- ant rewards
