@@ -34,7 +34,7 @@ def test_nature_torso_matches_nchw_reference_values_and_gradients() -> None:
 
 
 def test_nature_torso_state_dict_is_layout_free() -> None:
-    """Weights saved from the NHWC torso load into a plain NCHW copy (and back) unchanged."""
+    """Weights saved from the NHWC torso load into a plain NCHW copy and give the same outputs."""
     torch.manual_seed(1)
     torso = NatureTorso(4, 512)
     plain = NatureTorso(4, 512)

@@ -115,7 +115,7 @@ def test_swimmer_reward_follows_the_centre_of_mass_not_the_torso():
     the centre of mass does not, and the speed reward is the centre of mass's (~0)."""
     env = _unwrapped("softq/SwimmerFinishLine-v0")
     qpos, qvel = np.zeros(env.model.nq), np.zeros(env.model.nv)
-    qvel[3:5] = (3.0, -3.0)  # joint rates only: internal motion, zero initial momentum
+    qvel[3:5] = (3.0, -3.0)  # joint rates only; the root starts at rest
     env.set_state(qpos, qvel)
     c0, x0 = env.com_x(), float(env.data.qpos[0])
     _, reward, _, _, info = env.step(np.zeros(2, dtype=np.float32))

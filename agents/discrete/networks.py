@@ -32,7 +32,7 @@ class NatureTorso(nn.Module):
         self.fc = nn.Sequential(nn.Linear(n_flat, out_dim), nn.ReLU())
         self.out_dim = out_dim
         # NHWC ("channels_last") conv weights and inputs: oneDNN's fastest layout on CPU (an update
-        # at batch 32 on one thread: 37 -> 31 ms) and the tensor-core layout on CUDA. Only the
+        # at batch 32 on one thread: 37 -> 34 ms) and the tensor-core layout on CUDA. Only the
         # strides change; values, shapes and state_dict keys are the usual ones.
         self.conv.to(memory_format=torch.channels_last)
 
