@@ -1,6 +1,11 @@
 """Driver-side bookkeeping shared by every runtime: progress bar, TensorBoard, evaluation,
 pictures and checkpoints, all scheduled on the environment-step counter so a resumed run
-continues on the same schedule."""
+continues on the same schedule.
+
+Training episodes also feed Figure 3's curves (Haarnoja et al. 2017): the best ``max_com_x``
+(swimmer) and ``min_distance_to_target`` (ant target tasks) over every training episode since the
+run began, kept in ``Counters`` (so they survive a resume) and logged as ``train/max_com_x`` and
+``train/min_distance_to_target`` at every log step once known, and in summary.json."""
 
 from __future__ import annotations
 
@@ -24,17 +29,41 @@ from distributed.metrics import TensorBoardLogger
 ImageHook = Callable[[Any, dict, int], dict[str, np.ndarray]]
 
 
+# episode field -> (Counters field, TensorBoard tag, keep the max (True) or the min (False))
+BEST_SO_FAR: dict[str, tuple[str, str, bool]] = {
+    "max_com_x": ("best_max_com_x", "train/max_com_x", True),
+    "min_distance_to_target": ("best_min_distance_to_target", "train/min_distance_to_target",
+                               False),
+}
+
+
 @dataclass
 class Counters:
+    """Run-wide counts, checkpointed. The best-so-far fields stay None until a training episode
+    reported them (checkpoints from before they existed load with the defaults)."""
+
     env_steps: int = 0
     episodes: int = 0
     worker_restarts: int = 0
     learner_restarts: int = 0
+    best_max_com_x: float | None = None
+    best_min_distance_to_target: float | None = None
 
-    def state_dict(self) -> dict[str, int]:
+    def state_dict(self) -> dict[str, int | float | None]:
         return {"env_steps": self.env_steps, "episodes": self.episodes,
                 "worker_restarts": self.worker_restarts,
-                "learner_restarts": self.learner_restarts}
+                "learner_restarts": self.learner_restarts,
+                "best_max_com_x": self.best_max_com_x,
+                "best_min_distance_to_target": self.best_min_distance_to_target}
+
+    def best_so_far(self) -> dict[str, float]:
+        """TensorBoard tag -> value of the best-so-far extremes known yet."""
+        out = {}
+        for attr, tag, _ in BEST_SO_FAR.values():
+            value = getattr(self, attr)
+            if value is not None:
+                out[tag] = float(value)
+        return out
 
 
 @dataclass
@@ -79,6 +108,13 @@ class Driver:
         self.counters.episodes += len(episodes)
         for ep in episodes:
             self.recent_returns.append(ep.get("raw_return", ep["return"]))
+            for field, (attr, _, is_max) in BEST_SO_FAR.items():
+                value = ep.get(field)
+                if value is None:
+                    continue
+                best = getattr(self.counters, attr)
+                if best is None or (value > best if is_max else value < best):
+                    setattr(self.counters, attr, float(value))
         self.bar.update(env_steps)
 
     @property
@@ -103,6 +139,7 @@ class Driver:
         metrics["runtime/learner_restarts"] = float(self.counters.learner_restarts)
         if self.recent_returns:
             metrics["rollout/return_mean"] = float(np.mean(self.recent_returns))
+        metrics.update(self.counters.best_so_far())
         self.tb.scalars(metrics, step)
         self.tb.flush()
         postfix = {"ret": f"{metrics.get('rollout/return_mean', float('nan')):.1f}",
@@ -178,6 +215,7 @@ class Driver:
             "wall_s": time.perf_counter() - self._t0,
             "env_steps_per_s": (self.counters.env_steps - self._steps0)
             / max(time.perf_counter() - self._t0, 1e-9),
+            **self.counters.best_so_far(),
             **{k: v for k, v in self.last_eval.items() if v is not None},
         }
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

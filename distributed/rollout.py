@@ -3,6 +3,12 @@
 The same class runs in-process (inline mode) and as a Ray actor (``ray.remote(RolloutWorker)``);
 it never imports Ray. Off-policy workers return replay chunks (n-step folded by an encoder);
 on-policy workers return time-major rollouts of exactly ``T`` lockstep steps.
+
+Every report also carries the training episodes that finished (``EpisodeTracker``): return,
+length, the raw game return (Atari), the last ``goal_index`` (multi-goal), and the extremes of
+Figure 3 over all the episode's steps where the env reports them: ``max_com_x`` (swimmer,
+``info["com_x"]``) and ``min_distance_to_target`` (ant target tasks,
+``info["distance_to_target"]``).
 """
 
 from __future__ import annotations
@@ -24,26 +30,82 @@ def uses_frame_replay(observation_space: Any) -> bool:
     return getattr(observation_space, "dtype", None) == np.uint8 and len(shape) == 3
 
 
+def step_info(infos: dict[str, Any], done: np.ndarray, key: str
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+    """``info[key]`` of this step for every env of a same-step-autoreset vector env.
+
+    With ``AutoresetMode.SAME_STEP`` the envs that finished were already reset: ``infos`` holds
+    their *reset* info (and the step info of the others), their last step's info is under
+    ``infos["final_info"]``, masked by its own ``"_key"`` arrays. Returns ``(values, has)``:
+    ``[num_envs]`` values and the mask of envs whose step reported ``key``; None when no env did.
+    """
+    final = infos.get("final_info") if done.any() else None
+    if final is None:  # the common step: nobody finished, infos is every env's step info
+        return (infos[key], infos[f"_{key}"]) if key in infos else None
+    in_final = key in final
+    if key not in infos and not in_final:
+        return None
+    values = np.zeros(len(done))
+    has = np.zeros(len(done), dtype=bool)
+    if key in infos:
+        m = infos[f"_{key}"] & ~done  # reset info of the finished envs does not count
+        values[m] = infos[key][m]
+        has |= m
+    if in_final:
+        m = final[f"_{key}"] & done
+        values[m] = final[key][m]
+        has |= m
+    return values, has
+
+
 class EpisodeTracker:
-    """Per-env running returns/lengths; finished episodes are kept until drained."""
+    """Per-env running returns/lengths/extremes; finished episodes are kept until drained.
+
+    ``step`` takes the vector env's ``infos`` as returned (same-step autoreset, see
+    ``step_info``), so every env's own step info is read at every step, the last step of an
+    episode included. ``EXTREMES`` lists the per-step info keys whose running max/min over the
+    episode becomes a field of the finished episode (only when the env reported the key).
+    """
+
+    # info key -> (episode field, take the max (True) or the min (False))
+    EXTREMES: dict[str, tuple[str, bool]] = {
+        "com_x": ("max_com_x", True),
+        "distance_to_target": ("min_distance_to_target", False),
+    }
 
     def __init__(self, num_envs: int):
         self.returns = np.zeros(num_envs)
         self.lengths = np.zeros(num_envs, dtype=np.int64)
+        # info key -> running extreme per env (+-inf until the key was seen this episode)
+        self.extremes = {key: np.full(num_envs, -np.inf if is_max else np.inf)
+                         for key, (_, is_max) in self.EXTREMES.items()}
         self.finished: list[dict[str, float]] = []
 
     def step(self, reward: np.ndarray, done: np.ndarray, infos: dict[str, Any]) -> None:
         self.returns += reward
         self.lengths += 1
-        raw = infos.get("raw_episode_return")
-        raw_mask = infos.get("_raw_episode_return")
+        for key, (_, is_max) in self.EXTREMES.items():
+            got = step_info(infos, done, key)
+            if got is not None:
+                values, has = got
+                run = self.extremes[key]
+                new = np.fmax(run, values) if is_max else np.fmin(run, values)  # skip NaN
+                np.copyto(run, new, where=has)
+        if not done.any():
+            return
+        raw = step_info(infos, done, "raw_episode_return")
+        goal = step_info(infos, done, "goal_index")
         for e in np.flatnonzero(done):
             episode = {"return": float(self.returns[e]), "length": float(self.lengths[e])}
-            if raw is not None and raw_mask is not None and raw_mask[e]:
-                episode["raw_return"] = float(raw[e])
-            goal = infos.get("goal_index")
-            if goal is not None:
-                episode["goal_index"] = float(goal[e])
+            if raw is not None and raw[1][e]:
+                episode["raw_return"] = float(raw[0][e])
+            if goal is not None and goal[1][e]:
+                episode["goal_index"] = float(goal[0][e])
+            for key, (field, is_max) in self.EXTREMES.items():
+                run = self.extremes[key]
+                if np.isfinite(run[e]):
+                    episode[field] = float(run[e])
+                run[e] = -np.inf if is_max else np.inf
             self.finished.append(episode)
             self.returns[e], self.lengths[e] = 0.0, 0
 
@@ -117,9 +179,7 @@ class RolloutWorker:
                 true_next[e] = final[e]
             if hasattr(self.policy, "reset_noise"):
                 self.policy.reset_noise(done)
-            self.episodes.step(reward, done, infos.get("final_info", infos))
-        else:
-            self.episodes.step(reward, done, infos)
+        self.episodes.step(reward, done, infos)  # reads final_info of the finished envs itself
         obs = self.obs
         self.obs = next_obs
         self.env_steps += self.num_envs

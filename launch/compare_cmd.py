@@ -6,6 +6,13 @@ seeds aligned on the union of logged steps by linear interpolation over their co
 Runs whose env labels behaviour (``eval/mode_share/<label>``, ``eval/modes_covered``, written by
 the driver) also get a mode report per group: the share of seeds that found ``--mode`` (majority
 of the final evaluation's episodes end in it; "ever": at any evaluation), and the modes covered.
+
+``--above X`` / ``--below X`` add Figure 3's threshold (Haarnoja et al. 2017): per group, the share
+of seeds whose ``--metric`` curve reached >= X (<= X) at some logged step and each seed's first
+such env step (None if never), printed, drawn as a dashed line, and in ``--report`` under
+"threshold". Meant for the driver's best-so-far training curves, ``train/max_com_x`` (swimmer,
+``--above 2.0``, the finish line) and ``train/min_distance_to_target`` (maze, ``--below
+3.354``, ``envs.ant_tasks.MAZE_UPPER_PASSAGE_MIN_DISTANCE``).
 """
 
 from __future__ import annotations
@@ -30,6 +37,14 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", help="the better mode's label (e.g. 'forward' for the swimmer, "
                    "'target' for the maze): report the share of seeds that found it")
     p.add_argument("--report", help="also write the per-group numbers to this JSON file")
+    p.add_argument("--per-seed", action="store_true",
+                   help="draw every run as its own line (Figure 3) instead of mean +- std")
+    threshold = p.add_mutually_exclusive_group()
+    threshold.add_argument("--above", type=float, metavar="X",
+                           help="report the share of seeds whose --metric reached >= X "
+                           "(and the first step), draw X as a dashed line")
+    threshold.add_argument("--below", type=float, metavar="X",
+                           help="as --above, for <= X (e.g. a distance to the goal)")
     p.set_defaults(func=run_compare)
 
 
@@ -107,6 +122,26 @@ def mode_report(runs: list[dict[str, dict[str, float]]], mode: str | None) -> di
     return out
 
 
+def threshold_report(series: list[tuple[np.ndarray, np.ndarray]], value: float, above: bool,
+                     runs: list[str] | None = None) -> dict:
+    """Which seeds' curves reached ``value`` (>= if ``above``, else <=) at some logged step, and
+    the first env step each did (None if never); Figure 3 counts a run once it crossed.
+    TensorBoard stores float32, so the comparison is at that precision (a value logged as
+    exactly the threshold reached it)."""
+    level = float(np.float32(value))
+    first: list[int | None] = []
+    for steps, values in series:
+        hit = values >= level if above else values <= level
+        first.append(int(steps[int(np.argmax(hit))]) if hit.any() else None)
+    reached = sum(f is not None for f in first)
+    out: dict = {"value": float(value), "direction": ">=" if above else "<=",
+                 "seeds": len(series), "reached": reached,
+                 "share": reached / len(series) if series else 0.0, "first_steps": first}
+    if runs is not None:
+        out["runs"] = list(runs)
+    return out
+
+
 def read_scalars(run_dir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
     acc = _accumulator(run_dir)
     if metric not in acc.Tags().get("scalars", []):
@@ -136,6 +171,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from launch.plots import curves_figure
 
     groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    names: dict[str, list[str]] = defaultdict(list)
     modes: dict[str, list[dict]] = defaultdict(list)
     for d in args.run_dirs:
         run_dir = Path(d)
@@ -143,6 +179,7 @@ def run_compare(args: argparse.Namespace) -> int:
         label = {"preset": cfg.preset or cfg.algo, "algo": cfg.algo, "dir": run_dir.name}[
             args.label]
         groups[label].append(read_metric(run_dir, args.metric))
+        names[label].append(str(run_dir))
         modes[label].append(read_modes(run_dir))
     curves = {}
     for label, series in groups.items():
@@ -160,14 +197,28 @@ def run_compare(args: argparse.Namespace) -> int:
             line += (f"; found {rep['mode']!r}: {rep['found_share']:.0%} of seeds at the end, "
                      f"{rep['found_ever_share']:.0%} at some evaluation")
         print(line)
+    above = getattr(args, "above", None)
+    below = getattr(args, "below", None)
+    threshold = above if above is not None else below
+    crossings: dict[str, dict] = {}
+    if threshold is not None:
+        for label, series in groups.items():
+            rep = threshold_report(series, threshold, above is not None, names[label])
+            crossings[label] = rep
+            firsts = ", ".join("never" if f is None else str(f) for f in rep["first_steps"])
+            print(f"{label}: {rep['reached']}/{rep['seeds']} seeds reached {args.metric} "
+                  f"{rep['direction']} {threshold:g} (first at steps {firsts})")
     if args.report:
         summary = {label: {"seeds": n, "final_mean": float(m[-1]) if len(m) else None,
                            "final_std": float(sd[-1]) if len(sd) else None,
                            "modes": reports[label]}
                    for label, (_, m, sd, n) in curves.items()}
+        for label, rep in crossings.items():
+            summary[label]["threshold"] = rep
         Path(args.report).write_text(json.dumps(summary, indent=2))
         print(f"wrote {args.report}")
-    fig = curves_figure(curves, args.metric)
+    fig = curves_figure(curves, args.metric, threshold=threshold,
+                        seeds=groups if getattr(args, "per_seed", False) else None)
     fig.savefig(args.out)
     plt.close(fig)
     print(f"wrote {args.out}")

@@ -90,12 +90,25 @@ def make_multigoal_hook(run_dir: Path) -> Callable[[Any, dict, int], dict[str, n
 
 
 def curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]],
-                  metric: str) -> plt.Figure:
-    """``curves[label] = (steps, mean, std, num_seeds)`` -> mean +- std bands."""
+                  metric: str, threshold: float | None = None,
+                  seeds: dict[str, list[tuple[np.ndarray, np.ndarray]]] | None = None
+                  ) -> plt.Figure:
+    """``curves[label] = (steps, mean, std, num_seeds)`` -> mean +- std bands; ``threshold``
+    (Figure 3's success line) is drawn as a horizontal dashed line. With ``seeds[label]`` (one
+    (steps, values) per run) every run is drawn as its own line instead, as in Figure 3."""
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-    for label, (steps, mean, std, n) in curves.items():
-        ax.plot(steps, mean, label=f"{label} (n={n})")
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+    for i, (label, (steps, mean, std, n)) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        if seeds is not None:
+            for j, (run_steps, values) in enumerate(seeds[label]):
+                ax.plot(run_steps, values, color=color, alpha=0.8, linewidth=1.2,
+                        label=f"{label} (n={n})" if j == 0 else None)
+            continue
+        ax.plot(steps, mean, color=color, label=f"{label} (n={n})")
+        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.25)
+    if threshold is not None:
+        ax.axhline(threshold, color="black", linestyle="--", linewidth=1.0,
+                   label=f"threshold {threshold:g}")
     ax.set_xlabel("environment steps")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)

@@ -192,6 +192,12 @@ def test_quick_swimmer_sql_learns_the_bonus_direction(tmp_path, capsys):
     assert steps.tolist() == [1000, 2000, 3000]
     assert backward[0] > 0.0, backward  # untrained: some episodes drift backward
     assert forward[-1] >= 0.6 and backward[-1] == 0.0, (forward, backward)
+    # Figure 3a's curve: the farthest forward any training episode got, at every log step
+    log_steps, best_x = read_metric(run, "train/max_com_x")
+    assert log_steps[-1] == 3000 and len(log_steps) >= 3
+    assert np.all(np.diff(best_x) >= 0) and best_x[-1] >= 0.1, best_x  # crossed the line
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["train/max_com_x"] == pytest.approx(best_x[-1], rel=1e-6)
 
 
 def test_bench_rate_excludes_the_warm_up():

@@ -1,0 +1,326 @@
+"""Figure 3's training-rollout extremes (Haarnoja et al. 2017): the per-episode max of the
+swimmer's ``info["com_x"]`` and min of the ant target tasks' ``info["distance_to_target"]``
+(``EpisodeTracker``, across same-step autoresets), the driver's best-so-far over the run (logged,
+summarised, checkpointed), and ``softq compare --above/--below``."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from torch.utils.tensorboard import SummaryWriter
+
+from distributed.checkpoint import load_checkpoint, save_checkpoint
+from distributed.driver import Counters, Driver
+from distributed.inline import restore
+from distributed.learner import probe_spaces
+from distributed.rollout import EpisodeTracker, RolloutWorker
+from envs.factory import make_env, make_vector_env
+from launch.cli import main
+from launch.compare_cmd import read_scalars, threshold_report
+from launch.config import load_config, save_config
+
+
+# ---------------------------------------------------------------------- EpisodeTracker
+class _Scripted(gym.Env):
+    """Step t of episode k reports ``com_x = values[k][t]`` and ``distance_to_target = 10 -
+    com_x`` (neither key when the value is None); the episode truncates after
+    ``len(values[k])`` steps. The reset info carries trap values (com_x 1000, distance -1000)
+    that must never count: under same-step autoreset they sit in ``infos`` for the envs that
+    just finished."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self, values: list[list[float]]):
+        self.values, self.episode, self.t = values, -1, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return np.zeros(1, np.float32), {"com_x": 1000.0, "distance_to_target": -1000.0}
+
+    def step(self, action):
+        ep = self.values[self.episode]
+        x = ep[self.t]
+        self.t += 1
+        info = {} if x is None else {"com_x": float(x), "distance_to_target": 10.0 - x}
+        return np.zeros(1, np.float32), 0.0, False, self.t >= len(ep), info
+
+
+def test_tracker_reads_final_info_for_finished_envs_and_step_info_for_the_others():
+    """env 0 (2-step episodes) finishes at vector steps 2 and 4, env 1 (one 4-step episode) at 4.
+    Env 1's peak (5.0) comes on step 2, when only env 0 finished: its value is in ``infos``, not
+    in ``final_info``; env 0's first episode peaks on its last step, which only ``final_info``
+    holds. Env 0's second episode reports nothing on its last step, where ``infos`` has its
+    reset info. Reading reset info would give 1000 / -1000."""
+    values = [[[1.0, 2.0], [3.0, None], [0.0, 0.0]], [[0.0, 5.0, 1.0, 2.0], [0.0] * 4]]
+    venv = gym.vector.SyncVectorEnv([lambda v=v: _Scripted(v) for v in values],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    venv.reset(seed=0)
+    tracker = EpisodeTracker(2)
+    for _ in range(4):
+        _, reward, terminated, truncated, infos = venv.step(venv.action_space.sample())
+        tracker.step(reward, np.logical_or(terminated, truncated), infos)
+    episodes = tracker.drain()
+    # finish order: (step 2, env 0), (step 4, env 0), (step 4, env 1)
+    assert [ep["max_com_x"] for ep in episodes] == [2.0, 3.0, 5.0]
+    assert [ep["min_distance_to_target"] for ep in episodes] == [8.0, 7.0, 5.0]
+    assert [ep["length"] for ep in episodes] == [2.0, 2.0, 4.0]
+
+
+class _Game(gym.Env):
+    """Atari- and multi-goal-like infos: the last step of a 3-step episode reports
+    ``raw_episode_return`` 7 and ``goal_index`` 2; every step before it and the reset report
+    ``goal_index`` -1."""
+
+    observation_space = _Scripted.observation_space
+    action_space = _Scripted.action_space
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.float32), {"goal_index": -1}
+
+    def step(self, action):
+        self.t += 1
+        info = {"goal_index": 2, "raw_episode_return": 7.0} if self.t == 3 else {"goal_index": -1}
+        return np.zeros(1, np.float32), 1.0, self.t == 3, False, info
+
+
+def test_tracker_keeps_raw_return_and_goal_index_of_the_last_step():
+    venv = gym.vector.SyncVectorEnv([_Game, _Game],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    venv.reset(seed=0)
+    tracker = EpisodeTracker(2)
+    for _ in range(3):
+        _, reward, te, tr, infos = venv.step(venv.action_space.sample())
+        tracker.step(reward, np.logical_or(te, tr), infos)
+    assert tracker.drain() == [{"return": 3.0, "length": 3.0, "raw_return": 7.0,
+                                "goal_index": 2.0}] * 2
+
+
+def _oracle_and_tracker(env_id: str, key: str, horizons: list[int], steps: int, seed: int):
+    """Run the vector env with the tracker and, beside it, one plain env per slot stepped with the
+    same actions (its own step() infos, reset by hand): per finished episode (in finishing
+    order) the tracker's episode dict and the oracle's list of ``info[key]`` over its steps."""
+    fns = [lambda i=i, h=h: make_env(env_id, seed=seed + i, max_episode_steps=h)
+           for i, h in enumerate(horizons)]
+    if len(set(horizons)) == 1:  # the factory the workers use
+        venv = make_vector_env(env_id, len(horizons), seed, max_episode_steps=horizons[0])
+    else:
+        venv = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    singles = [fn() for fn in fns]
+    venv.reset(seed=seed)
+    for i, env in enumerate(singles):
+        env.reset(seed=seed + i)
+    venv.action_space.seed(seed)
+    tracker = EpisodeTracker(len(horizons))
+    current: list[list[float]] = [[] for _ in horizons]
+    oracle: list[list[float]] = []
+    for _ in range(steps):
+        action = venv.action_space.sample()
+        _, reward, terminated, truncated, infos = venv.step(action)
+        done = np.logical_or(terminated, truncated)
+        tracker.step(reward, done, infos)
+        for i, env in enumerate(singles):
+            _, r, te, tr, info = env.step(action[i])
+            assert r == pytest.approx(reward[i]) and (te or tr) == done[i]  # same trajectory
+            current[i].append(float(info[key]))
+            if te or tr:
+                oracle.append(current[i])
+                current[i] = []
+                env.reset()
+    venv.close()
+    return tracker.drain(), oracle
+
+
+@pytest.mark.parametrize("env_id, key, field, extreme, horizons", [
+    ("softq/SwimmerFinishLine-v0", "com_x", "max_com_x", max, [5, 5]),
+    ("softq/SwimmerFinishLine-v0", "com_x", "max_com_x", max, [3, 5]),
+    ("softq/AntMaze-v0", "distance_to_target", "min_distance_to_target", min, [5, 5]),
+    ("softq/AntMaze-v0", "distance_to_target", "min_distance_to_target", min, [3, 5]),
+])
+def test_tracker_extremes_match_brute_force_on_real_tasks(env_id, key, field, extreme, horizons):
+    """Random actions for 12 vector steps across autoresets (equal horizons: both envs finish
+    together; staggered: one finishes while the other runs on). The per-episode extreme equals
+    the one over the values a plain copy of each env reported, and in some episode it is the
+    last step's (only in final_info): reading the reset info or skipping it would differ."""
+    episodes, oracle = _oracle_and_tracker(env_id, key, horizons, steps=12, seed=3)
+    assert len(episodes) == len(oracle) >= 4
+    assert [ep["length"] for ep in episodes] == [float(len(o)) for o in oracle]
+    assert [ep[field] for ep in episodes] == pytest.approx([extreme(o) for o in oracle],
+                                                           abs=1e-12)
+    assert any(extreme(o) == o[-1] and extreme(o[:-1]) != o[-1] for o in oracle)
+    assert all("return" in ep and "raw_return" not in ep for ep in episodes)
+
+
+def test_other_tasks_report_no_extremes():
+    tracker = EpisodeTracker(2)
+    venv = make_vector_env("softq/MultiGoal-v0", 2, 0, max_episode_steps=3)
+    venv.reset(seed=0)
+    for _ in range(3):
+        _, reward, te, tr, infos = venv.step(venv.action_space.sample())
+        tracker.step(reward, np.logical_or(te, tr), infos)
+    episodes = tracker.drain()
+    assert len(episodes) == 2
+    assert all("goal_index" in ep and "max_com_x" not in ep
+               and "min_distance_to_target" not in ep for ep in episodes)
+
+
+def test_rollout_worker_reports_episode_extremes():
+    cfg = load_config("swimmer-finish-line-sql-quick", [
+        "agent.hidden_sizes=[16, 16]", "env.max_episode_steps=4", "runtime.envs_per_worker=2"])
+    worker = RolloutWorker(cfg)
+    report = worker.collect(9)
+    worker.close()
+    assert len(report["episodes"]) == 4
+    assert all(np.isfinite(ep["max_com_x"]) for ep in report["episodes"])
+
+
+# ---------------------------------------------------------------------- driver best-so-far
+def _driver(tmp_path, counters: Counters | None = None) -> Driver:
+    cfg = load_config("multigoal-quick", ["agent.hidden_sizes=[16, 16]", "run.log_every=10"])
+    obs_space, act_space = probe_spaces(cfg)
+    return Driver(cfg, tmp_path, counters or Counters(), None, obs_space, act_space)
+
+
+def test_driver_keeps_the_best_extremes_since_the_start(tmp_path):
+    driver = _driver(tmp_path)
+    driver.record(10, [{"return": 1.0, "length": 5.0}])  # a task without extremes
+    assert driver.counters.best_max_com_x is None
+    driver.log({})  # nothing known yet: no train/ tags
+    driver.record(10, [{"return": 1.0, "length": 5.0, "max_com_x": 0.5},
+                       {"return": 1.0, "length": 5.0, "max_com_x": 1.5,
+                        "min_distance_to_target": 4.0}])
+    driver.log({})
+    driver.record(10, [{"return": 1.0, "length": 5.0, "max_com_x": 1.0,  # worse: kept 1.5
+                        "min_distance_to_target": 2.5}])
+    driver.log({})
+    driver.record(10, [{"return": 1.0, "length": 5.0, "max_com_x": -3.0,
+                        "min_distance_to_target": 6.0}])
+    driver.log({})
+    c = driver.counters
+    assert c.best_max_com_x == 1.5 and c.best_min_distance_to_target == 2.5
+    summary = driver.close()
+    assert summary["train/max_com_x"] == 1.5
+    assert json.loads((tmp_path / "summary.json").read_text())[
+        "train/min_distance_to_target"] == 2.5
+    steps, values = read_scalars(tmp_path, "train/max_com_x")
+    assert steps.tolist() == [20, 30, 40] and values.tolist() == [1.5, 1.5, 1.5]
+    steps, values = read_scalars(tmp_path, "train/min_distance_to_target")
+    assert steps.tolist() == [20, 30, 40] and values.tolist() == [4.0, 2.5, 2.5]
+
+
+def test_best_extremes_survive_a_checkpoint_and_old_checkpoints_load(tmp_path):
+    counters = Counters(env_steps=40, episodes=4, best_max_com_x=1.5,
+                        best_min_distance_to_target=2.5)
+    runner = SimpleNamespace(load_state_dict=lambda state: None)
+    save_checkpoint(tmp_path, {"counters": counters.state_dict(), "runner": {}})
+    assert restore(tmp_path, runner, None) == counters  # weights_only load, inline's restore
+    driver = _driver(tmp_path / "resumed", restore(tmp_path, runner, None))
+    driver.record(10, [{"return": 0.0, "length": 1.0, "max_com_x": 1.0,
+                        "min_distance_to_target": 3.0}])  # worse than before the resume
+    assert (driver.counters.best_max_com_x, driver.counters.best_min_distance_to_target) == (
+        1.5, 2.5)
+    driver.close()
+
+    old = {"env_steps": 40, "episodes": 4, "worker_restarts": 1, "learner_restarts": 0}
+    save_checkpoint(tmp_path, {"counters": old, "runner": {}})
+    loaded = Counters(**load_checkpoint(tmp_path)["counters"])
+    assert loaded.worker_restarts == 1 and loaded.env_steps == 40
+    assert loaded.best_max_com_x is None and loaded.best_min_distance_to_target is None
+    assert loaded.best_so_far() == {}
+
+
+# ---------------------------------------------------------------------- softq compare
+def _fake_run(root, name, preset, metric, curve):
+    """A run directory with config.yaml and one scalar series: curve = [(step, value)]."""
+    run = root / name
+    (run / "tb").mkdir(parents=True)
+    save_config(load_config(preset), run / "config.yaml")
+    writer = SummaryWriter(str(run / "tb"))
+    for step, value in curve:
+        writer.add_scalar(metric, value, step)
+    writer.close()
+    return run
+
+
+def test_compare_below_threshold_share_and_first_steps(tmp_path, capsys):
+    metric = "train/min_distance_to_target"
+    sql, ddpg = "ant-maze-sql-quick", "ant-maze-ddpg-quick"
+    runs = [
+        _fake_run(tmp_path, "s0", sql, metric, [(1000, 8.0), (2000, 3.0), (3000, 2.0)]),
+        _fake_run(tmp_path, "s1", sql, metric, [(1000, 8.0), (2000, 6.0), (3000, 3.354)]),
+        _fake_run(tmp_path, "s2", sql, metric, [(1000, 7.0), (2000, 5.0), (3000, 4.0)]),
+        _fake_run(tmp_path, "d0", ddpg, metric, [(1000, 3.0), (2000, 3.0), (3000, 3.0)]),
+    ]
+    out, report = tmp_path / "c.png", tmp_path / "c.json"
+    assert main(["compare", *map(str, runs), "--metric", metric, "--below", "3.354",
+                 "--out", str(out), "--report", str(report)]) == 0
+    text = capsys.readouterr().out
+    rep = json.loads(report.read_text())
+    s, d = rep[sql]["threshold"], rep[ddpg]["threshold"]
+    assert s["first_steps"] == [2000, 3000, None]  # 3.354 itself counts (<=)
+    assert s["share"] == pytest.approx(2 / 3) and s["reached"] == 2 and s["seeds"] == 3
+    assert s["direction"] == "<=" and s["value"] == 3.354
+    assert s["runs"] == [str(r) for r in runs[:3]]
+    assert d["first_steps"] == [1000] and d["share"] == 1.0
+    assert (f"{sql}: 2/3 seeds reached {metric} <= 3.354 (first at steps 2000, 3000, never)"
+            in text)
+    assert f"{ddpg}: 1/1 seeds reached {metric} <= 3.354 (first at steps 1000)" in text
+    assert out.stat().st_size > 0
+
+
+def test_compare_above_threshold_and_exclusive_flags(tmp_path, capsys):
+    metric = "train/max_com_x"
+    sql = "swimmer-finish-line-sql-quick"
+    runs = [_fake_run(tmp_path, "s0", sql, metric, [(500, 0.1), (1000, 2.5), (1500, 2.5)]),
+            _fake_run(tmp_path, "s1", sql, metric, [(500, 1.9), (1000, 1.99), (1500, 1.99)])]
+    report = tmp_path / "c.json"
+    assert main(["compare", *map(str, runs), "--metric", metric, "--above", "2",
+                 "--out", str(tmp_path / "c.png"), "--report", str(report)]) == 0
+    rep = json.loads(report.read_text())[sql]["threshold"]
+    assert rep["first_steps"] == [1000, None] and rep["share"] == 0.5
+    assert rep["direction"] == ">="
+    assert "1/2 seeds reached train/max_com_x >= 2 (first at steps 1000, never)" in (
+        capsys.readouterr().out)
+    with pytest.raises(SystemExit):
+        main(["compare", str(runs[0]), "--above", "1", "--below", "2"])
+    capsys.readouterr()
+    assert main(["compare", *map(str, runs), "--metric", metric, "--out", str(tmp_path / "d.png"),
+          "--report", str(report)]) == 0
+    assert "threshold" not in json.loads(report.read_text())[sql]  # no flag, no entry
+
+
+def test_threshold_report_first_crossing_is_the_first_logged_step():
+    series = [(np.array([1.0, 2.0, 3.0]), np.array([0.0, 5.0, 1.0])),
+              (np.array([1.0, 2.0]), np.array([0.0, 0.0]))]
+    rep = threshold_report(series, 4.0, above=True)
+    assert rep["first_steps"] == [2, None] and rep["share"] == 0.5
+    rep = threshold_report(series, 0.0, above=False)
+    assert rep["first_steps"] == [1, 1] and rep["share"] == 1.0
+
+
+def test_per_seed_figure_draws_every_run_and_the_threshold():
+    from launch.plots import curves_figure
+
+    a = (np.array([0.0, 1.0, 2.0]), np.array([5.0, 4.0, 2.0]))
+    b = (np.array([0.0, 1.0, 2.0]), np.array([6.0, 6.0, 3.0]))
+    c = (np.array([0.0, 2.0]), np.array([7.0, 1.0]))
+    curves = {"sql": (a[0], (a[1] + b[1]) / 2, np.abs(a[1] - b[1]) / 2, 2),
+              "ddpg": (c[0], c[1], np.zeros(2), 1)}
+    fig = curves_figure(curves, "m", threshold=2.5, seeds={"sql": [a, b], "ddpg": [c]})
+    lines = fig.axes[0].get_lines()
+    drawn = [(tuple(line.get_xdata()), tuple(line.get_ydata())) for line in lines]
+    assert drawn[:3] == [(tuple(s), tuple(v)) for s, v in (a, b, c)]  # one line per run
+    assert lines[0].get_color() == lines[1].get_color() != lines[2].get_color()
+    assert tuple(lines[3].get_ydata()) == (2.5, 2.5)  # the threshold
+    assert len(fig.axes[0].collections) == 0  # no mean +- std bands
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["sql (n=2)", "ddpg (n=1)", "threshold 2.5"]
+    mean_fig = curves_figure(curves, "m")
+    assert len(mean_fig.axes[0].get_lines()) == 2 and len(mean_fig.axes[0].collections) == 2
