@@ -19,6 +19,9 @@ _SOFTQ_ENVS: dict[str, tuple[str, int]] = {
     "softq/AntHallwayWide-v0": ("envs.ant_tasks:AntHallwayWideEnv", 500),
     "softq/AntHallwayNarrow-v0": ("envs.ant_tasks:AntHallwayNarrowEnv", 500),
     "softq/AntUMaze-v0": ("envs.ant_tasks:AntUMazeEnv", 500),
+    # the two mazes at the narrow hallway's size, for the -quick presets (docs/tasks.md)
+    "softq/AntMazeCompact-v0": ("envs.ant_tasks:AntMazeCompactEnv", 500),
+    "softq/AntUMazeCompact-v0": ("envs.ant_tasks:AntUMazeCompactEnv", 500),
 }
 
 for _env_id, (_entry, _horizon) in _SOFTQ_ENVS.items():

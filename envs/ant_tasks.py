@@ -1,6 +1,10 @@
 """Quadruped (Ant) tasks of Haarnoja et al. 2017: the two-passage maze (§5.2, Figure 3b) and the
 pretraining / fine-tuning tasks of §5.3 (Figure 4).
 
+``AntMazeCompact`` and ``AntUMazeCompact`` are the two mazes at a small size (2.5 m passages and
+arms), for the ``-quick`` presets: a quadruped learning from scratch in minutes of CPU does not
+get round the paper-size walls.
+
 Every task is Gymnasium's ``ant.xml`` (unchanged robot, frame_skip 5, dt = 0.05 s) plus static
 box walls and a target marker added to the worldbody in code (:func:`ant_xml`). They share
 :class:`AntTaskEnv`; a task subclass only lists its walls and its reward. All constants are
@@ -233,17 +237,45 @@ class AntHallwayNarrowEnv(AntHallwayWideEnv):
 
 # ---------------------------------------------------------------------- §5.2 two-passage maze
 TARGET_SIGMA = 2.0  # m; std of the Gaussian reward bump (both target tasks)
+
+
+def two_passage_maze(arena: tuple[float, float, float, float],
+                     divider: tuple[float, float, float], barrier: tuple[float, float],
+                     prefix: str) -> list[Wall]:
+    """Walls of the §5.2 maze: the arena outline (x0, x1, y0, y1), a divider block
+    [dx0, dx1] x [-dy, dy] (``divider = (dx0, dx1, dy)``) facing the start, which splits the way
+    to the target into an upper and a lower passage (mirror images), and a barrier
+    [bx0, bx1] x [dy, y1] (``barrier = (bx0, bx1)``) that closes the upper one."""
+    x0, x1, y0, y1 = arena
+    dx0, dx1, dy = divider
+    bx0, bx1 = barrier
+    return box_outline(x0, x1, y0, y1, prefix) + [
+        block(dx0, dx1, -dy, dy, f"{prefix}_divider"),
+        block(bx0, bx1, dy, y1, f"{prefix}_barrier"),
+    ]
+
+
 # Arena [-2.5, 10.5] x [-5, 5]; a central block [2, 6.5] x [-1.5, 1.5] splits the way to the
 # target into an upper (y > 1.5) and a lower (y < -1.5) passage, 3.5 m wide each and mirror
 # images of each other, except for a barrier [5.5, 6] x [1.5, 5] that closes the upper one.
 MAZE_TARGET = (8.5, 0.0)
-MAZE_WALLS: list[Wall] = box_outline(-2.5, 10.5, -5.0, 5.0, "maze") + [
-    block(2.0, 6.5, -1.5, 1.5, "maze_divider"),
-    block(5.5, 6.0, 1.5, 5.0, "maze_barrier"),
-]
+MAZE_WALLS: list[Wall] = two_passage_maze((-2.5, 10.5, -5.0, 5.0), (2.0, 6.5, 1.5), (5.5, 6.0),
+                                            "maze")
 # Closest the centre of mass can get to the target through the upper passage, a lower bound
 # (the corner (5.5, 1.5) of the barrier; the ant's body keeps it further): Figure 3b's threshold.
 MAZE_UPPER_PASSAGE_MIN_DISTANCE = float(np.hypot(MAZE_TARGET[0] - 5.5, MAZE_TARGET[1] - 1.5))
+
+# The same maze at a small size, for the -quick presets (a quadruped learning from scratch for
+# minutes on 2 CPU cores does not get round the paper-size divider, 13 m of walking): arena
+# [-1.5, 5] x [-3.25, 3.25], divider [1.25, 2.25] x [-0.75, 0.75], passages 2.5 m wide (the narrow
+# hallway's width), barrier [1.75, 2.25] x [0.75, 3.25], target (3.5, 0), 3.5 m from the start
+# (reward exp(-3.5^2/8) = 0.22 there, <= 0.42 at the divider's face).
+MAZE_COMPACT_TARGET = (3.5, 0.0)
+MAZE_COMPACT_WALLS: list[Wall] = two_passage_maze((-1.5, 5.0, -3.25, 3.25), (1.25, 2.25, 0.75),
+                                                  (1.75, 2.25), "maze")
+# Barrier corner (1.75, 0.75) to the target: hypot(1.75, 0.75) = 1.904 m.
+MAZE_COMPACT_UPPER_PASSAGE_MIN_DISTANCE = float(np.hypot(MAZE_COMPACT_TARGET[0] - 1.75,
+                                                         MAZE_COMPACT_TARGET[1] - 0.75))
 
 
 class AntMazeEnv(AntTaskEnv):
@@ -265,13 +297,34 @@ class AntMazeEnv(AntTaskEnv):
         return self._target_reward(com_before, com_after, self.target_sigma)
 
 
+class AntMazeCompactEnv(AntMazeEnv):
+    """The two-passage maze at a small size (for the -quick presets): target at (3.5, 0),
+    passages 2.5 m wide, the upper one closed by a barrier at x = 1.75."""
+
+    walls = MAZE_COMPACT_WALLS
+    target = MAZE_COMPACT_TARGET
+    reach_radius = MAZE_COMPACT_UPPER_PASSAGE_MIN_DISTANCE
+
+
 # ---------------------------------------------------------------------- §5.3 U-shaped maze
+def u_maze(arena: tuple[float, float, float, float], divider: tuple[float, float, float, float],
+           prefix: str) -> list[Wall]:
+    """The arena outline (x0, x1, y0, y1) and the block (x0, x1, y0, y1) that fills the middle of
+    the U from the west wall, leaving the lower arm, the bend (east) and the upper arm open."""
+    return box_outline(*arena, prefix) + [block(*divider, f"{prefix}_divider")]
+
+
 # Arena [-1.5, 6.5] x [-1.5, 7.5]; a block [-1.5, 3.5] x [1.5, 4.5] fills the middle of the U,
 # leaving 3 m wide arms: start (0, 0) in the lower arm, target (0, 6) in the upper arm.
 UMAZE_TARGET = (0.0, 6.0)
-UMAZE_WALLS: list[Wall] = box_outline(-1.5, 6.5, -1.5, 7.5, "umaze") + [
-    block(-1.5, 3.5, 1.5, 4.5, "umaze_divider"),
-]
+UMAZE_WALLS: list[Wall] = u_maze((-1.5, 6.5, -1.5, 7.5), (-1.5, 3.5, 1.5, 4.5), "umaze")
+
+# The U at the narrow hallway's size, for the -quick presets: arena [-1.25, 4.25] x [-1.25,
+# 5.25], block [-1.25, 1.75] x [1.25, 2.75], arms and bend 2.5 m wide, target (0, 4); the way
+# round is ~8 m instead of ~16 m.
+UMAZE_COMPACT_TARGET = (0.0, 4.0)
+UMAZE_COMPACT_WALLS: list[Wall] = u_maze((-1.25, 4.25, -1.25, 5.25), (-1.25, 1.75, 1.25, 2.75),
+                                         "umaze")
 
 
 class AntUMazeEnv(AntMazeEnv):
@@ -280,3 +333,11 @@ class AntUMazeEnv(AntMazeEnv):
     walls = UMAZE_WALLS
     target = UMAZE_TARGET
     reach_radius = 1.5  # m, half the arm width: inside the upper arm's end
+
+
+class AntUMazeCompactEnv(AntUMazeEnv):
+    """The U-maze at the narrow hallway's size (for the -quick presets): target at (0, 4)."""
+
+    walls = UMAZE_COMPACT_WALLS
+    target = UMAZE_COMPACT_TARGET
+    reach_radius = 1.25  # m, half the arm width

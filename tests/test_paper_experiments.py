@@ -77,6 +77,10 @@ def test_ant_running_direction_is_measured_from_the_reset_position(env_id, offse
     ("softq/AntMaze-v0", (0.0, 0.0), "none"),
     ("softq/AntUMaze-v0", (0.5, 6.5), "target"), ("softq/AntUMaze-v0", (0.0, 0.0), "none"),
     ("softq/AntUMaze-v0", (5.0, 6.0), "none"),
+    ("softq/AntMazeCompact-v0", (3.0, -1.5), "target"),  # 1.58 m < hypot(1.75, 0.75) = 1.904
+    ("softq/AntMazeCompact-v0", (1.0, 2.0), "none"),  # upper passage at the barrier: 3.2 m
+    ("softq/AntUMazeCompact-v0", (0.5, 4.5), "target"),
+    ("softq/AntUMazeCompact-v0", (0.0, 0.0), "none"),
 ])
 def test_target_tasks_label_reaching_the_target(env_id, com, label):
     info = _place_ant(_unwrapped(env_id), com)

@@ -14,14 +14,18 @@ import envs  # noqa: F401  (registers softq/ ids)
 from envs.ant_tasks import (
     HALLWAY_NARROW_HALF_WIDTH,
     HALLWAY_WIDE_HALF_WIDTH,
+    MAZE_COMPACT_TARGET,
+    MAZE_COMPACT_UPPER_PASSAGE_MIN_DISTANCE,
     MAZE_TARGET,
     MAZE_UPPER_PASSAGE_MIN_DISTANCE,
     TARGET_SIGMA,
+    UMAZE_COMPACT_TARGET,
     UMAZE_TARGET,
 )
 
 ANT_IDS = ["softq/AntMaze-v0", "softq/AntAnyDirection-v0", "softq/AntHallwayWide-v0",
-           "softq/AntHallwayNarrow-v0", "softq/AntUMaze-v0"]
+           "softq/AntHallwayNarrow-v0", "softq/AntUMaze-v0", "softq/AntMazeCompact-v0",
+           "softq/AntUMazeCompact-v0"]
 ALL_IDS = ["softq/SwimmerFinishLine-v0", *ANT_IDS]
 SPEED_IDS = ["softq/AntAnyDirection-v0", "softq/AntHallwayWide-v0", "softq/AntHallwayNarrow-v0"]
 
@@ -153,8 +157,10 @@ def test_ant_speed_reward_in_free_flight(env_id):
     assert env.step(np.zeros(8, dtype=np.float32))[1] == pytest.approx(2.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("env_id, target", [("softq/AntMaze-v0", MAZE_TARGET),
-                                            ("softq/AntUMaze-v0", UMAZE_TARGET)])
+@pytest.mark.parametrize("env_id, target", [
+    ("softq/AntMaze-v0", MAZE_TARGET), ("softq/AntUMaze-v0", UMAZE_TARGET),
+    ("softq/AntMazeCompact-v0", MAZE_COMPACT_TARGET),
+    ("softq/AntUMazeCompact-v0", UMAZE_COMPACT_TARGET)])
 @pytest.mark.parametrize("offset", [(0.0, 0.0), (1.5, 0.0), (0.0, -2.0), (3.0, 4.0)])
 def test_ant_target_reward_is_gaussian(env_id, target, offset):
     env = _unwrapped(env_id)
@@ -224,6 +230,25 @@ def test_maze_upper_passage_blocked_lower_open():
     assert lower[:, 0].max() > 6.5  # out past the divider's end, into the target room
     start = _launch(env, (0.0, 0.0), (10.0, 0.0))
     assert start[:, 0].max() < 2.0  # the divider faces the start: no straight way through
+
+
+def test_compact_maze_upper_passage_blocked_lower_open():
+    env = _unwrapped("softq/AntMazeCompact-v0")
+    target = np.asarray(MAZE_COMPACT_TARGET)
+    assert MAZE_COMPACT_UPPER_PASSAGE_MIN_DISTANCE == pytest.approx(np.hypot(1.75, 0.75))
+    upper = _launch(env, (0.3, 2.0), (10.0, 0.0))
+    assert upper[:, 0].max() < 1.75  # stopped by the barrier at x = 1.75
+    assert np.linalg.norm(upper - target, axis=1).min() > MAZE_COMPACT_UPPER_PASSAGE_MIN_DISTANCE
+    lower = _launch(env, (0.3, -2.0), (10.0, 0.0))  # mirror image, no barrier
+    assert lower[:, 0].max() > 3.0  # past the divider's end (x = 2.25), into the target room
+    start = _launch(env, (0.0, 0.0), (10.0, 0.0))
+    assert start[:, 0].max() < 1.25  # the divider faces the start
+
+
+def test_compact_umaze_divider_blocks_the_straight_line():
+    env = _unwrapped("softq/AntUMazeCompact-v0")
+    assert _launch(env, (0.0, 0.0), (0.0, 10.0))[:, 1].max() < 1.25  # inner wall at y = 1.25
+    assert _launch(env, (3.0, 0.0), (0.0, 10.0))[:, 1].max() > 2.75  # the bend is open
 
 
 def test_umaze_divider_blocks_the_straight_line():
