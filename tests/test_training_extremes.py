@@ -51,6 +51,20 @@ class _Scripted(gym.Env):
         return np.zeros(1, np.float32), 0.0, False, self.t >= len(ep), info
 
 
+def _track(venv: gym.vector.VectorEnv, steps: int) -> list[dict[str, float]]:
+    """Step ``venv`` with random actions through an EpisodeTracker; the finished episodes."""
+    venv.reset(seed=0)
+    tracker = EpisodeTracker(venv.num_envs)
+    for _ in range(steps):
+        _, reward, terminated, truncated, infos = venv.step(venv.action_space.sample())
+        tracker.step(reward, np.logical_or(terminated, truncated), infos)
+    return tracker.drain()
+
+
+def _same_step(fns: list) -> gym.vector.SyncVectorEnv:
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
 def test_tracker_reads_final_info_for_finished_envs_and_step_info_for_the_others():
     """env 0 (2-step episodes) finishes at vector steps 2 and 4, env 1 (one 4-step episode) at 4.
     Env 1's peak (5.0) comes on step 2, when only env 0 finished: its value is in ``infos``, not
@@ -58,14 +72,7 @@ def test_tracker_reads_final_info_for_finished_envs_and_step_info_for_the_others
     holds. Env 0's second episode reports nothing on its last step, where ``infos`` has its
     reset info. Reading reset info would give 1000 / -1000."""
     values = [[[1.0, 2.0], [3.0, None], [0.0, 0.0]], [[0.0, 5.0, 1.0, 2.0], [0.0] * 4]]
-    venv = gym.vector.SyncVectorEnv([lambda v=v: _Scripted(v) for v in values],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    venv.reset(seed=0)
-    tracker = EpisodeTracker(2)
-    for _ in range(4):
-        _, reward, terminated, truncated, infos = venv.step(venv.action_space.sample())
-        tracker.step(reward, np.logical_or(terminated, truncated), infos)
-    episodes = tracker.drain()
+    episodes = _track(_same_step([lambda v=v: _Scripted(v) for v in values]), steps=4)
     # finish order: (step 2, env 0), (step 4, env 0), (step 4, env 1)
     assert [ep["max_com_x"] for ep in episodes] == [2.0, 3.0, 5.0]
     assert [ep["min_distance_to_target"] for ep in episodes] == [8.0, 7.0, 5.0]
@@ -92,15 +99,8 @@ class _Game(gym.Env):
 
 
 def test_tracker_keeps_raw_return_and_goal_index_of_the_last_step():
-    venv = gym.vector.SyncVectorEnv([_Game, _Game],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    venv.reset(seed=0)
-    tracker = EpisodeTracker(2)
-    for _ in range(3):
-        _, reward, te, tr, infos = venv.step(venv.action_space.sample())
-        tracker.step(reward, np.logical_or(te, tr), infos)
-    assert tracker.drain() == [{"return": 3.0, "length": 3.0, "raw_return": 7.0,
-                                "goal_index": 2.0}] * 2
+    assert _track(_same_step([_Game, _Game]), steps=3) == [
+        {"return": 3.0, "length": 3.0, "raw_return": 7.0, "goal_index": 2.0}] * 2
 
 
 def _oracle_and_tracker(env_id: str, key: str, horizons: list[int], steps: int, seed: int):
@@ -112,7 +112,7 @@ def _oracle_and_tracker(env_id: str, key: str, horizons: list[int], steps: int, 
     if len(set(horizons)) == 1:  # the factory the workers use
         venv = make_vector_env(env_id, len(horizons), seed, max_episode_steps=horizons[0])
     else:
-        venv = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        venv = _same_step(fns)
     singles = [fn() for fn in fns]
     venv.reset(seed=seed)
     for i, env in enumerate(singles):
@@ -159,13 +159,7 @@ def test_tracker_extremes_match_brute_force_on_real_tasks(env_id, key, field, ex
 
 
 def test_other_tasks_report_no_extremes():
-    tracker = EpisodeTracker(2)
-    venv = make_vector_env("softq/MultiGoal-v0", 2, 0, max_episode_steps=3)
-    venv.reset(seed=0)
-    for _ in range(3):
-        _, reward, te, tr, infos = venv.step(venv.action_space.sample())
-        tracker.step(reward, np.logical_or(te, tr), infos)
-    episodes = tracker.drain()
+    episodes = _track(make_vector_env("softq/MultiGoal-v0", 2, 0, max_episode_steps=3), steps=3)
     assert len(episodes) == 2
     assert all("goal_index" in ep and "max_com_x" not in ep
                and "min_distance_to_target" not in ep for ep in episodes)
