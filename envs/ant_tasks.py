@@ -266,7 +266,7 @@ MAZE_WALLS: list[Wall] = two_passage_maze((-2.5, 10.5, -5.0, 5.0), (2.0, 6.5, 1.
 MAZE_UPPER_PASSAGE_MIN_DISTANCE = float(np.hypot(MAZE_TARGET[0] - 5.5, MAZE_TARGET[1] - 1.5))
 
 # The same maze at a small size, for the -quick presets (a quadruped learning from scratch for
-# minutes on 2 CPU cores does not get round the paper-size divider, 13 m of walking): arena
+# minutes on 2 CPU cores does not get round the paper-size divider, ~12 m of walking): arena
 # [-1.5, 5] x [-3.25, 3.25], divider [1.25, 2.25] x [-0.75, 0.75], passages 2.5 m wide (the narrow
 # hallway's width), barrier [1.75, 2.25] x [0.75, 3.25], target (3.5, 0), 3.5 m from the start
 # (reward exp(-3.5^2/8) = 0.22 there, <= 0.42 at the divider's face).
