@@ -24,16 +24,17 @@ from agents.registry import get_algorithm
 from distributed.checkpoint import save_checkpoint
 from distributed.evaluation import evaluate_policy
 from distributed.metrics import TensorBoardLogger
+from distributed.rollout import EpisodeTracker
 
 # image_hook(learner_or_None, eval_result, env_steps) -> {tag: [H, W, 3] uint8}
 ImageHook = Callable[[Any, dict, int], dict[str, np.ndarray]]
 
 
-# episode field -> (Counters field, TensorBoard tag, keep the max (True) or the min (False))
+# episode field -> (Counters field, TensorBoard tag, keep the max (True) or the min (False)),
+# one per extreme the rollout workers track
 BEST_SO_FAR: dict[str, tuple[str, str, bool]] = {
-    "max_com_x": ("best_max_com_x", "train/max_com_x", True),
-    "min_distance_to_target": ("best_min_distance_to_target", "train/min_distance_to_target",
-                               False),
+    field: (f"best_{field}", f"train/{field}", is_max)
+    for field, is_max in EpisodeTracker.EXTREMES.values()
 }
 
 

@@ -318,3 +318,14 @@ def test_per_seed_figure_draws_every_run_and_the_threshold():
     assert labels == ["sql (n=2)", "ddpg (n=1)", "threshold 2.5"]
     mean_fig = curves_figure(curves, "m")
     assert len(mean_fig.axes[0].get_lines()) == 2 and len(mean_fig.axes[0].collections) == 2
+
+
+def test_every_tracked_extreme_has_a_checkpointed_best():
+    import dataclasses
+
+    from distributed.driver import BEST_SO_FAR
+
+    fields = {f.name for f in dataclasses.fields(Counters)}
+    assert set(BEST_SO_FAR) == {field for field, _ in EpisodeTracker.EXTREMES.values()}
+    assert all(attr in fields and attr in Counters().state_dict()
+               for attr, _, _ in BEST_SO_FAR.values())
