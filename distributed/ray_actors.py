@@ -39,11 +39,16 @@ class WeightStore:
 
 
 class RolloutWorkerActor(RolloutWorker):
-    def __init__(self, cfg: Any, worker_index: int, num_workers: int, weight_store: Any,
-                 replay_shards: list[Any]):
+    """Takes the weight store and replay shards by *name*, not handle: Ray re-runs the
+    constructor on a restart, and actor handles among the constructor arguments put them in the
+    object store, which makes Ray warn that a restart may fail (ray-project/ray#53727)."""
+
+    def __init__(self, cfg: Any, worker_index: int, num_workers: int, weight_store_name: str,
+                 shard_names: list[str]):
         super().__init__(cfg, worker_index, num_workers)
-        self.weight_store = weight_store
-        self.shard = replay_shards[worker_index % len(replay_shards)] if replay_shards else None
+        self.weight_store = ray.get_actor(weight_store_name)
+        self.shard = (ray.get_actor(shard_names[worker_index % len(shard_names)])
+                      if shard_names else None)
         self.weight_pulls = 0
 
     def node_id(self) -> str:

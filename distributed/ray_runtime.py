@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +53,20 @@ class RayRuntime:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.obs_space, self.act_space = probe_spaces(cfg)
         rt = cfg.runtime
-        self.store = ray.remote(num_cpus=0)(WeightStore).remote()
+        # workers look the store and shards up by these names (unique per runtime)
+        prefix = f"softq-{uuid.uuid4().hex[:12]}"
+        self.store_name = f"{prefix}-weights"
+        self.store = ray.remote(num_cpus=0)(WeightStore).options(name=self.store_name).remote()
         self.on_policy = get_algorithm(cfg.algo).on_policy
         self.shards: list[Any] = []
+        self.shard_names: list[str] = []
         if not self.on_policy:
             chunk = rt.steps_per_push * rt.envs_per_worker
             frame = uses_frame_replay(self.obs_space)
             server_cls = ray.remote(num_cpus=0)(ReplayServer)
-            self.shards = [server_cls.remote(cfg, frame, i, chunk)
-                           for i in range(max(1, cfg.replay.shards))]
+            self.shard_names = [f"{prefix}-replay-{i}" for i in range(max(1, cfg.replay.shards))]
+            self.shards = [server_cls.options(name=name).remote(cfg, frame, i, chunk)
+                           for i, name in enumerate(self.shard_names)]
         self.learner = self._make_learner()
         self.workers = [self._make_worker(i) for i in range(rt.workers)]
         self.hooks = hooks or DriverHooks()
@@ -78,7 +84,7 @@ class RayRuntime:
         rt = self.cfg.runtime
         cls = ray.remote(num_cpus=rt.worker_num_cpus, max_restarts=-1,
                          max_task_retries=0)(RolloutWorkerActor)
-        return cls.remote(self.cfg, i, rt.workers, self.store, self.shards)
+        return cls.remote(self.cfg, i, rt.workers, self.store_name, self.shard_names)
 
     def replace_worker(self, i: int, counters: Counters) -> None:
         """A worker died: let Ray's restart serve if it answers, else create a new one."""
