@@ -51,6 +51,12 @@ def test_wrong_type_is_named():
 def test_dataclass_validation_becomes_config_error():
     with pytest.raises(ConfigError, match="alpha"):
         load_config("multigoal-quick", ["agent.alpha=-1"])
+    with pytest.raises(ConfigError, match="kernel_bandwidth.*'median'"):
+        load_config("multigoal-quick", ["agent.kernel_bandwidth=median"])
+    with pytest.raises(ConfigError, match="kernel_bandwidth='reference'.*>= 2 scoring"):
+        load_config("multigoal-quick", ["agent.kernel_bandwidth=reference",
+                                        "agent.kernel_particles=2",
+                                        "agent.kernel_update_ratio=0.5"])
 
 
 def test_unknown_preset_and_algorithm():

@@ -54,7 +54,8 @@ def plain_mlp(net, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return h @ net.out.weight.double().T + net.out.bias.double()
 
 
-def reference_losses(q_net, q_target, sampler, batch, xi, a_uniform, alpha, n_score, n_move):
+def reference_losses(q_net, q_target, sampler, batch, xi, a_uniform, alpha, n_score, n_move,
+                     rule="paper"):
     """Soft Q loss (eqs. 10-11) and SVGD surrogate (eqs. 13-14, App. C.1), written the long way:
     the eq. 10 expectation as a mean of exp, every derivative by autograd (tanh squash included),
     kernel sums as Python loops over states and particles."""
@@ -80,7 +81,8 @@ def reference_losses(q_net, q_target, sampler, batch, xi, a_uniform, alpha, n_sc
     for i in range(b):
         sq = [float(((xd[i, m] - y[i, k]) ** 2).sum())
               for m in range(n_score) for k in range(n_move)]
-        h = sorted(sq)[(len(sq) - 1) // 2] / (2 * math.log(n_score + 1))  # lower median rule
+        divisor = 2 * math.log(n_score + 1) if rule == "paper" else math.log(n_score)
+        h = sorted(sq)[(len(sq) - 1) // 2] / divisor  # lower median rule
         hs.append(h)
         for k in range(n_move):
             for m in range(n_score):
@@ -93,9 +95,10 @@ def reference_losses(q_net, q_target, sampler, batch, xi, a_uniform, alpha, n_sc
     return loss_q, loss_pi, q, v, hs
 
 
-@pytest.mark.parametrize("ratio", [None, 0.5])
-def test_fast_update_equals_plain_reference(ratio):
-    cfg = small_cfg(kernel_update_ratio=ratio, alpha=0.7)
+@pytest.mark.parametrize("ratio,rule", [(None, "paper"), (0.5, "paper"), (None, "reference"),
+                                        (0.5, "reference")])
+def test_fast_update_equals_plain_reference(ratio, rule):
+    cfg = small_cfg(kernel_update_ratio=ratio, alpha=0.7, kernel_bandwidth=rule)
     learner = SQLLearner(cfg, OBS_SPACE, ACT_SPACE, seed=3)
     batch = make_batch(0)
     before = [copy.deepcopy(m) for m in (learner.q, learner.q_target, learner.sampler)]
@@ -107,7 +110,7 @@ def test_fast_update_equals_plain_reference(ratio):
     q_net, q_target, sampler = before
     n_score, n_move = cfg.particle_split()
     loss_q, loss_pi, q, v, hs = reference_losses(q_net, q_target, sampler, batch, xi, a_uniform,
-                                                 0.7, n_score, n_move)
+                                                 0.7, n_score, n_move, rule)
     assert metrics["loss/q"] == pytest.approx(loss_q.item(), rel=1e-5)
     assert metrics["loss/policy"] == pytest.approx(loss_pi.item(), rel=1e-4, abs=1e-7)
     assert metrics["q/mean"] == pytest.approx(q.mean().item(), rel=1e-5, abs=1e-7)
@@ -318,9 +321,9 @@ def graphed_learner(cfg: SQLConfig, streams: int | None = None) -> SQLLearner:
 
 @needs_cuda
 @pytest.mark.parametrize("streams", [None, 1])
-@pytest.mark.parametrize("ratio", [None, 0.5])
-def test_cuda_graph_update_matches_eager_cuda_update(streams, ratio):
-    cfg = small_cfg(target_update_interval=5, kernel_update_ratio=ratio)
+@pytest.mark.parametrize("ratio,rule", [(None, "paper"), (0.5, "paper"), (None, "reference")])
+def test_cuda_graph_update_matches_eager_cuda_update(streams, ratio, rule):
+    cfg = small_cfg(target_update_interval=5, kernel_update_ratio=ratio, kernel_bandwidth=rule)
     eager = SQLLearner(cfg, OBS_SPACE, ACT_SPACE, device="cuda", seed=0)
     graphed = graphed_learner(cfg, streams)
     for i in range(8):  # 3 eager warm-up updates, capture, replays across a target copy

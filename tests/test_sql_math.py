@@ -118,6 +118,25 @@ def test_bandwidth_follows_median_rule_by_hand():
     torch.testing.assert_close(median_bandwidth(sq, 2), torch.tensor([4.0 / (2 * math.log(3))]))
 
 
+def test_reference_bandwidth_rule_by_hand():
+    # Same particles 0, 1, 3 (median 1): the released code's rule h = med / log(M) = 1 / log 3.
+    x = torch.tensor([[[0.0], [1.0], [3.0]]])
+    kappa, h = rbf_kernel(x, x, same_set=True, rule="reference")
+    torch.testing.assert_close(h, torch.tensor([1.0 / math.log(3)]))
+    torch.testing.assert_close(kappa[0, 0, 1], torch.tensor(math.exp(-math.log(3))))
+    sq = torch.tensor([[[1.0, 4.0], [8.0, 9.0]]])  # lower median 4, M = 2
+    torch.testing.assert_close(median_bandwidth(sq, 2, rule="reference"),
+                               torch.tensor([4.0 / math.log(2)]))
+
+
+def test_bandwidth_rule_errors_name_the_problem():
+    sq = torch.ones(1, 2, 2)
+    with pytest.raises(ValueError, match="unknown kernel bandwidth rule 'median'"):
+        median_bandwidth(sq, 2, rule="median")
+    with pytest.raises(ValueError, match="needs M >= 2"):
+        median_bandwidth(torch.ones(1, 1, 3), 1, rule="reference")
+
+
 @pytest.mark.parametrize("m", [2, 3, 4, 7, 32])
 def test_same_set_median_equals_full_matrix_median(m):
     x = torch.randn(5, m, 3, generator=torch.Generator().manual_seed(m))

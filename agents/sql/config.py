@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agents.sql.svgd import BANDWIDTH_RULES
+
 
 @dataclass
 class SQLConfig:
@@ -29,6 +31,9 @@ class SQLConfig:
     kernel_update_ratio: float | None = None
     """None: K = M = kernel_particles, the same particles score and move (paper). A float in (0, 1):
     reference-code split, round(ratio * kernel_particles) particles move, the rest only score."""
+    kernel_bandwidth: str = "paper"
+    """RBF bandwidth rule: 'paper' h = med / (2 log(M + 1)) (App. D.1 as written) or 'reference'
+    h = med / log(M), the authors' released code and Liu & Wang (2016): ~2x wider (svgd.py)."""
     value_particles: int = 50
     """K_V: uniform action samples per next state for the importance-sampled soft value (eq. 10)."""
     target_update_interval: int = 1000
@@ -69,6 +74,13 @@ class SQLConfig:
             if not 0.0 < r < 1.0 or n_up < 1 or n_up > self.kernel_particles - 1:
                 raise ValueError("SQLConfig.kernel_update_ratio must be None or in (0, 1) leaving "
                                  f">= 1 moving and >= 1 scoring particle, got {r}")
+        if self.kernel_bandwidth not in BANDWIDTH_RULES:
+            raise ValueError(f"SQLConfig.kernel_bandwidth must be one of {BANDWIDTH_RULES}, got "
+                             f"{self.kernel_bandwidth!r}")
+        if self.kernel_bandwidth == "reference" and self.particle_split()[0] < 2:
+            raise ValueError("SQLConfig.kernel_bandwidth='reference' divides by log(M): it needs "
+                             ">= 2 scoring particles (raise kernel_particles or lower "
+                             "kernel_update_ratio)")
         if self.value_particles < 1:
             raise ValueError(f"SQLConfig.value_particles must be >= 1, got {self.value_particles}")
         if self.target_update_interval < 1:

@@ -177,7 +177,8 @@ class SQLLearner:
 
     @torch.no_grad()
     def _kernel(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return rbf_kernel(x, y, same_set=self.same_set)  # [B, M, K], [B]
+        # [B, M, K], [B]
+        return rbf_kernel(x, y, same_set=self.same_set, rule=self.cfg.kernel_bandwidth)
 
     def _svgd_loss(self, x: torch.Tensor, y: torch.Tensor, score: torch.Tensor,
                    kappa: torch.Tensor, h: torch.Tensor, u_move: torch.Tensor) -> torch.Tensor:
