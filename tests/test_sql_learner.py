@@ -22,6 +22,9 @@ OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32)
 ACT_SPACE = gym.spaces.Box(-1.0, 1.0, (ACT,), np.float32)
 
 
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
 def small_cfg(**kw) -> SQLConfig:
     base = dict(hidden_sizes=[32, 32], kernel_particles=6, value_particles=10, alpha=0.5,
                 target_update_interval=3)
@@ -190,6 +193,42 @@ def test_state_dict_round_trip_continues_bit_identically():
             assert torch.equal(pa, pb), net
 
 
+def test_state_from_another_device_type_loads_with_a_warning():
+    # A CUDA generator's state is 16 bytes (seed, offset); a CPU learner cannot take it. The
+    # networks still load exactly and the RNG is seeded from the saved state, deterministically.
+    a = SQLLearner(small_cfg(), OBS_SPACE, ACT_SPACE, seed=0)
+    a.update(make_batch(0))
+    state = a.state_dict()
+    cuda_like = torch.arange(16, dtype=torch.uint8)
+    state = {**state, "rng": cuda_like, "plot_rng": cuda_like + 1}
+    draws = []
+    for _ in range(2):
+        b = SQLLearner(small_cfg(), OBS_SPACE, ACT_SPACE, seed=7)
+        with pytest.warns(UserWarning, match="RNG state \\(16 bytes\\).*another device type"):
+            b.load_state_dict(state)
+        for pa, pb in zip(a.sampler.parameters(), b.sampler.parameters(), strict=True):
+            assert torch.equal(pa, pb)
+        draws.append(b.draw_noise(2)[0])
+    torch.testing.assert_close(draws[0], draws[1], rtol=0, atol=0)
+    fresh = SQLLearner(small_cfg(), OBS_SPACE, ACT_SPACE, seed=7).draw_noise(2)[0]
+    assert not torch.equal(draws[0], fresh)  # seeded from the checkpoint, not left at seed 7
+
+
+@needs_cuda
+def test_cuda_checkpoint_fine_tunes_on_cpu():
+    a = SQLLearner(small_cfg(), OBS_SPACE, ACT_SPACE, device="cuda", seed=0)
+    a.update(make_batch(0))
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b = SQLLearner(small_cfg(), OBS_SPACE, ACT_SPACE, device="cpu", seed=1)
+    with pytest.warns(UserWarning, match="another device type"):
+        b.load_state_dict(torch.load(buf, weights_only=True, map_location="cpu"))
+    for pa, pb in zip(a.q.parameters(), b.q.parameters(), strict=True):
+        torch.testing.assert_close(pa.cpu(), pb)
+    b.update(make_batch(1))  # the CPU learner trains on from it
+
+
 def test_bad_inputs_raise_named_errors():
     learner = SQLLearner(small_cfg(), OBS_SPACE, ACT_SPACE)
     batch = make_batch(0)
@@ -307,9 +346,6 @@ def test_sampler_learns_a_bimodal_boltzmann_policy():
 
 
 # ----------------------------------------------------------------------------- CUDA only
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
 
 def graphed_learner(cfg: SQLConfig, streams: int | None = None) -> SQLLearner:
     learner = SQLLearner(SQLConfig(**{**cfg.__dict__, "cuda_graphs": True}), OBS_SPACE,

@@ -14,6 +14,7 @@ graph draws them itself from that generator where PyTorch can capture it).
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import sys
 import warnings
 from collections.abc import Mapping
@@ -60,6 +61,20 @@ def box_dims(observation_space: gym.Space, action_space: gym.Space) -> tuple[int
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"soft Q-learning needs a 1-D Box {name}, got {space}")
     return int(observation_space.shape[0]), int(action_space.shape[0])
+
+
+def restore_generator(gen: torch.Generator, saved: torch.Tensor) -> bool:
+    """Set ``gen`` to a saved state; False if it was saved on another device type (a CUDA
+    generator's state is 16 bytes, a CPU one's 5,056), which cannot be carried over: ``gen`` is
+    then seeded from a hash of it, deterministic but a different stream from the saved one's."""
+    saved = saved.cpu()
+    try:
+        gen.set_state(saved)
+        return True
+    except RuntimeError:
+        gen.manual_seed(int.from_bytes(hashlib.sha256(saved.numpy().tobytes()).digest()[:8],
+                                       "little"))
+        return False
 
 
 class SQLLearner:
@@ -393,9 +408,15 @@ class SQLLearner:
             optim.load_state_dict(state[key])
             self._own_optimizer_flags(optim)
         self.num_updates = int(state["num_updates"])
-        self.gen.set_state(state["rng"].cpu())
+        exact = restore_generator(self.gen, state["rng"])
         if "plot_rng" in state:
-            self._plot_gen.set_state(state["plot_rng"].cpu())
+            restore_generator(self._plot_gen, state["plot_rng"])
+        if not exact:
+            warnings.warn(f"SQL learner: the checkpoint's RNG state ({state['rng'].numel()} "
+                          f"bytes) was saved on another device type than this "
+                          f"{self.device.type} learner; networks and optimizers load exactly, "
+                          "the RNG is seeded from that state (a different random stream from "
+                          "an uninterrupted run's)", stacklevel=2)
         # Optimizer state tensors were replaced: a captured graph would point at the old ones.
         if self._staged is not None:
             self._staged.drain()
