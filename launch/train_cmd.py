@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,10 @@ def run_train(args: argparse.Namespace) -> int:
             if source.algo != cfg.algo:
                 raise ConfigError(f"--init-from {args.init_from}: that run trained "
                                   f"{source.algo!r}, this preset is {cfg.algo!r}")
+            changed = agent_changes(source.agent, cfg.agent)
+            if changed:  # expected for the schedules; worth seeing for anything else
+                print(f"note: --init-from {args.init_from}: agent settings that differ from the "
+                      f"pretraining run's: {', '.join(changed)}", file=sys.stderr)
         run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
     save_config(cfg, run_dir / "config.yaml")
     hooks = make_hooks(cfg, run_dir)
@@ -95,6 +100,12 @@ def run_train(args: argparse.Namespace) -> int:
                           init_state=None if args.resume else init_state)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def agent_changes(pretrained: Any, now: Any) -> list[str]:
+    """'name old -> new' for each agent config field whose value differs between two configs."""
+    before, after = vars(pretrained), vars(now)
+    return [f"{k} {before.get(k)!r} -> {after[k]!r}" for k in after if before.get(k) != after[k]]
 
 
 def make_hooks(cfg: Config, run_dir: Path) -> DriverHooks:

@@ -82,8 +82,13 @@ def test_init_from_loads_pretrained_parameters_and_resets_updates(tmp_path, caps
                                                                   pretrain, finetune):
     pre_state, ft_state = _pretrain_then_finetune(tmp_path, algo, pretrain, finetune,
                                                   ["--inline"])
-    capsys.readouterr()
+    err = capsys.readouterr().err
     _assert_loaded(pre_state, ft_state, algo, finetune)
+    if algo == "sql":  # the fine-tuning preset's schedules, named against the pretraining's
+        assert "alpha_final None -> 0.001" in err and "fixed_xi_start None -> 32" in err
+        assert "kernel_bandwidth" not in err and "hidden_sizes" not in err
+    else:
+        assert "agent settings that differ" not in err
 
 
 @pytest.mark.ray
