@@ -8,6 +8,7 @@ learner's prefetching train loop that publishes weights with one ``ray.put`` per
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,7 @@ class RolloutWorkerActor(RolloutWorker):
         self.shard = (ray.get_actor(shard_names[worker_index % len(shard_names)])
                       if shard_names else None)
         self.weight_pulls = 0
+        self.incarnation = uuid.uuid4().hex  # new on every (re)start: the driver counts restarts
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
@@ -76,6 +78,7 @@ class RolloutWorkerActor(RolloutWorker):
             waited += 0.005
         report["rate_limited_s"] = waited
         report["weight_pulls"] = self.weight_pulls
+        report["incarnation"] = self.incarnation
         return report
 
     def rollout(self, horizon: int, weights: dict | None, version: int
@@ -87,6 +90,7 @@ class RolloutWorkerActor(RolloutWorker):
             self.set_weights(weights, version)
         report = self.collect_rollout(horizon)
         data = report.pop("data")
+        report["incarnation"] = self.incarnation
         return report, data
 
 

@@ -13,6 +13,23 @@ from distributed.learner import LearnerRunner
 from distributed.ray_runtime import ACTOR_ERRORS, RayRuntime
 
 
+class RestartWatch:
+    """Counts worker restarts that no failed task reported: Ray can restart a killed worker
+    between two of its tasks, and then only the report's incarnation id shows it."""
+
+    def __init__(self, num_workers: int):
+        self.seen: list[str | None] = [None] * num_workers
+
+    def saw(self, i: int, incarnation: str, counters: Any) -> None:
+        if self.seen[i] is not None and incarnation != self.seen[i]:
+            counters.worker_restarts += 1
+        self.seen[i] = incarnation
+
+    def forget(self, i: int) -> None:
+        """Worker i failed a task (already counted by replace_worker): its next id is news."""
+        self.seen[i] = None
+
+
 def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     cfg = rt.cfg
     ray.get(rt.learner.publish.remote())
@@ -21,6 +38,7 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     learner_call = rt.learner.train.remote(cfg.runtime.learner_train_s)
     per_worker = np.zeros(len(rt.workers))  # env steps since the last log, per worker
     versions = np.zeros(len(rt.workers))
+    watch = RestartWatch(len(rt.workers))
     while not driver.done:
         ready, _ = ray.wait([*pending, learner_call], num_returns=1, timeout=1.0)
         for ref in ready:
@@ -37,7 +55,9 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
                 report = ray.get(ref)
             except ACTOR_ERRORS:
                 rt.replace_worker(i, driver.counters)
+                watch.forget(i)
             else:
+                watch.saw(i, report["incarnation"], driver.counters)
                 driver.record(report["env_steps"], report["episodes"])
                 per_worker[i] += report["env_steps"]
                 versions[i] = report["version"]
@@ -46,7 +66,12 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
         if rt.hooks.on_tick is not None:
             rt.hooks.on_tick(rt)
         _housekeeping(rt, driver, per_worker, versions)
-    ray.wait(list(pending), num_returns=len(pending), timeout=10)
+    finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=10)
+    for ref in finished:  # their steps are past the budget; a restart among them still counts
+        try:
+            watch.saw(pending[ref], ray.get(ref)["incarnation"], driver.counters)
+        except ACTOR_ERRORS:
+            pass
 
 
 def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
@@ -54,6 +79,7 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     weights, version = ray.get(rt.learner.current_weights.remote())
     weights_ref: Any = ray.put(weights)
     per_worker = np.zeros(len(rt.workers))
+    watch = RestartWatch(len(rt.workers))
     while not driver.done:
         calls = [w.rollout.options(num_returns=2).remote(cfg.agent.n_steps, weights_ref, version)
                  for w in rt.workers]  # [(report ref, rollout ref)] per worker
@@ -65,11 +91,13 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
                     ray.get(w.get_version.remote(), timeout=30)
                 except Exception:  # noqa: BLE001
                     rt.replace_worker(i, driver.counters)
+                    watch.forget(i)
             continue
         # Rollouts go from the workers to the learner as object refs: the driver never holds them.
         version = ray.get(rt.learner.update_on_policy.remote(*[data for _, data in calls]))
         _, (weights_ref,) = ray.get(rt.learner.weights_ref.remote())
         for i, r in enumerate(reports):
+            watch.saw(i, r["incarnation"], driver.counters)
             driver.record(r["env_steps"], r["episodes"])
             per_worker[i] += r["env_steps"]
         if rt.hooks.on_tick is not None:

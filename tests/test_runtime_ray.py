@@ -120,6 +120,9 @@ def test_a_killed_rollout_worker_is_restarted_and_training_goes_on(local_ray, tm
 
     def kill_once(rt):
         if not killed:
+            # Once it has run a task (actor tasks run in order): a worker killed while still
+            # being created is restarted before its first report, and nothing could tell.
+            ray.get(rt.workers[0].node_id.remote())
             ray.kill(rt.workers[0], no_restart=False)  # Ray restarts it (max_restarts=-1)
             killed["at"] = time.time()
 
@@ -132,6 +135,22 @@ def test_a_killed_rollout_worker_is_restarted_and_training_goes_on(local_ray, tm
     # workers get the store and shards by name: no actor handle among the constructor
     # arguments of a restartable actor, so Ray has nothing to warn about (ray#53727)
     assert "constructor arguments in the object store" not in capfd.readouterr().err
+
+
+def test_restart_watch_counts_a_restart_no_task_reported():
+    # Ray may restart a killed worker between two tasks: no task fails, only the report's
+    # incarnation id changes. A failed task (counted by replace_worker) makes the next id news.
+    from distributed.driver import Counters
+    from distributed.ray_loops import RestartWatch
+
+    counters, watch = Counters(), RestartWatch(2)
+    for i, inc in [(0, "a"), (1, "x"), (0, "a"), (1, "x"), (0, "b"), (0, "b")]:
+        watch.saw(i, inc, counters)
+    assert counters.worker_restarts == 1  # worker 0: a -> b
+    counters.worker_restarts += 1  # what replace_worker counts when worker 1's task fails
+    watch.forget(1)
+    watch.saw(1, "y", counters)
+    assert counters.worker_restarts == 2  # not counted twice
 
 
 def test_two_node_cluster_runs_actors_on_both_nodes(tmp_path):

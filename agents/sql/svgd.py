@@ -23,9 +23,9 @@ h never carries gradient. Two bandwidth rules (``BANDWIDTH_RULES``):
 
 The paper's formula reads like Liu & Wang's code, whose h_LW = sqrt(med / (2 log(n + 1))) enters
 exp(-d^2 / (2 h_LW^2)), with the 2 of the kernel dropped; the wider rule is the one in the code
-released with the paper. The width matters in several action dimensions: on a bandit whose exp(Q/alpha)
-is N(0, 0.3^2 I) in 8-D, amortized SVGD with 16 particles reaches a per-dimension std of 0.08 with
-the paper rule and 0.13 with the reference rule (docs/experiments.md).
+released with the paper. The width matters in several action dimensions: on a bandit whose
+exp(Q/alpha) is N(0, 0.3^2 I) in 8-D, amortized SVGD with 16 particles reaches a per-dimension std
+of 0.08 with the paper rule and 0.13 with the reference rule (docs/experiments.md).
 
 Direction (App. C.1, written for the log-density): for moving particle y_k,
 
