@@ -171,9 +171,13 @@ class Driver:
         result = evaluate_policy(self.eval_policy, cfg.env.id, cfg.run.eval_episodes,
                                  seed=cfg.run.seed + 10_000 + step,
                                  max_episode_steps=cfg.env.max_episode_steps,
-                                 env_kwargs=cfg.env.kwargs, record_positions=want_images)
+                                 env_kwargs=cfg.env.kwargs, record_positions=want_images,
+                                 gamma=getattr(cfg.agent, "gamma", None))
         scalars = {"eval/return_mean": result["return_mean"],
                    "eval/return_std": result["return_std"]}
+        if "discounted_return_mean" in result:  # Figure 5's y-axis (Haarnoja et al. 2017)
+            scalars["eval/discounted_return_mean"] = result["discounted_return_mean"]
+            scalars["eval/discounted_return_std"] = result["discounted_return_std"]
         if "goals_reached" in result:
             scalars["eval/goals_reached"] = float(result["goals_reached"])
         if "mode_shares" in result:

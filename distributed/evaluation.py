@@ -1,4 +1,5 @@
-"""Evaluation episodes with a policy: returns, and for multi-goal the goal each episode ends at."""
+"""Evaluation episodes with a policy: returns (undiscounted, and discounted as Haarnoja et al. 2017
+plot them in Figure 5), and for multi-goal the goal each episode ends at."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from envs import make_env
 def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
                     max_episode_steps: int | None = None, env_kwargs: dict | None = None,
                     explore: bool = False, record_positions: bool = False,
-                    max_parallel: int = 16) -> dict[str, Any]:
+                    max_parallel: int = 16, gamma: float | None = None) -> dict[str, Any]:
     """Run ``episodes`` full episodes (several envs stepped together, one episode each).
 
     Returns ``return_mean``, ``return_std``, ``returns`` (raw game score where the env reports
@@ -21,11 +22,17 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
     none), and ``trajectories`` ([E][T+1, obs_dim]) when ``record_positions``. Envs that label
     behaviour (``info["mode"]``, or multi-goal's ``goal_index``) add ``mode_shares`` (label ->
     share of episodes whose final step has it) and ``modes_covered`` (distinct labels but "none").
+    With ``gamma``, also ``discounted_return_mean``, ``discounted_return_std`` and
+    ``discounted_returns``: sum_t gamma^t r_t from the reset, of the env's own reward (Figure 5's
+    y-axis, "average discounted return").
     """
+    if gamma is not None and not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
     kwargs = dict(env_kwargs or {})
     if env_id.startswith("ALE/"):
         kwargs["training"] = False  # raw, unclipped, full-game episodes
     returns: list[float] = []
+    discounted: list[float] = []
     goals: list[int] = []
     modes: list[str | None] = []
     trajectories: list[np.ndarray] = []
@@ -34,7 +41,7 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
         envs = [make_env(env_id, seed=seed + start + i, max_episode_steps=max_episode_steps,
                          **kwargs) for i in range(n)]
         _run_batch(policy, envs, seed + start, explore, record_positions, returns, goals,
-                   trajectories, modes)
+                   trajectories, modes, discounted, 1.0 if gamma is None else gamma)
         for env in envs:
             env.close()
     out: dict[str, Any] = {
@@ -42,6 +49,9 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
         "return_std": float(np.std(returns)),
         "returns": returns,
     }
+    if gamma is not None:
+        out.update(discounted_return_mean=float(np.mean(discounted)),
+                   discounted_return_std=float(np.std(discounted)), discounted_returns=discounted)
     out.update(mode_summary(modes))
     if goals and all(g is not None for g in goals):  # multi-goal: the same shares, by goal index
         shares = out["mode_shares"]
@@ -76,12 +86,14 @@ def mode_summary(labels: list[str | None]) -> dict[str, Any]:
 
 def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, record: bool,
                returns: list[float], goals: list[Any], trajectories: list[np.ndarray],
-               modes: list[str | None]) -> None:
+               modes: list[str | None], discounted: list[float], gamma: float) -> None:
     n = len(envs)
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     if hasattr(policy, "reset_noise"):
         policy.reset_noise(np.ones(n, dtype=bool))
     ep_ret = np.zeros(n)
+    disc_ret = np.zeros(n)  # sum_t gamma^t r_t
+    weight = np.ones(n)  # gamma^t of each env's next reward
     raw_ret: list[float | None] = [None] * n
     last_goal: list[Any] = [None] * n
     last_mode: list[str | None] = [None] * n
@@ -93,6 +105,8 @@ def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, recor
             o, r, terminated, truncated, info = envs[i].step(actions[i])
             obs[i] = o
             ep_ret[i] += r
+            disc_ret[i] += weight[i] * r
+            weight[i] *= gamma
             if paths is not None:
                 paths[i].append(o.copy())
             if "goal_index" in info:
@@ -104,6 +118,7 @@ def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, recor
                 alive[i] = False
     for i in range(n):
         returns.append(raw_ret[i] if raw_ret[i] is not None else float(ep_ret[i]))
+        discounted.append(float(disc_ret[i]))
         goals.append(last_goal[i])
         modes.append(last_mode[i])
         if paths is not None:

@@ -39,7 +39,7 @@ def run_eval(args: argparse.Namespace) -> int:
     result = evaluate_policy(policy, cfg.env.id, args.episodes, seed=args.seed,
                              max_episode_steps=cfg.env.max_episode_steps,
                              env_kwargs=cfg.env.kwargs, explore=args.explore,
-                             record_positions=multigoal)
+                             record_positions=multigoal, gamma=getattr(cfg.agent, "gamma", None))
     report = {
         "run_dir": str(run_dir),
         "env_steps": state["counters"]["env_steps"],
@@ -50,6 +50,13 @@ def run_eval(args: argparse.Namespace) -> int:
     }
     print(f"{cfg.env.id}: return {result['return_mean']:.2f} +- {result['return_std']:.2f} "
           f"over {args.episodes} episodes (checkpoint at {report['env_steps']} env steps)")
+    if "discounted_return_mean" in result:
+        gamma = cfg.agent.gamma
+        report.update(gamma=gamma, discounted_return_mean=result["discounted_return_mean"],
+                      discounted_return_std=result["discounted_return_std"],
+                      discounted_returns=[float(r) for r in result["discounted_returns"]])
+        print(f"discounted return (gamma {gamma:g}): {result['discounted_return_mean']:.2f} "
+              f"+- {result['discounted_return_std']:.2f}")
     if "goal_shares" in result:
         report["goal_shares"] = result["goal_shares"]
         report["goals_reached"] = result["goals_reached"]

@@ -22,3 +22,11 @@ def test_cartpole_reaches_475(preset: str, tmp_path) -> None:
     summary = train_inline(cfg, tmp_path)
     assert summary["env_steps"] == cfg.run.total_env_steps
     assert summary["eval/return_mean"] >= 475.0, summary
+    # reward 1 per step: an L-step episode's discounted return is (1 - gamma^L) / (1 - gamma)
+    gamma = cfg.agent.gamma
+    full = (1 - gamma ** 500) / (1 - gamma)
+    if summary["eval/return_mean"] == 500.0:
+        assert summary["eval/discounted_return_mean"] == pytest.approx(full, rel=1e-6)
+    else:
+        lowest = 0.5 * (1 - gamma ** 475) / (1 - gamma)  # mean >= 475: <= 500 steps missing
+        assert lowest < summary["eval/discounted_return_mean"] < full

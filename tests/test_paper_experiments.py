@@ -120,6 +120,39 @@ def test_evaluation_mode_shares_match_brute_force():
     assert result["modes_covered"] == 2
 
 
+def test_evaluation_discounted_return_matches_brute_force():
+    """Figure 5's y-axis: sum_t gamma^t r_t per episode, checked against stepping the same
+    seeded envs by hand; gamma = 1 gives the undiscounted return."""
+    episodes, seed, gamma = 6, 3, 0.9
+    env_id, horizon = "softq/MultiGoal-v0", 30
+    result = evaluate_policy(_GoToSideGoal(), env_id, episodes, seed=seed, max_parallel=4,
+                             max_episode_steps=horizon, gamma=gamma)
+    expected, undiscounted = [], []
+    for i in range(episodes):
+        env = make_env(env_id, seed=seed + i, max_episode_steps=horizon)
+        obs, _ = env.reset(seed=seed + i)
+        rewards, done = [], False
+        while not done:
+            action = _GoToSideGoal().act(obs[None], explore=False)[0]
+            obs, r, terminated, truncated, _ = env.step(action)
+            rewards.append(r)
+            done = terminated or truncated
+        expected.append(sum(gamma ** t * r for t, r in enumerate(rewards)))
+        undiscounted.append(sum(rewards))
+    assert result["discounted_returns"] == pytest.approx(expected, rel=1e-9)
+    assert result["returns"] == pytest.approx(undiscounted, rel=1e-9)
+    assert not np.allclose(expected, undiscounted)  # the discount matters on these episodes
+    assert result["discounted_return_mean"] == pytest.approx(np.mean(expected))
+    assert result["discounted_return_std"] == pytest.approx(np.std(expected))
+    undisc = evaluate_policy(_GoToSideGoal(), env_id, episodes, seed=seed, max_parallel=4,
+                             max_episode_steps=horizon, gamma=1.0)
+    assert undisc["discounted_returns"] == pytest.approx(undiscounted, rel=1e-9)
+    assert "discounted_return_mean" not in evaluate_policy(
+        _GoToSideGoal(), env_id, 1, seed=seed, max_episode_steps=horizon)
+    with pytest.raises(ValueError, match="gamma must be in"):
+        evaluate_policy(_GoToSideGoal(), env_id, 1, seed=seed, gamma=1.5)
+
+
 # ---------------------------------------------------------------------- softq compare
 def _fake_run(root, name, preset, curve):
     """A run directory with config.yaml and eval events: curve = [(step, return, shares)]."""
