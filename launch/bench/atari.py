@@ -174,13 +174,13 @@ class _Timeline:
                 "measured_steps": s1 - s0}
 
 
-def sb3_dqn_rates(steps: int, warmup: int, seed: int = 0) -> dict[str, Any]:
+def sb3_dqn_rates(steps: int, warmup: int, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
     from stable_baselines3 import DQN
 
     env, shimmed = _sb3_env(1, seed)
     model = DQN("CnnPolicy", env, learning_rate=1e-4, buffer_size=warmup + steps + 100,
                 learning_starts=warmup, batch_size=32, train_freq=4, gradient_steps=1,
-                target_update_interval=10_000, exploration_fraction=0.1, device="cpu", seed=seed,
+                target_update_interval=10_000, exploration_fraction=0.1, device=device, seed=seed,
                 verbose=0)
     timeline = _Timeline()
     model.learn(total_timesteps=warmup + steps, callback=timeline.callback)
@@ -188,12 +188,13 @@ def sb3_dqn_rates(steps: int, warmup: int, seed: int = 0) -> dict[str, Any]:
     return {**timeline.rates(warmup), "numpy_cv2": shimmed}
 
 
-def sb3_a2c_rates(steps: int, warmup: int, n_envs: int, seed: int = 0) -> dict[str, Any]:
+def sb3_a2c_rates(steps: int, warmup: int, n_envs: int, seed: int = 0,
+                  device: str = "cpu") -> dict[str, Any]:
     from stable_baselines3 import A2C
 
     env, shimmed = _sb3_env(n_envs, seed)
     model = A2C("CnnPolicy", env, learning_rate=7e-4, n_steps=5, ent_coef=0.01, vf_coef=0.5,
-                max_grad_norm=0.5, device="cpu", seed=seed, verbose=0)
+                max_grad_norm=0.5, device=device, seed=seed, verbose=0)
     timeline = _Timeline()
     model.learn(total_timesteps=warmup + steps, callback=timeline.callback)
     env.close()
@@ -244,9 +245,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sb3-threads", type=int, default=1,
                         help="torch threads for the SB3 runs (softq's learner uses "
                              "runtime.num_threads, 1 by default)")
+    parser.add_argument("--device", default="cpu",
+                        help="learner device of softq (runtime.device) and of SB3, e.g. cuda")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="extra config override for every softq run")
     args = parser.parse_args(argv)
+    if args.device != "cpu" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device here")
+    args.overrides = [f"runtime.device={args.device}", *args.overrides]
     torch.set_num_threads(1)
     total = args.warmup + args.steps
     results: dict[str, Any] = {}
@@ -265,7 +271,7 @@ def main(argv: list[str]) -> int:
                 "replay.capacity=200000", *args.overrides]
         if "sb3" not in args.skip:
             torch.set_num_threads(args.sb3_threads)
-            dqn["sb3 DQN (1 env)"] = sb3_dqn_rates(args.steps, args.warmup)
+            dqn["sb3 DQN (1 env)"] = sb3_dqn_rates(args.steps, args.warmup, device=args.device)
             torch.set_num_threads(1)
         if "inline" not in args.skip:
             dqn["softq dqn inline (1 env)"] = softq_rates(
@@ -277,7 +283,7 @@ def main(argv: list[str]) -> int:
                     "pong-dqn", [*base, "runtime.inline=false", f"runtime.workers={n}",
                                  "runtime.envs_per_worker=2"], args.warmup)
         ref = dqn.get("sb3 DQN (1 env)")
-        print(f"DQN on Pong (batch 32, 0.25 updates/env step, Nature CNN, CPU; SB3 with "
+        print(f"DQN on Pong (batch 32, 0.25 updates/env step, Nature CNN, {args.device}; SB3 with "
               f"{args.sb3_threads} torch thread(s)):")
         print(header)
         for name, r in dqn.items():
@@ -290,7 +296,8 @@ def main(argv: list[str]) -> int:
         base = [f"run.total_env_steps={total}", "agent.n_steps=5", *args.overrides]
         if "sb3" not in args.skip:
             torch.set_num_threads(args.sb3_threads)
-            a2c[f"sb3 A2C ({n} envs)"] = sb3_a2c_rates(args.steps, args.warmup, n)
+            a2c[f"sb3 A2C ({n} envs)"] = sb3_a2c_rates(args.steps, args.warmup, n,
+                                                        device=args.device)
             torch.set_num_threads(1)
         if "inline" not in args.skip:
             a2c[f"softq a2c inline (1w x {n})"] = softq_rates(
@@ -301,7 +308,7 @@ def main(argv: list[str]) -> int:
                 "pong-a2c-naive", [*base, "runtime.inline=false", "runtime.workers=2",
                                    f"runtime.envs_per_worker={n // 2}"], args.warmup)
         ref = a2c.get(f"sb3 A2C ({n} envs)")
-        print(f"A2C on Pong (n_steps 5, {n} envs, Nature CNN, CPU):")
+        print(f"A2C on Pong (n_steps 5, {n} envs, Nature CNN, {args.device}):")
         print(header)
         for name, r in a2c.items():
             print(_row(name, r, ref if name.startswith("softq") else None), flush=True)
