@@ -325,6 +325,11 @@ UMAZE_WALLS: list[Wall] = u_maze((-1.5, 6.5, -1.5, 7.5), (-1.5, 3.5, 1.5, 4.5), 
 UMAZE_COMPACT_TARGET = (0.0, 4.0)
 UMAZE_COMPACT_WALLS: list[Wall] = u_maze((-1.25, 4.25, -1.25, 5.25), (-1.25, 1.75, 1.25, 2.75),
                                          "umaze")
+# The compact U's reward bump shrinks with the maze (start-to-target 4 m instead of 6 m), so the
+# task keeps the paper-size U's proportions: exp(-4^2 / (2 (4/3)^2)) = exp(-6^2 / (2 * 2^2)) =
+# exp(-4.5) = 0.011 at the start in both. With the unscaled 2 m bump the start earned
+# exp(-2) = 0.135 per step (~68 per episode for standing still), 12x the paper-size U's share.
+UMAZE_COMPACT_TARGET_SIGMA = TARGET_SIGMA * 4.0 / 6.0
 
 
 class AntUMazeEnv(AntMazeEnv):
@@ -336,8 +341,12 @@ class AntUMazeEnv(AntMazeEnv):
 
 
 class AntUMazeCompactEnv(AntUMazeEnv):
-    """The U-maze at the narrow hallway's size (for the -quick presets): target at (0, 4)."""
+    """The U-maze at the narrow hallway's size (for the -quick presets): target at (0, 4), reward
+    bump scaled with the maze (``UMAZE_COMPACT_TARGET_SIGMA`` = 4/3 m)."""
 
     walls = UMAZE_COMPACT_WALLS
     target = UMAZE_COMPACT_TARGET
     reach_radius = 1.25  # m, half the arm width
+
+    def __init__(self, target_sigma: float = UMAZE_COMPACT_TARGET_SIGMA, **kwargs: Any):
+        super().__init__(target_sigma=target_sigma, **kwargs)

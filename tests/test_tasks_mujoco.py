@@ -157,12 +157,12 @@ def test_ant_speed_reward_in_free_flight(env_id):
     assert env.step(np.zeros(8, dtype=np.float32))[1] == pytest.approx(2.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("env_id, target", [
-    ("softq/AntMaze-v0", MAZE_TARGET), ("softq/AntUMaze-v0", UMAZE_TARGET),
-    ("softq/AntMazeCompact-v0", MAZE_COMPACT_TARGET),
-    ("softq/AntUMazeCompact-v0", UMAZE_COMPACT_TARGET)])
+@pytest.mark.parametrize("env_id, target, sigma", [
+    ("softq/AntMaze-v0", MAZE_TARGET, 2.0), ("softq/AntUMaze-v0", UMAZE_TARGET, 2.0),
+    ("softq/AntMazeCompact-v0", MAZE_COMPACT_TARGET, 2.0),
+    ("softq/AntUMazeCompact-v0", UMAZE_COMPACT_TARGET, 4.0 / 3.0)])
 @pytest.mark.parametrize("offset", [(0.0, 0.0), (1.5, 0.0), (0.0, -2.0), (3.0, 4.0)])
-def test_ant_target_reward_is_gaussian(env_id, target, offset):
+def test_ant_target_reward_is_gaussian(env_id, target, sigma, offset):
     env = _unwrapped(env_id)
     env.set_state(*_ant_state(env))
     com_offset = env.com_xy() - env.data.qpos[0:2]  # centre of mass relative to the torso
@@ -170,8 +170,8 @@ def test_ant_target_reward_is_gaussian(env_id, target, offset):
     env.set_state(*_ant_state(env, xy=tuple(xy)))
     _, reward, terminated, _, info = env.step(np.zeros(8, dtype=np.float32))
     d2 = offset[0] ** 2 + offset[1] ** 2  # the ant hangs still in the air: c' = target + offset
-    assert TARGET_SIGMA == 2.0
-    assert reward == pytest.approx(np.exp(-d2 / (2 * 2.0**2)), rel=1e-9, abs=1e-12)
+    assert TARGET_SIGMA == 2.0 and env.target_sigma == pytest.approx(sigma, rel=1e-12)
+    assert reward == pytest.approx(np.exp(-d2 / (2 * sigma**2)), rel=1e-9, abs=1e-12)
     assert info["distance_to_target"] == pytest.approx(np.sqrt(d2), abs=1e-9)
     assert not terminated
 
@@ -243,6 +243,20 @@ def test_compact_maze_upper_passage_blocked_lower_open():
     assert lower[:, 0].max() > 3.0  # past the divider's end (x = 2.25), into the target room
     start = _launch(env, (0.0, 0.0), (10.0, 0.0))
     assert start[:, 0].max() < 1.25  # the divider faces the start
+
+
+@pytest.mark.parametrize("env_id, start_distance", [("softq/AntUMaze-v0", 6.0),
+                                                     ("softq/AntUMazeCompact-v0", 4.0)])
+def test_both_umazes_pay_the_same_at_the_start(env_id, start_distance):
+    """The compact U's bump shrinks with the maze: exp(-4.5) per step at the start in both."""
+    env = _unwrapped(env_id)
+    env.set_state(*_ant_state(env))
+    com_offset = env.com_xy() - env.data.qpos[0:2]
+    env.set_state(*_ant_state(env, xy=tuple(-com_offset)))  # centre of mass at the origin
+    _, reward, _, _, info = env.step(np.zeros(8, dtype=np.float32))
+    assert info["distance_to_target"] == pytest.approx(start_distance, abs=1e-9)
+    assert reward == pytest.approx(np.exp(-4.5), rel=1e-9)
+    assert env.target_sigma == pytest.approx(2.0 * start_distance / 6.0, rel=1e-12)
 
 
 def test_compact_umaze_divider_blocks_the_straight_line():
