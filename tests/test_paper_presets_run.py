@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ def _pretraining_preset(name: str) -> str | None:
     return None
 
 
-def _train(preset: str, out, init_from=None) -> dict:
+def _train(preset: str, out: Path, init_from: Path | None = None) -> dict:
     argv = ["train", preset, "--inline", "--out", str(out)]
     if init_from is not None:
         argv += ["--init-from", str(init_from)]
@@ -45,7 +46,7 @@ def _train(preset: str, out, init_from=None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> dict[str, object]:
+def pretrained(tmp_path_factory) -> dict[str, Path]:
     """One short run of each pretraining preset, shared by the fine-tuning presets."""
     root = tmp_path_factory.mktemp("pretrained")
     runs = {}
