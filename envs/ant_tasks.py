@@ -47,6 +47,7 @@ from gymnasium.spaces import Box
 from gymnasium.utils import EzPickle
 
 ANT_XML = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets", "ant.xml")
+ANT_TIMESTEP = float(ET.parse(ANT_XML).getroot().find("option").get("timestep"))  # 0.01 s
 
 # (name, centre (x, y), half-sizes (hx, hy)) of a wall box standing on the floor.
 Wall = tuple[str, tuple[float, float], tuple[float, float]]
@@ -117,9 +118,13 @@ class AntTaskEnv(MujocoEnv, EzPickle):
         self.ctrl_cost_weight = float(ctrl_cost_weight)
         self.flip_cos = float(flip_cos)
         self.reset_noise_scale = float(reset_noise_scale)
-        MujocoEnv.__init__(self, ANT_XML, frame_skip, observation_space=None,
+        if int(frame_skip) != frame_skip or frame_skip < 1:
+            raise ValueError(f"frame_skip must be a positive integer, got {frame_skip}")
+        # MujocoEnv asserts render_fps == 1 / dt, so set it for this frame_skip before building.
+        self.metadata = {**self.metadata,
+                         "render_fps": int(np.round(1.0 / (ANT_TIMESTEP * frame_skip)))}
+        MujocoEnv.__init__(self, ANT_XML, int(frame_skip), observation_space=None,
                            render_mode=render_mode, **kwargs)
-        self.metadata = {**self.metadata, "render_fps": int(np.round(1.0 / self.dt))}
         obs_size = self.model.nq + self.model.nv  # 15 + 14
         self.observation_space = Box(-np.inf, np.inf, shape=(obs_size,), dtype=np.float64)
         self._torso_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, "torso")

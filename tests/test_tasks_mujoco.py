@@ -157,6 +157,24 @@ def test_ant_speed_reward_in_free_flight(env_id):
     assert env.step(np.zeros(8, dtype=np.float32))[1] == pytest.approx(2.0, abs=1e-9)
 
 
+@pytest.mark.parametrize("frame_skip", [1, 2, 5])
+def test_ant_control_interval_follows_frame_skip(frame_skip):
+    """dt = 0.01 s (ant.xml's timestep) x frame_skip, the render rate matches it, and the speed
+    reward stays a speed in m/s: the same 2 m/s in free flight at every control interval."""
+    env = gym.make("softq/AntAnyDirection-v0", frame_skip=frame_skip).unwrapped
+    env.reset(seed=0)
+    assert env.dt == pytest.approx(0.01 * frame_skip, rel=1e-12)
+    assert env.metadata["render_fps"] == round(100 / frame_skip)
+    env.set_state(*_ant_state(env, vxy=(1.2, -1.6)))
+    assert env.step(np.zeros(8, dtype=np.float32))[1] == pytest.approx(2.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("frame_skip", [0, 2.5])
+def test_ant_rejects_a_bad_frame_skip(frame_skip):
+    with pytest.raises(ValueError, match="frame_skip"):
+        gym.make("softq/AntAnyDirection-v0", frame_skip=frame_skip)
+
+
 @pytest.mark.parametrize("env_id, target, sigma", [
     ("softq/AntMaze-v0", MAZE_TARGET, 2.0), ("softq/AntUMaze-v0", UMAZE_TARGET, 2.0),
     ("softq/AntMazeCompact-v0", MAZE_COMPACT_TARGET, 2.0),
