@@ -174,7 +174,9 @@ class Driver:
                                  env_kwargs=cfg.env.kwargs, record_positions=want_images,
                                  gamma=getattr(cfg.agent, "gamma", None))
         scalars = {"eval/return_mean": result["return_mean"],
-                   "eval/return_std": result["return_std"]}
+                   "eval/return_std": result["return_std"],
+                   "eval/length_mean": result["length_mean"],
+                   "eval/terminated_share": result["terminated_share"]}
         if "discounted_return_mean" in result:  # Figure 5's y-axis (Haarnoja et al. 2017)
             scalars["eval/discounted_return_mean"] = result["discounted_return_mean"]
             scalars["eval/discounted_return_std"] = result["discounted_return_std"]

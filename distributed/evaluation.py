@@ -24,7 +24,9 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
     share of episodes whose final step has it) and ``modes_covered`` (distinct labels but "none").
     With ``gamma``, also ``discounted_return_mean``, ``discounted_return_std`` and
     ``discounted_returns``: sum_t gamma^t r_t from the reset, of the env's own reward (Figure 5's
-    y-axis, "average discounted return").
+    y-axis, "average discounted return"). Always ``lengths`` (steps per episode), ``length_mean``
+    and ``terminated_share`` (share of episodes the env ended itself, e.g. an ant that flipped,
+    rather than the time limit).
     """
     if gamma is not None and not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
@@ -33,6 +35,8 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
         kwargs["training"] = False  # raw, unclipped, full-game episodes
     returns: list[float] = []
     discounted: list[float] = []
+    lengths: list[int] = []
+    terminated: list[bool] = []
     goals: list[int] = []
     modes: list[str | None] = []
     trajectories: list[np.ndarray] = []
@@ -41,13 +45,17 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
         envs = [make_env(env_id, seed=seed + start + i, max_episode_steps=max_episode_steps,
                          **kwargs) for i in range(n)]
         _run_batch(policy, envs, seed + start, explore, record_positions, returns, goals,
-                   trajectories, modes, discounted, 1.0 if gamma is None else gamma)
+                   trajectories, modes, discounted, 1.0 if gamma is None else gamma, lengths,
+                   terminated)
         for env in envs:
             env.close()
     out: dict[str, Any] = {
         "return_mean": float(np.mean(returns)),
         "return_std": float(np.std(returns)),
         "returns": returns,
+        "lengths": lengths,
+        "length_mean": float(np.mean(lengths)),
+        "terminated_share": float(np.mean(terminated)),
     }
     if gamma is not None:
         out.update(discounted_return_mean=float(np.mean(discounted)),
@@ -86,7 +94,8 @@ def mode_summary(labels: list[str | None]) -> dict[str, Any]:
 
 def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, record: bool,
                returns: list[float], goals: list[Any], trajectories: list[np.ndarray],
-               modes: list[str | None], discounted: list[float], gamma: float) -> None:
+               modes: list[str | None], discounted: list[float], gamma: float,
+               lengths: list[int], terminated_out: list[bool]) -> None:
     n = len(envs)
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     if hasattr(policy, "reset_noise"):
@@ -94,6 +103,8 @@ def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, recor
     ep_ret = np.zeros(n)
     disc_ret = np.zeros(n)  # sum_t gamma^t r_t
     weight = np.ones(n)  # gamma^t of each env's next reward
+    steps = np.zeros(n, dtype=np.int64)
+    ended_by_env = np.zeros(n, dtype=bool)  # terminated (not truncated) on the last step
     raw_ret: list[float | None] = [None] * n
     last_goal: list[Any] = [None] * n
     last_mode: list[str | None] = [None] * n
@@ -107,6 +118,7 @@ def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, recor
             ep_ret[i] += r
             disc_ret[i] += weight[i] * r
             weight[i] *= gamma
+            steps[i] += 1
             if paths is not None:
                 paths[i].append(o.copy())
             if "goal_index" in info:
@@ -116,9 +128,12 @@ def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, recor
                 raw_ret[i] = float(info["raw_episode_return"])
             if terminated or truncated:
                 alive[i] = False
+                ended_by_env[i] = bool(terminated)
     for i in range(n):
         returns.append(raw_ret[i] if raw_ret[i] is not None else float(ep_ret[i]))
         discounted.append(float(disc_ret[i]))
+        lengths.append(int(steps[i]))
+        terminated_out.append(bool(ended_by_env[i]))
         goals.append(last_goal[i])
         modes.append(last_mode[i])
         if paths is not None:

@@ -47,9 +47,14 @@ def run_eval(args: argparse.Namespace) -> int:
         "return_mean": result["return_mean"],
         "return_std": result["return_std"],
         "returns": [float(r) for r in result["returns"]],
+        "lengths": result["lengths"],
+        "length_mean": result["length_mean"],
+        "terminated_share": result["terminated_share"],
     }
     print(f"{cfg.env.id}: return {result['return_mean']:.2f} +- {result['return_std']:.2f} "
           f"over {args.episodes} episodes (checkpoint at {report['env_steps']} env steps)")
+    print(f"episode length {result['length_mean']:.1f} steps; ended by the env (not the time "
+          f"limit): {result['terminated_share']:.0%}")
     if "discounted_return_mean" in result:
         gamma = cfg.agent.gamma
         report.update(gamma=gamma, discounted_return_mean=result["discounted_return_mean"],

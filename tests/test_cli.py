@@ -99,6 +99,8 @@ def test_eval_writes_json_with_goal_shares(tmp_path, capsys):
     assert main(["eval", str(run), "--episodes", "4"]) == 0
     report = json.loads((run / "eval.json").read_text())
     assert report["episodes"] == 4 and len(report["returns"]) == 4
+    assert report["lengths"] == [20] * 4  # multi-goal episodes run to T = 20
+    assert report["terminated_share"] == 0.0
     shares = report["goal_shares"]
     assert set(shares) == {"0", "1", "2", "3", "none"}
     assert abs(sum(shares.values()) - 1.0) < 1e-9

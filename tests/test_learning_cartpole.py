@@ -22,6 +22,7 @@ def test_cartpole_reaches_475(preset: str, tmp_path) -> None:
     summary = train_inline(cfg, tmp_path)
     assert summary["env_steps"] == cfg.run.total_env_steps
     assert summary["eval/return_mean"] >= 475.0, summary
+    assert summary["eval/length_mean"] == pytest.approx(summary["eval/return_mean"])  # 1 a step
     # reward 1 per step: an L-step episode's discounted return is (1 - gamma^L) / (1 - gamma)
     gamma = cfg.agent.gamma
     full = (1 - gamma ** 500) / (1 - gamma)

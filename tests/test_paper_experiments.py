@@ -127,7 +127,7 @@ def test_evaluation_discounted_return_matches_brute_force():
     env_id, horizon = "softq/MultiGoal-v0", 30
     result = evaluate_policy(_GoToSideGoal(), env_id, episodes, seed=seed, max_parallel=4,
                              max_episode_steps=horizon, gamma=gamma)
-    expected, undiscounted = [], []
+    expected, undiscounted, lengths, ended_by_env = [], [], [], []
     for i in range(episodes):
         env = make_env(env_id, seed=seed + i, max_episode_steps=horizon)
         obs, _ = env.reset(seed=seed + i)
@@ -139,9 +139,14 @@ def test_evaluation_discounted_return_matches_brute_force():
             done = terminated or truncated
         expected.append(sum(gamma ** t * r for t, r in enumerate(rewards)))
         undiscounted.append(sum(rewards))
+        lengths.append(len(rewards))
+        ended_by_env.append(terminated)
     assert result["discounted_returns"] == pytest.approx(expected, rel=1e-9)
     assert result["returns"] == pytest.approx(undiscounted, rel=1e-9)
     assert not np.allclose(expected, undiscounted)  # the discount matters on these episodes
+    # episode lengths, and which episodes the env ended (at a goal) rather than the time limit
+    assert result["lengths"] == lengths and result["length_mean"] == pytest.approx(np.mean(lengths))
+    assert result["terminated_share"] == pytest.approx(np.mean(ended_by_env))
     assert result["discounted_return_mean"] == pytest.approx(np.mean(expected))
     assert result["discounted_return_std"] == pytest.approx(np.std(expected))
     undisc = evaluate_policy(_GoToSideGoal(), env_id, episodes, seed=seed, max_parallel=4,
@@ -151,6 +156,34 @@ def test_evaluation_discounted_return_matches_brute_force():
         _GoToSideGoal(), env_id, 1, seed=seed, max_episode_steps=horizon)
     with pytest.raises(ValueError, match="gamma must be in"):
         evaluate_policy(_GoToSideGoal(), env_id, 1, seed=seed, gamma=1.5)
+
+
+class _PushLeft:
+    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        return np.zeros(len(obs), dtype=np.int64)
+
+
+def test_evaluation_lengths_and_terminations_match_brute_force():
+    """CartPole pushed left falls in 8-11 steps: with a 10-step limit some episodes end by
+    termination (the pole fell), others by the time limit; checked against stepping by hand."""
+    episodes, seed, horizon = 8, 0, 10
+    result = evaluate_policy(_PushLeft(), "CartPole-v1", episodes, seed=seed, max_parallel=3,
+                             max_episode_steps=horizon)
+    lengths, fell = [], []
+    for i in range(episodes):
+        env = make_env("CartPole-v1", seed=seed + i, max_episode_steps=horizon)
+        env.reset(seed=seed + i)
+        t, terminated, truncated = 0, False, False
+        while not (terminated or truncated):
+            _, _, terminated, truncated, _ = env.step(0)
+            t += 1
+        lengths.append(t)
+        fell.append(terminated)
+    assert 0 < sum(fell) < episodes  # both kinds of ending occur
+    assert result["lengths"] == lengths
+    assert result["length_mean"] == pytest.approx(np.mean(lengths))
+    assert result["terminated_share"] == pytest.approx(np.mean(fell))
+    assert result["returns"] == pytest.approx(lengths)  # CartPole pays 1 per step
 
 
 # ---------------------------------------------------------------------- softq compare
