@@ -82,6 +82,7 @@ class Driver:
         self.hooks = hooks or DriverHooks()
         self.tb = TensorBoardLogger(self.run_dir / "tb", purge_step=counters.env_steps or None)
         self.recent_returns: deque[float] = deque(maxlen=100)
+        self.recent_lengths: deque[float] = deque(maxlen=100)
         self.last_eval: dict[str, Any] = {}
         spec = get_algorithm(cfg.algo)
         self.eval_policy = spec.make_policy(cfg.agent, observation_space, action_space,
@@ -109,6 +110,7 @@ class Driver:
         self.counters.episodes += len(episodes)
         for ep in episodes:
             self.recent_returns.append(ep.get("raw_return", ep["return"]))
+            self.recent_lengths.append(ep["length"])
             for field, (attr, _, is_max) in BEST_SO_FAR.items():
                 value = ep.get(field)
                 if value is None:
@@ -140,6 +142,7 @@ class Driver:
         metrics["runtime/learner_restarts"] = float(self.counters.learner_restarts)
         if self.recent_returns:
             metrics["rollout/return_mean"] = float(np.mean(self.recent_returns))
+            metrics["rollout/length_mean"] = float(np.mean(self.recent_lengths))
         metrics.update(self.counters.best_so_far())
         self.tb.scalars(metrics, step)
         self.tb.flush()

@@ -10,6 +10,7 @@ budgets were checked on several seeds (see the presets' comments), not tuned to 
 import pytest
 
 from distributed.inline import train_inline
+from launch.compare_cmd import read_scalars
 from launch.config import load_config
 
 
@@ -23,6 +24,9 @@ def test_cartpole_reaches_475(preset: str, tmp_path) -> None:
     assert summary["env_steps"] == cfg.run.total_env_steps
     assert summary["eval/return_mean"] >= 475.0, summary
     assert summary["eval/length_mean"] == pytest.approx(summary["eval/return_mean"])  # 1 a step
+    _, train_lengths = read_scalars(tmp_path, "rollout/length_mean")  # the same for training
+    _, train_returns = read_scalars(tmp_path, "rollout/return_mean")
+    assert len(train_lengths) > 0 and train_lengths == pytest.approx(train_returns)
     # reward 1 per step: an L-step episode's discounted return is (1 - gamma^L) / (1 - gamma)
     gamma = cfg.agent.gamma
     full = (1 - gamma ** 500) / (1 - gamma)
