@@ -3,12 +3,27 @@ plot them in Figure 5), and for multi-goal the goal each episode ends at."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from envs import make_env
+
+
+@dataclass
+class EpisodeRecord:
+    """One evaluation episode: return (Atari: the raw game score), sum_t gamma^t r_t, steps,
+    whether the env ended it, the final goal index / behaviour label, and the observations."""
+    ret: float = 0.0
+    discounted: float = 0.0
+    length: int = 0
+    terminated: bool = False
+    goal: int | None = None
+    mode: str | None = None
+    raw_return: float | None = None
+    path: Any = None  # list of [obs_dim] while running, then [T+1, obs_dim]
 
 
 def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
@@ -33,34 +48,31 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
     kwargs = dict(env_kwargs or {})
     if env_id.startswith("ALE/"):
         kwargs["training"] = False  # raw, unclipped, full-game episodes
-    returns: list[float] = []
-    discounted: list[float] = []
-    lengths: list[int] = []
-    terminated: list[bool] = []
-    goals: list[int] = []
-    modes: list[str | None] = []
-    trajectories: list[np.ndarray] = []
+    records: list[EpisodeRecord] = []
     for start in range(0, episodes, max_parallel):
         n = min(max_parallel, episodes - start)
         envs = [make_env(env_id, seed=seed + start + i, max_episode_steps=max_episode_steps,
                          **kwargs) for i in range(n)]
-        _run_batch(policy, envs, seed + start, explore, record_positions, returns, goals,
-                   trajectories, modes, discounted, 1.0 if gamma is None else gamma, lengths,
-                   terminated)
+        records += _run_batch(policy, envs, seed + start, explore, record_positions,
+                              1.0 if gamma is None else gamma)
         for env in envs:
             env.close()
+    returns = [r.ret for r in records]
+    lengths = [r.length for r in records]
+    goals = [r.goal for r in records]
     out: dict[str, Any] = {
         "return_mean": float(np.mean(returns)),
         "return_std": float(np.std(returns)),
         "returns": returns,
         "lengths": lengths,
         "length_mean": float(np.mean(lengths)),
-        "terminated_share": float(np.mean(terminated)),
+        "terminated_share": float(np.mean([r.terminated for r in records])),
     }
     if gamma is not None:
+        discounted = [r.discounted for r in records]
         out.update(discounted_return_mean=float(np.mean(discounted)),
                    discounted_return_std=float(np.std(discounted)), discounted_returns=discounted)
-    out.update(mode_summary(modes))
+    out.update(mode_summary([r.mode for r in records]))
     if goals and all(g is not None for g in goals):  # multi-goal: the same shares, by goal index
         shares = out["mode_shares"]
         out["goal_shares"] = {str(j): shares.get(f"goal{j}", 0.0)
@@ -68,7 +80,7 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
         out["goal_shares"]["none"] = shares.get("none", 0.0)
         out["goals_reached"] = out["modes_covered"]
     if record_positions:
-        out["trajectories"] = trajectories
+        out["trajectories"] = [r.path for r in records]
     return out
 
 
@@ -93,48 +105,38 @@ def mode_summary(labels: list[str | None]) -> dict[str, Any]:
 
 
 def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, record: bool,
-               returns: list[float], goals: list[Any], trajectories: list[np.ndarray],
-               modes: list[str | None], discounted: list[float], gamma: float,
-               lengths: list[int], terminated_out: list[bool]) -> None:
+               gamma: float) -> list[EpisodeRecord]:
+    """One episode in each env, stepped together; env i is reset with seed + i."""
     n = len(envs)
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     if hasattr(policy, "reset_noise"):
         policy.reset_noise(np.ones(n, dtype=bool))
-    ep_ret = np.zeros(n)
-    disc_ret = np.zeros(n)  # sum_t gamma^t r_t
+    records = [EpisodeRecord(path=[o.copy()] if record else None) for o in obs]
     weight = np.ones(n)  # gamma^t of each env's next reward
-    steps = np.zeros(n, dtype=np.int64)
-    ended_by_env = np.zeros(n, dtype=bool)  # terminated (not truncated) on the last step
-    raw_ret: list[float | None] = [None] * n
-    last_goal: list[Any] = [None] * n
-    last_mode: list[str | None] = [None] * n
-    paths = [[o.copy()] for o in obs] if record else None
     alive = np.ones(n, dtype=bool)
     while alive.any():
         actions = policy.act(obs, explore)
         for i in np.flatnonzero(alive):
             o, r, terminated, truncated, info = envs[i].step(actions[i])
             obs[i] = o
-            ep_ret[i] += r
-            disc_ret[i] += weight[i] * r
+            rec = records[i]
+            rec.ret += r
+            rec.discounted += weight[i] * r
             weight[i] *= gamma
-            steps[i] += 1
-            if paths is not None:
-                paths[i].append(o.copy())
+            rec.length += 1
+            if rec.path is not None:
+                rec.path.append(o.copy())
             if "goal_index" in info:
-                last_goal[i] = int(info["goal_index"])
-            last_mode[i] = mode_label(info)
+                rec.goal = int(info["goal_index"])
+            rec.mode = mode_label(info)
             if "raw_episode_return" in info:
-                raw_ret[i] = float(info["raw_episode_return"])
+                rec.raw_return = float(info["raw_episode_return"])
             if terminated or truncated:
                 alive[i] = False
-                ended_by_env[i] = bool(terminated)
-    for i in range(n):
-        returns.append(raw_ret[i] if raw_ret[i] is not None else float(ep_ret[i]))
-        discounted.append(float(disc_ret[i]))
-        lengths.append(int(steps[i]))
-        terminated_out.append(bool(ended_by_env[i]))
-        goals.append(last_goal[i])
-        modes.append(last_mode[i])
-        if paths is not None:
-            trajectories.append(np.stack(paths[i]))
+                rec.terminated = bool(terminated)  # the env ended it, not the time limit
+    for rec in records:
+        rec.ret = rec.raw_return if rec.raw_return is not None else float(rec.ret)
+        rec.discounted = float(rec.discounted)
+        if rec.path is not None:
+            rec.path = np.stack(rec.path)
+    return records
