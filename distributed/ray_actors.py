@@ -52,6 +52,13 @@ class RolloutWorkerActor(RolloutWorker):
                       if shard_names else None)
         self.weight_pulls = 0
         self.incarnation = uuid.uuid4().hex  # new on every (re)start: the driver counts restarts
+        # True when Ray restarted this actor, even before it ever reported (e.g. killed while
+        # being created): the driver cannot see that from the incarnation id alone.
+        self.restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+    def identity(self) -> dict[str, Any]:
+        """What the driver's restart count reads from every report."""
+        return {"incarnation": self.incarnation, "restarted": self.restarted}
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
@@ -78,7 +85,7 @@ class RolloutWorkerActor(RolloutWorker):
             waited += 0.005
         report["rate_limited_s"] = waited
         report["weight_pulls"] = self.weight_pulls
-        report["incarnation"] = self.incarnation
+        report.update(self.identity())
         return report
 
     def rollout(self, horizon: int, weights: dict | None, version: int
@@ -90,7 +97,7 @@ class RolloutWorkerActor(RolloutWorker):
             self.set_weights(weights, version)
         report = self.collect_rollout(horizon)
         data = report.pop("data")
-        report["incarnation"] = self.incarnation
+        report.update(self.identity())
         return report, data
 
 

@@ -14,20 +14,27 @@ from distributed.ray_runtime import ACTOR_ERRORS, RayRuntime
 
 
 class RestartWatch:
-    """Counts worker restarts that no failed task reported: Ray can restart a killed worker
-    between two of its tasks, and then only the report's incarnation id shows it."""
+    """Counts worker restarts that no failed task reported. Ray can restart a killed worker
+    between two of its tasks (then only the report's incarnation id changes) or before its
+    first report (then the first report says ``restarted``). Several restarts between two
+    reports count as one."""
+
+    FORGOTTEN = "forgotten"
 
     def __init__(self, num_workers: int):
-        self.seen: list[str | None] = [None] * num_workers
+        self.seen: list[str | None] = [None] * num_workers  # None: no report yet
 
-    def saw(self, i: int, incarnation: str, counters: Any) -> None:
-        if self.seen[i] is not None and incarnation != self.seen[i]:
+    def saw(self, i: int, report: dict[str, Any], counters: Any) -> None:
+        incarnation, last = report["incarnation"], self.seen[i]
+        if last is None:
+            counters.worker_restarts += int(report["restarted"])
+        elif last not in (incarnation, self.FORGOTTEN):
             counters.worker_restarts += 1
         self.seen[i] = incarnation
 
     def forget(self, i: int) -> None:
         """Worker i failed a task (already counted by replace_worker): its next id is news."""
-        self.seen[i] = None
+        self.seen[i] = self.FORGOTTEN
 
 
 def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
@@ -57,7 +64,7 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
                 rt.replace_worker(i, driver.counters)
                 watch.forget(i)
             else:
-                watch.saw(i, report["incarnation"], driver.counters)
+                watch.saw(i, report, driver.counters)
                 driver.record(report["env_steps"], report["episodes"])
                 per_worker[i] += report["env_steps"]
                 versions[i] = report["version"]
@@ -69,7 +76,7 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=10)
     for ref in finished:  # their steps are past the budget; a restart among them still counts
         try:
-            watch.saw(pending[ref], ray.get(ref)["incarnation"], driver.counters)
+            watch.saw(pending[ref], ray.get(ref), driver.counters)
         except ACTOR_ERRORS:
             pass
 
@@ -97,7 +104,7 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
         version = ray.get(rt.learner.update_on_policy.remote(*[data for _, data in calls]))
         _, (weights_ref,) = ray.get(rt.learner.weights_ref.remote())
         for i, r in enumerate(reports):
-            watch.saw(i, r["incarnation"], driver.counters)
+            watch.saw(i, r, driver.counters)
             driver.record(r["env_steps"], r["episodes"])
             per_worker[i] += r["env_steps"]
         if rt.hooks.on_tick is not None:

@@ -120,9 +120,7 @@ def test_a_killed_rollout_worker_is_restarted_and_training_goes_on(local_ray, tm
 
     def kill_once(rt):
         if not killed:
-            # Once it has run a task (actor tasks run in order): a worker killed while still
-            # being created is restarted before its first report, and nothing could tell.
-            ray.get(rt.workers[0].node_id.remote())
+            # before, during or after its first task: each way of dying is counted
             ray.kill(rt.workers[0], no_restart=False)  # Ray restarts it (max_restarts=-1)
             killed["at"] = time.time()
 
@@ -140,17 +138,42 @@ def test_a_killed_rollout_worker_is_restarted_and_training_goes_on(local_ray, tm
 def test_restart_watch_counts_a_restart_no_task_reported():
     # Ray may restart a killed worker between two tasks: no task fails, only the report's
     # incarnation id changes. A failed task (counted by replace_worker) makes the next id news.
+    # A worker restarted before its first report says so in that report.
     from distributed.driver import Counters
     from distributed.ray_loops import RestartWatch
 
-    counters, watch = Counters(), RestartWatch(2)
+    def report(inc, restarted=False):
+        return {"incarnation": inc, "restarted": restarted}
+
+    counters, watch = Counters(), RestartWatch(3)
     for i, inc in [(0, "a"), (1, "x"), (0, "a"), (1, "x"), (0, "b"), (0, "b")]:
-        watch.saw(i, inc, counters)
+        watch.saw(i, report(inc), counters)
     assert counters.worker_restarts == 1  # worker 0: a -> b
     counters.worker_restarts += 1  # what replace_worker counts when worker 1's task fails
     watch.forget(1)
-    watch.saw(1, "y", counters)
-    assert counters.worker_restarts == 2  # not counted twice
+    watch.saw(1, report("y", restarted=True), counters)  # Ray's restart served: not twice
+    assert counters.worker_restarts == 2
+    watch.saw(2, report("p", restarted=True), counters)  # restarted before any report
+    watch.saw(2, report("p", restarted=True), counters)
+    assert counters.worker_restarts == 3
+
+
+def test_a_worker_killed_before_its_first_report_says_it_was_restarted(local_ray, tmp_path):
+    from distributed.driver import Counters
+    from distributed.ray_loops import RestartWatch
+    from distributed.ray_runtime import RayRuntime
+
+    rt = RayRuntime(counting_config(), tmp_path)
+    try:
+        ray.kill(rt.workers[0], no_restart=False)  # at once: it may still be being created
+        reports = ray.get([w.identity.remote() for w in rt.workers], timeout=60)
+        assert [r["restarted"] for r in reports] == [True, False]
+        counters, watch = Counters(), RestartWatch(2)
+        for i, r in enumerate(reports):
+            watch.saw(i, r, counters)
+        assert counters.worker_restarts == 1
+    finally:
+        rt.shutdown()
 
 
 def test_two_node_cluster_runs_actors_on_both_nodes(tmp_path):
