@@ -4,7 +4,8 @@ continues on the same schedule.
 
 Training episodes also feed Figure 3's curves (Haarnoja et al. 2017): the best ``max_com_x``
 (swimmer) and ``min_distance_to_target`` (ant target tasks) over every training episode since the
-run began, kept in ``Counters`` (so they survive a resume) and logged as ``train/max_com_x`` and
+run began, episodes still running included (a new best shows before its episode ends), kept in
+``Counters`` (so they survive a resume) and logged as ``train/max_com_x`` and
 ``train/min_distance_to_target`` at every log step once known, and in summary.json."""
 
 from __future__ import annotations
@@ -105,20 +106,27 @@ class Driver:
         return (self.counters.env_steps // every + 1) * every
 
     # ------------------------------------------------------------------ progress
-    def record(self, env_steps: int, episodes: list[dict[str, float]]) -> None:
+    def record(self, env_steps: int, episodes: list[dict[str, float]],
+               running_extremes: dict[str, float] | None = None) -> None:
+        """Count a worker report: its env steps, its finished episodes and the extremes its
+        unfinished episodes have reached so far (both feed the best-so-far curves)."""
         self.counters.env_steps += env_steps
         self.counters.episodes += len(episodes)
         for ep in episodes:
             self.recent_returns.append(ep.get("raw_return", ep["return"]))
             self.recent_lengths.append(ep["length"])
-            for field, (attr, _, is_max) in BEST_SO_FAR.items():
-                value = ep.get(field)
-                if value is None:
-                    continue
-                best = getattr(self.counters, attr)
-                if best is None or (value > best if is_max else value < best):
-                    setattr(self.counters, attr, float(value))
+            self._improve_best_so_far(ep)
+        self._improve_best_so_far(running_extremes or {})
         self.bar.update(env_steps)
+
+    def _improve_best_so_far(self, extremes: dict[str, float]) -> None:
+        for field, (attr, _, is_max) in BEST_SO_FAR.items():
+            value = extremes.get(field)
+            if value is None:
+                continue
+            best = getattr(self.counters, attr)
+            if best is None or (value > best if is_max else value < best):
+                setattr(self.counters, attr, float(value))
 
     @property
     def done(self) -> bool:

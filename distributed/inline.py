@@ -74,7 +74,7 @@ def _off_policy_iteration(worker: RolloutWorker, server: ReplayServer, runner: L
                           driver: Driver) -> None:
     out = worker.collect(1)
     server.insert(out["data"], force=True)  # inline: the learner catches up right below
-    driver.record(out["env_steps"], out["episodes"])
+    driver.record(out["env_steps"], out["episodes"], out["running_extremes"])
     while (batch := server.sample(exact=True)) is not None:
         runner.update(batch)
         if runner.should_publish():
@@ -84,7 +84,7 @@ def _off_policy_iteration(worker: RolloutWorker, server: ReplayServer, runner: L
 def _on_policy_iteration(cfg: Any, worker: RolloutWorker, runner: LearnerRunner,
                          driver: Driver) -> None:
     out = worker.collect_rollout(cfg.agent.n_steps)
-    driver.record(out["env_steps"], out["episodes"])
+    driver.record(out["env_steps"], out["episodes"], out["running_extremes"])
     runner.update(out["data"])
     worker.set_weights(*runner.publish())  # synchronous: every update is broadcast
 

@@ -65,7 +65,7 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
                 watch.forget(i)
             else:
                 watch.saw(i, report, driver.counters)
-                driver.record(report["env_steps"], report["episodes"])
+                driver.record(report["env_steps"], report["episodes"], report["running_extremes"])
                 per_worker[i] += report["env_steps"]
                 versions[i] = report["version"]
             if not driver.done:
@@ -105,7 +105,7 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
         _, (weights_ref,) = ray.get(rt.learner.weights_ref.remote())
         for i, r in enumerate(reports):
             watch.saw(i, r, driver.counters)
-            driver.record(r["env_steps"], r["episodes"])
+            driver.record(r["env_steps"], r["episodes"], r["running_extremes"])
             per_worker[i] += r["env_steps"]
         if rt.hooks.on_tick is not None:
             rt.hooks.on_tick(rt)

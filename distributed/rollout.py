@@ -113,6 +113,18 @@ class EpisodeTracker:
         out, self.finished = self.finished, []
         return out
 
+    def in_progress_extremes(self) -> dict[str, float]:
+        """Episode field -> the best running extreme over the episodes still in progress (the
+        fields no running episode has reported yet are left out). Lets the driver's
+        best-so-far curves move before the episode that set a new best has ended."""
+        out = {}
+        for key, (field, is_max) in self.EXTREMES.items():
+            run = self.extremes[key]
+            finite = run[np.isfinite(run)]
+            if finite.size:
+                out[field] = float(finite.max() if is_max else finite.min())
+        return out
+
 
 class RolloutWorker:
     """Steps ``envs_per_worker`` envs with the current policy.
@@ -221,6 +233,7 @@ class RolloutWorker:
         return {
             "data": data,
             "episodes": self.episodes.drain(),
+            "running_extremes": self.episodes.in_progress_extremes(),
             "env_steps": num_steps * self.num_envs,
             "seconds": elapsed,
             "version": self.weights_version,

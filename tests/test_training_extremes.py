@@ -98,6 +98,27 @@ class _Game(gym.Env):
         return np.zeros(1, np.float32), 1.0, self.t == 3, False, info
 
 
+def test_tracker_reports_the_extremes_of_episodes_still_running():
+    """Same envs as above. After 1 step nothing has finished: the best running values are
+    env 0's 1.0 and env 1's 0.0. After step 2 env 0's episode has ended (2.0 went to its
+    finished episode and its new episode has no value yet) and env 1 peaked at 5.0; the reset
+    trap values (1000 / -1000) must not count."""
+    values = [[[1.0, 2.0], [3.0, None], [0.0, 0.0]], [[0.0, 5.0, 1.0, 2.0], [0.0] * 4]]
+    venv = _same_step([lambda v=v: _Scripted(v) for v in values])
+    venv.reset(seed=0)
+    tracker = EpisodeTracker(2)
+    seen = []
+    for _ in range(3):
+        _, reward, terminated, truncated, infos = venv.step(venv.action_space.sample())
+        tracker.step(reward, np.logical_or(terminated, truncated), infos)
+        seen.append(tracker.in_progress_extremes())
+    assert seen[0] == {"max_com_x": 1.0, "min_distance_to_target": 9.0}
+    assert seen[1] == {"max_com_x": 5.0, "min_distance_to_target": 5.0}  # env 1 only
+    assert seen[2] == {"max_com_x": 5.0, "min_distance_to_target": 5.0}  # env 0 reported 3.0
+    assert [ep["max_com_x"] for ep in tracker.drain()] == [2.0]
+    assert EpisodeTracker(2).in_progress_extremes() == {}  # nothing reported yet
+
+
 def test_tracker_keeps_raw_return_and_goal_index_of_the_last_step():
     assert _track(_same_step([_Game, _Game]), steps=3) == [
         {"return": 3.0, "length": 3.0, "raw_return": 7.0, "goal_index": 2.0}] * 2
@@ -173,6 +194,15 @@ def test_rollout_worker_reports_episode_extremes():
     worker.close()
     assert len(report["episodes"]) == 4
     assert all(np.isfinite(ep["max_com_x"]) for ep in report["episodes"])
+    # step 9 began new episodes: their one step so far is reported before they end
+    assert np.isfinite(report["running_extremes"]["max_com_x"])
+    worker = RolloutWorker(cfg)
+    first, second = worker.collect(2), worker.collect(2)
+    worker.close()
+    assert first["episodes"] == [] and len(second["episodes"]) == 2
+    # an episode's max is at least what its first two steps reached
+    assert (max(ep["max_com_x"] for ep in second["episodes"])
+            >= first["running_extremes"]["max_com_x"])
 
 
 # ---------------------------------------------------------------------- driver best-so-far
@@ -207,6 +237,20 @@ def test_driver_keeps_the_best_extremes_since_the_start(tmp_path):
     assert steps.tolist() == [20, 30, 40] and values.tolist() == [1.5, 1.5, 1.5]
     steps, values = read_scalars(tmp_path, "train/min_distance_to_target")
     assert steps.tolist() == [20, 30, 40] and values.tolist() == [4.0, 2.5, 2.5]
+
+
+def test_driver_counts_the_extremes_of_episodes_still_running(tmp_path):
+    driver = _driver(tmp_path)
+    driver.record(10, [], {"max_com_x": 0.7})  # no episode finished yet: the curve moves
+    driver.log({})
+    driver.record(10, [{"return": 1.0, "length": 20.0, "max_com_x": 0.9}],
+                  {"max_com_x": 0.2, "min_distance_to_target": 3.0})
+    driver.log({})
+    assert driver.counters.episodes == 1 and list(driver.recent_lengths) == [20.0]
+    driver.close()
+    steps, values = read_scalars(tmp_path, "train/max_com_x")
+    assert steps.tolist() == [10, 20] and values.tolist() == pytest.approx([0.7, 0.9])
+    assert read_scalars(tmp_path, "train/min_distance_to_target")[1].tolist() == [3.0]
 
 
 def test_best_extremes_survive_a_checkpoint_and_old_checkpoints_load(tmp_path):
