@@ -81,7 +81,11 @@ class Driver:
                  action_space: Any = None):
         self.cfg, self.run_dir, self.counters = cfg, Path(run_dir), counters
         self.hooks = hooks or DriverHooks()
-        self.tb = TensorBoardLogger(self.run_dir / "tb", purge_step=counters.env_steps or None)
+        # On resume, TensorBoard drops what a crashed run logged after its last checkpoint. The
+        # checkpoint's own step stays: its evaluation and log come just before the checkpoint.
+        self.tb = TensorBoardLogger(self.run_dir / "tb",
+                                    purge_step=counters.env_steps + 1 if counters.env_steps
+                                    else None)
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.recent_lengths: deque[float] = deque(maxlen=100)
         self.last_eval: dict[str, Any] = {}

@@ -148,6 +148,8 @@ def read_scalars(run_dir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
         known = ", ".join(sorted(acc.Tags().get("scalars", [])))
         raise ConfigError(f"metric {metric!r} not logged in {run_dir}; logged: {known}")
     events = acc.Scalars(metric)
+    if not events:  # e.g. every event was purged by a resume from before they were logged
+        raise ConfigError(f"metric {metric!r} has no events left in {run_dir}")
     steps = np.array([e.step for e in events], dtype=np.float64)
     values = np.array([e.value for e in events], dtype=np.float64)
     order = np.argsort(steps, kind="stable")

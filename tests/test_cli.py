@@ -7,6 +7,7 @@ import torch
 
 from distributed.checkpoint import load_checkpoint
 from launch.cli import main
+from launch.compare_cmd import read_scalars
 
 # A tiny inline multi-goal run: a few hundred steps, small nets, frequent checkpoints.
 TINY = ["--inline", "--set", "agent.hidden_sizes=[16, 16]", "--set", "agent.kernel_particles=8",
@@ -75,6 +76,20 @@ def test_resume_restores_parameters_optimizer_and_counters(tmp_path, capsys):
     assert end["counters"]["env_steps"] == 300
     # one update per env step once the buffer holds min_size: exactly 100 more updates
     assert end["runner"]["updates"] == mid["runner"]["updates"] + 100
+    # the curves keep what was logged up to each checkpoint, the checkpoint's own step included
+    # (it was logged just before the checkpoint was written), once
+    assert read_scalars(run, "eval/return_mean")[0].tolist() == [200, 300]
+    assert read_scalars(run, "rollout/env_steps_per_s")[0].tolist() == [50, 100, 150, 200,
+                                                                         250, 300]
+    # what a crashed run logged after its last checkpoint (300) is dropped on resume
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(run / "tb")) as stray:
+        for step in (301, 350):
+            stray.add_scalar("eval/return_mean", -99.0, step)
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=400"]) == 0
+    steps, values = read_scalars(run, "eval/return_mean")
+    assert steps.tolist() == [200, 300, 400] and -99.0 not in values
 
 
 def _assert_same_tensors(x, y):

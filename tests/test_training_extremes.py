@@ -287,6 +287,13 @@ def _fake_run(root, name, preset, metric, curve):
     return run
 
 
+def test_compare_names_a_run_whose_metric_has_no_events_left(tmp_path, capsys):
+    run = _fake_run(tmp_path, "r", "multigoal-quick", "eval/return_mean", [(500, 1.0)])
+    SummaryWriter(str(run / "tb"), purge_step=100).close()  # a resume from before step 500
+    assert main(["compare", str(run), "--out", str(tmp_path / "c.png")]) == 2
+    assert "'eval/return_mean' has no events left in" in capsys.readouterr().err
+
+
 def test_compare_below_threshold_share_and_first_steps(tmp_path, capsys):
     metric = "train/min_distance_to_target"
     sql, ddpg = "ant-maze-sql-quick", "ant-maze-ddpg-quick"
