@@ -1,4 +1,4 @@
-"""The ``softq`` command line: train, eval, presets, compare, bench, irl.
+"""The ``softq`` command line: train, eval, presets, compare, reproduce, bench, irl.
 
 Bad input (unknown preset/key/env id/algorithm, wrong type, missing or corrupt checkpoint) ends
 with one line on stderr naming the problem and exit code 2; nothing already written is touched.
@@ -15,6 +15,7 @@ from envs import UnknownEnvError
 from launch.compare_cmd import add_compare_parser
 from launch.config import ConfigError, load_preset_dict, preset_names
 from launch.eval_cmd import add_eval_parser
+from launch.reproduce_cmd import add_reproduce_parser
 from launch.train_cmd import add_train_parser
 
 USER_ERRORS = (ConfigError, CheckpointError, UnknownEnvError, UnknownAlgorithmError,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the config presets")
     p.set_defaults(func=_run_presets)
     add_compare_parser(sub)
+    add_reproduce_parser(sub)
     p = sub.add_parser("bench", help="benchmarks: sql-update, ddpg, atari, irl, runtime")
     p.add_argument("name")
     p.add_argument("bench_args", nargs=argparse.REMAINDER)

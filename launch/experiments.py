@@ -1,0 +1,163 @@
+"""The paper's experiments as run plans (Haarnoja et al. 2017, §5): which presets to train, for
+which seeds, which run starts from which pretrained run, and which ``softq compare`` draws the
+figure. ``softq reproduce`` (launch/reproduce_cmd.py) executes a plan.
+
+| experiment | figure | runs per seed | comparison |
+|---|---|---|---|
+| ``multigoal`` | Fig. 1-2 | SQL, DDPG | goals reached (mode coverage) |
+| ``swimmer`` | Fig. 3a | SQL, DDPG | seeds past the finish line in training |
+| ``maze`` | Fig. 3b | SQL, DDPG | seeds below the upper passage's distance in training |
+| ``finetune`` | Fig. 5, 7 | 2 pretraining + 3 x 3 fine-tuning | directions run; discounted return |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+
+from launch.config import ConfigError, load_config
+
+FINETUNE_TASKS = ("hallway-wide", "hallway-narrow", "umaze")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One ``softq train`` run; ``name`` is its directory under the plan's root."""
+
+    preset: str
+    seed: int
+    init_from: str | None = None  # the name of the run whose weights this one starts from
+
+    @property
+    def name(self) -> str:
+        return f"{self.preset}-s{self.seed}"
+
+
+@dataclass(frozen=True)
+class PlannedComparison:
+    """One ``softq compare`` over finished runs, written to ``<name>.png`` / ``<name>.json``."""
+
+    name: str
+    runs: tuple[str, ...]
+    flags: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    runs: list[PlannedRun] = field(default_factory=list)
+    comparisons: list[PlannedComparison] = field(default_factory=list)
+
+    def add(self, other: Plan) -> None:
+        self.runs += other.runs
+        self.comparisons += other.comparisons
+
+
+def _preset(name: str, quick: bool) -> str:
+    return f"{name}-quick" if quick else name
+
+
+def _pair(sql: str, ddpg: str, quick: bool, seeds: list[int], comparison: str,
+          flags: tuple[str, ...]) -> Plan:
+    """SQL and DDPG side by side, each seed, compared in one figure."""
+    runs = [PlannedRun(_preset(p, quick), s) for p in (sql, ddpg) for s in seeds]
+    return Plan(runs, [PlannedComparison(comparison, tuple(r.name for r in runs), flags)])
+
+
+def swimmer_finish_line(quick: bool) -> float:
+    """The finish line (m) of the swimmer preset: Figure 3a's threshold."""
+    from envs.swimmer_finish_line import FINISH_LINE_X
+
+    cfg = load_config(_preset("swimmer-finish-line-sql", quick))
+    return float(cfg.env.kwargs.get("finish_line_x", FINISH_LINE_X))
+
+
+def maze_threshold(quick: bool) -> float:
+    """The maze preset's target distance that only the open passage gets below (Figure 3b)."""
+    cfg = load_config(_preset("ant-maze-sql", quick))
+    import envs  # noqa: F401  (registers softq/ ids)
+
+    env_class = gym.envs.registration.load_env_creator(gym.spec(cfg.env.id).entry_point)
+    return float(env_class.reach_radius)
+
+
+def multigoal_plan(quick: bool, seeds: list[int]) -> Plan:
+    sql = "multigoal-quick" if quick else "multigoal"  # the SQL quick preset has no -sql infix
+    ddpg = _preset("multigoal-ddpg", quick)
+    runs = [PlannedRun(p, s) for p in (sql, ddpg) for s in seeds]
+    return Plan(runs, [PlannedComparison("multigoal", tuple(r.name for r in runs))])
+
+
+def swimmer_plan(quick: bool, seeds: list[int]) -> Plan:
+    line = swimmer_finish_line(quick)
+    return _pair("swimmer-finish-line-sql", "swimmer-finish-line-ddpg", quick, seeds, "swimmer",
+                 ("--metric", "train/max_com_x", "--above", f"{line:g}", "--per-seed",
+                  "--mode", "forward"))
+
+
+def maze_plan(quick: bool, seeds: list[int]) -> Plan:
+    radius = maze_threshold(quick)
+    return _pair("ant-maze-sql", "ant-maze-ddpg", quick, seeds, "maze",
+                 ("--metric", "train/min_distance_to_target", "--below", f"{radius:.4f}",
+                  "--per-seed", "--mode", "target"))
+
+
+def finetune_plan(quick: bool, seeds: list[int]) -> Plan:
+    """§5.3: pretrain SQL and DDPG on the any-direction task, then fine-tune each task three
+    ways (SQL from SQL's pretraining, DDPG from DDPG's, DDPG from scratch), seed by seed."""
+    plan = _pair("ant-pretrain-sql", "ant-pretrain-ddpg", quick, seeds, "pretrain", ())
+    pre_sql = {s: PlannedRun(_preset("ant-pretrain-sql", quick), s).name for s in seeds}
+    pre_ddpg = {s: PlannedRun(_preset("ant-pretrain-ddpg", quick), s).name for s in seeds}
+    for task in FINETUNE_TASKS:
+        runs = []
+        for s in seeds:
+            runs += [PlannedRun(_preset(f"ant-{task}-sql-finetune", quick), s, pre_sql[s]),
+                     PlannedRun(_preset(f"ant-{task}-ddpg-pretrained", quick), s, pre_ddpg[s]),
+                     PlannedRun(_preset(f"ant-{task}-ddpg-scratch", quick), s)]
+        # Figure 5's y-axis is the average discounted return
+        plan.add(Plan(runs, [PlannedComparison(task, tuple(r.name for r in runs),
+                                               ("--metric", "eval/discounted_return_mean"))]))
+    return plan
+
+
+EXPERIMENTS = {
+    "multigoal": multigoal_plan,
+    "swimmer": swimmer_plan,
+    "maze": maze_plan,
+    "finetune": finetune_plan,
+}
+
+
+def build_plan(names: list[str], quick: bool, seeds: list[int]) -> Plan:
+    """The runs and comparisons of the named experiments (``all`` for every one), in an order
+    where every run comes after the run it starts from."""
+    if "all" in names:
+        names = list(EXPERIMENTS)
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from "
+                          f"{', '.join([*EXPERIMENTS, 'all'])}")
+    if not seeds:
+        raise ConfigError("--seeds: no seed given")
+    plan = Plan()
+    for name in dict.fromkeys(names):  # each once, in the order given
+        plan.add(EXPERIMENTS[name](quick, seeds))
+    return plan
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2', '0-9' or a mix ('0-2,7') -> sorted distinct seeds."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                if int(hi) < int(lo):
+                    raise ValueError
+                seeds.update(range(int(lo), int(hi) + 1))
+            else:
+                seeds.add(int(part))
+        except ValueError:
+            raise ConfigError(f"--seeds: {part!r} is not a seed or a range like 0-9") from None
+    return sorted(seeds)

@@ -1,0 +1,183 @@
+"""``softq reproduce``: train every run of a paper experiment (launch/experiments.py), a few at a
+time, then draw its figures with ``softq compare``.
+
+Each run is its own ``softq train`` process writing ``ROOT/<preset>-s<seed>/`` and
+``ROOT/logs/<preset>-s<seed>.log``. Running the command again picks up where it stopped: a run
+with a summary.json is finished and skipped, one with only a checkpoint continues with
+``--resume``, one that died before its first checkpoint is moved aside (kept, renamed
+``*.incomplete-<time>``) and started again. A run whose pretraining run failed is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from distributed.checkpoint import CHECKPOINT_NAME
+from launch.config import ConfigError
+from launch.experiments import EXPERIMENTS, Plan, PlannedRun, build_plan, parse_seeds
+
+POLL_S = 0.5
+
+
+def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="run a paper experiment's runs and draw its figures")
+    p.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
+                   help=f"{', '.join(EXPERIMENTS)} or all")
+    p.add_argument("--quick", action="store_true", help="the -quick presets (minutes per run)")
+    p.add_argument("--seeds", default="0,1,2", help="e.g. 0,1,2 or 0-9 (default 0,1,2)")
+    p.add_argument("--out", default="runs/reproduce", help="root directory of the runs")
+    p.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE", help="override a config value in every run")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.set_defaults(func=run_reproduce)
+
+
+@dataclass
+class RunState:
+    run: PlannedRun
+    status: str = "pending"  # pending | running | done | failed | skipped
+    seconds: float = 0.0
+
+
+def train_command(run: PlannedRun, root: Path, overrides: list[str]) -> list[str]:
+    """The ``softq train`` command line that starts or continues ``run``."""
+    run_dir = root / run.name
+    if (run_dir / CHECKPOINT_NAME).exists():
+        return ["train", "--resume", str(run_dir)]  # its config.yaml keeps the overrides
+    cmd = ["train", run.preset, "--seed", str(run.seed), "--out", str(run_dir)]
+    if run.init_from is not None:
+        cmd += ["--init-from", str(root / run.init_from)]
+    for override in overrides:
+        cmd += ["--set", override]
+    return cmd
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").exists()
+
+
+def _set_aside_incomplete(run_dir: Path) -> None:
+    """A directory with a config but no checkpoint cannot be resumed; keep it under a new name."""
+    if run_dir.exists() and not (run_dir / CHECKPOINT_NAME).exists() and any(run_dir.iterdir()):
+        aside = run_dir.with_name(f"{run_dir.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.rename(aside)
+        print(f"moved the unfinished {run_dir} (no checkpoint) to {aside}")
+
+
+class Scheduler:
+    """Starts runs as processes, at most ``jobs`` at once, each after the run it starts from."""
+
+    def __init__(self, plan: Plan, root: Path, overrides: list[str], jobs: int):
+        if jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+        self.root, self.overrides, self.jobs = root, overrides, jobs
+        self.states = {r.name: RunState(r) for r in plan.runs}
+        for state in self.states.values():
+            if is_finished(root / state.run.name):
+                state.status = "done"
+        self.running: dict[str, tuple[subprocess.Popen, float]] = {}
+
+    def _ready(self) -> list[RunState]:
+        ready = []
+        for state in self.states.values():
+            if state.status != "pending":
+                continue
+            source = self.states.get(state.run.init_from) if state.run.init_from else None
+            if source is not None and source.status in ("failed", "skipped"):
+                state.status = "skipped"
+                print(f"skipped {state.run.name}: its pretraining run {source.run.name} "
+                      f"{source.status}")
+            elif source is None or source.status == "done":
+                ready.append(state)
+        return ready
+
+    def _start(self, state: RunState) -> None:
+        _set_aside_incomplete(self.root / state.run.name)
+        cmd = train_command(state.run, self.root, self.overrides)
+        log = self.root / "logs" / f"{state.run.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as f:
+            proc = subprocess.Popen([sys.executable, "-m", "launch.cli", *cmd], stdout=f,
+                                    stderr=subprocess.STDOUT, env={**os.environ, "CI": "true"})
+        self.running[state.run.name] = (proc, time.perf_counter())
+        state.status = "running"
+        print(f"[{self._counts()}] started  {state.run.name}: softq {' '.join(cmd)}", flush=True)
+
+    def _reap(self) -> None:
+        for name, (proc, started) in list(self.running.items()):
+            rc = proc.poll()
+            if rc is None:
+                continue
+            del self.running[name]
+            state = self.states[name]
+            state.seconds = time.perf_counter() - started
+            ok = rc == 0 and is_finished(self.root / name)
+            state.status = "done" if ok else "failed"
+            verdict = "finished" if ok else f"FAILED (exit {rc}; {self.root}/logs/{name}.log)"
+            print(f"[{self._counts()}] {verdict} {name} in {state.seconds:.0f} s", flush=True)
+
+    def _counts(self) -> str:
+        done = sum(s.status == "done" for s in self.states.values())
+        return f"{done}/{len(self.states)} done"
+
+    def run(self) -> dict[str, RunState]:
+        try:
+            while True:
+                self._reap()
+                for state in self._ready()[:self.jobs - len(self.running)]:
+                    self._start(state)
+                if not self.running:
+                    break
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            print("interrupted: each run writes a final checkpoint; run the same command to "
+                  "continue", flush=True)
+            for proc, _ in self.running.values():
+                proc.send_signal(signal.SIGINT)
+            for proc, _ in self.running.values():
+                proc.wait()
+            raise
+        return self.states
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    plan = build_plan(args.experiments, args.quick, parse_seeds(args.seeds))
+    root = Path(args.out)
+    if args.dry_run:
+        for run in plan.runs:
+            print("softq " + " ".join(train_command(run, root, args.overrides)))
+        for comp in plan.comparisons:
+            print("softq " + " ".join(compare_command(comp.name, comp.runs, comp.flags, root)))
+        return 0
+    root.mkdir(parents=True, exist_ok=True)
+    finished = sum(is_finished(root / r.name) for r in plan.runs)
+    print(f"{len(plan.runs)} runs under {root} ({finished} finished before), {args.jobs} at a time")
+    states = Scheduler(plan, root, args.overrides, args.jobs).run()
+    from launch.cli import main
+
+    for comp in plan.comparisons:
+        missing = [name for name in comp.runs if states[name].status != "done"]
+        if missing:
+            print(f"no {comp.name} figure: {len(missing)} run(s) did not finish")
+            continue
+        print(f"--- {comp.name}")
+        main(compare_command(comp.name, comp.runs, comp.flags, root))
+    bad = [s.run.name for s in states.values() if s.status != "done"]
+    if bad:
+        print(f"{len(bad)} run(s) did not finish: {', '.join(bad)}")
+        return 1
+    return 0
+
+
+def compare_command(name: str, runs: tuple[str, ...], flags: tuple[str, ...],
+                    root: Path) -> list[str]:
+    return ["compare", *(str(root / r) for r in runs), *flags,
+            "--out", str(root / f"{name}.png"), "--report", str(root / f"{name}.json")]

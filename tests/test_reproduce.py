@@ -1,0 +1,132 @@
+"""``softq reproduce``: the paper experiments' run plans (launch/experiments.py) and their
+execution as ``softq train`` processes, fine-tuning runs after their pretraining runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from launch.cli import main
+from launch.config import ConfigError, load_config
+from launch.experiments import (
+    EXPERIMENTS,
+    build_plan,
+    maze_threshold,
+    parse_seeds,
+    swimmer_finish_line,
+)
+
+
+def test_finetune_plan_pairs_every_run_with_its_own_seeds_pretraining():
+    plan = build_plan(["finetune"], quick=True, seeds=[0, 1])
+    names = [r.name for r in plan.runs]
+    assert len(names) == len(set(names)) == 2 * 2 + 3 * 3 * 2
+    expected_init = {"sql-finetune": "ant-pretrain-sql-quick", "ddpg-pretrained":
+                     "ant-pretrain-ddpg-quick", "ddpg-scratch": None}
+    for run in plan.runs:
+        if run.preset.startswith("ant-pretrain-"):
+            assert run.init_from is None
+            continue
+        kind = next(k for k in expected_init if f"-{k}-" in run.preset)
+        base = expected_init[kind]
+        assert run.init_from == (None if base is None else f"{base}-s{run.seed}")
+        # listed after the run it starts from, so a plain pass in order is a valid schedule
+        if run.init_from is not None:
+            assert names.index(run.init_from) < names.index(run.name)
+    assert [c.name for c in plan.comparisons] == ["pretrain", "hallway-wide", "hallway-narrow",
+                                                  "umaze"]
+    umaze = plan.comparisons[3]
+    assert len(umaze.runs) == 6 and all(r.startswith("ant-umaze-") for r in umaze.runs)
+    assert umaze.flags == ("--metric", "eval/discounted_return_mean")  # Figure 5's y-axis
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_every_planned_preset_exists_and_fine_tuning_matches_its_pretraining(quick):
+    plan = build_plan(["all"], quick=quick, seeds=[0])
+    assert {c.name for c in plan.comparisons} >= set(EXPERIMENTS) - {"finetune"}
+    by_name = {r.name: r for r in plan.runs}
+    for run in plan.runs:
+        cfg = load_config(run.preset)
+        assert cfg.preset == run.preset and ("quick" in run.preset) == quick
+        if run.init_from is not None:  # the weights must fit: same algorithm and networks
+            source = load_config(by_name[run.init_from].preset)
+            assert (source.algo, source.agent.hidden_sizes) == (cfg.algo, cfg.agent.hidden_sizes)
+
+
+def test_thresholds_come_from_the_presets_tasks():
+    assert swimmer_finish_line(quick=True) == 0.3  # swimmer-finish-line-sql-quick's line
+    assert swimmer_finish_line(quick=False) == 2.0  # the paper-size swimmer task's line
+    # the upper passage's barrier end to the target: hypot(3.5 - 1.75, 0.75), hypot(8.5 - 5.5, 1.5)
+    assert maze_threshold(quick=True) == pytest.approx(1.9039, abs=1e-4)
+    assert maze_threshold(quick=False) == pytest.approx(3.3541, abs=1e-4)
+    maze = build_plan(["maze"], quick=True, seeds=[0]).comparisons[0]
+    assert maze.flags[maze.flags.index("--below") + 1] == "1.9039"
+
+
+def test_seeds_and_names_are_checked():
+    assert parse_seeds("0-2,7,1") == [0, 1, 2, 7]
+    assert parse_seeds("5") == [5]
+    for bad in ["2-1", "a", "0-x", ""]:
+        with pytest.raises(ConfigError, match="--seeds"):
+            parse_seeds(bad)
+    with pytest.raises(ConfigError, match="unknown experiment 'figure9'"):
+        build_plan(["figure9"], quick=True, seeds=[0])
+
+
+# Tiny runs: 300 steps, 8x8 nets, one short evaluation; the SQL schedules still run over 10k.
+TINY = ["run.total_env_steps=300", "replay.min_size=100", "run.eval_every=300",
+        "run.eval_episodes=1", "env.max_episode_steps=50", "run.log_every=100",
+        "run.checkpoint_every=300", "agent.hidden_sizes=[8, 8]"]
+
+
+def _reproduce(root: Path, *extra: str) -> int:
+    sets = [x for s in TINY for x in ("--set", s)]
+    return main(["reproduce", "finetune", "--quick", "--seeds", "0", "--jobs", "2",
+                 "--out", str(root), *sets, *extra])
+
+
+def test_the_finetune_chain_runs_trains_from_pretraining_and_picks_up_where_it_stopped(
+        tmp_path, capsys):
+    assert _reproduce(tmp_path) == 0
+    out = capsys.readouterr().out
+    plan = build_plan(["finetune"], quick=True, seeds=[0])
+    for run in plan.runs:
+        summary = json.loads((tmp_path / run.name / "summary.json").read_text())
+        assert summary["env_steps"] >= 300
+    # fine-tuning runs were started from their pretraining run's directory
+    log = (tmp_path / "logs" / "ant-umaze-sql-finetune-quick-s0.log").read_text()
+    assert "--init-from" in out and "differ from the pretraining run" in log
+    for comp in ["pretrain", "hallway-wide", "hallway-narrow", "umaze"]:
+        report = json.loads((tmp_path / f"{comp}.json").read_text())
+        assert (tmp_path / f"{comp}.png").stat().st_size > 0
+        assert all(group["seeds"] == 1 for group in report.values()) and len(report) in (2, 3)
+    hallway = json.loads((tmp_path / "hallway-wide.json").read_text())
+    assert set(hallway) == {"ant-hallway-wide-sql-finetune-quick",
+                            "ant-hallway-wide-ddpg-pretrained-quick",
+                            "ant-hallway-wide-ddpg-scratch-quick"}
+
+    # again: nothing to run; a run that lost its summary continues from its checkpoint
+    (tmp_path / "ant-umaze-ddpg-scratch-quick-s0" / "summary.json").unlink()
+    assert _reproduce(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "(10 finished before)" in out
+    started = [line for line in out.splitlines() if " started " in line]
+    assert len(started) == 1 and "--resume" in started[0] and "umaze-ddpg-scratch" in started[0]
+
+
+def test_a_failed_pretraining_run_skips_its_fine_tuning_runs(tmp_path, capsys):
+    # DDPG has no kernel particles: the DDPG runs stop with the config error, the SQL runs
+    # (pretraining and fine-tuning) go on
+    assert _reproduce(tmp_path, "--set", "agent.kernel_particles=4") == 1
+    out = capsys.readouterr().out
+    assert out.count("FAILED (exit 2; ") == 4  # the DDPG pretraining and 3 scratch runs
+    log = (tmp_path / "logs" / "ant-pretrain-ddpg-quick-s0.log").read_text()
+    assert "kernel_particles" in log
+    skipped = sorted(line.split()[1].rstrip(":") for line in out.splitlines()
+                     if line.startswith("skipped "))
+    assert skipped == [f"ant-{t}-ddpg-pretrained-quick-s0" for t in
+                       ("hallway-narrow", "hallway-wide", "umaze")]
+    assert (tmp_path / "ant-umaze-sql-finetune-quick-s0" / "summary.json").exists()
+    assert "no umaze figure: 2 run(s) did not finish" in out
