@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distributed.checkpoint import CHECKPOINT_NAME
-from launch.config import ConfigError
+from launch.config import ConfigError, load_config
 from launch.experiments import EXPERIMENTS, Plan, PlannedRun, build_plan, parse_seeds
 
 POLL_S = 0.5
@@ -36,6 +36,9 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE", help="override a config value in every run")
+    p.add_argument("--set-for", nargs=2, action="append", default=[],
+                   metavar=("ALGO", "SECTION.KEY=VALUE"),
+                   help="override a config value in the runs of one algorithm (sql, ddpg)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.set_defaults(func=run_reproduce)
 
@@ -45,6 +48,19 @@ class RunState:
     run: PlannedRun
     status: str = "pending"  # pending | running | done | failed | skipped
     seconds: float = 0.0
+
+
+def overrides_by_run(plan: Plan, common: list[str], per_algo: list[list[str]]
+                     ) -> dict[str, list[str]]:
+    """Run name -> its ``--set`` values: ``common`` for all, ``[algo, value]`` pairs for the
+    runs of that algorithm (an algorithm-specific key would be unknown to the others)."""
+    algos = {run.name: load_config(run.preset).algo for run in plan.runs}
+    for algo, _ in per_algo:
+        if algo not in algos.values():
+            raise ConfigError(f"--set-for {algo}: no run of this plan trains {algo!r} "
+                              f"(here: {', '.join(sorted(set(algos.values())))})")
+    return {name: [*common, *(v for a, v in per_algo if a == algo)]
+            for name, algo in algos.items()}
 
 
 def train_command(run: PlannedRun, root: Path, overrides: list[str]) -> list[str]:
@@ -75,10 +91,10 @@ def _set_aside_incomplete(run_dir: Path) -> None:
 class Scheduler:
     """Starts runs as processes, at most ``jobs`` at once, each after the run it starts from."""
 
-    def __init__(self, plan: Plan, root: Path, overrides: list[str], jobs: int):
+    def __init__(self, plan: Plan, root: Path, overrides: dict[str, list[str]], jobs: int):
         if jobs < 1:
             raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-        self.root, self.overrides, self.jobs = root, overrides, jobs
+        self.root, self.overrides, self.jobs = root, overrides, jobs  # overrides: per run name
         self.states = {r.name: RunState(r) for r in plan.runs}
         for state in self.states.values():
             if is_finished(root / state.run.name):
@@ -101,7 +117,7 @@ class Scheduler:
 
     def _start(self, state: RunState) -> None:
         _set_aside_incomplete(self.root / state.run.name)
-        cmd = train_command(state.run, self.root, self.overrides)
+        cmd = train_command(state.run, self.root, self.overrides[state.run.name])
         log = self.root / "logs" / f"{state.run.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as f:
@@ -151,16 +167,17 @@ class Scheduler:
 def run_reproduce(args: argparse.Namespace) -> int:
     plan = build_plan(args.experiments, args.quick, parse_seeds(args.seeds))
     root = Path(args.out)
+    overrides = overrides_by_run(plan, args.overrides, args.set_for)
     if args.dry_run:
         for run in plan.runs:
-            print("softq " + " ".join(train_command(run, root, args.overrides)))
+            print("softq " + " ".join(train_command(run, root, overrides[run.name])))
         for comp in plan.comparisons:
             print("softq " + " ".join(compare_command(comp.name, comp.runs, comp.flags, root)))
         return 0
     root.mkdir(parents=True, exist_ok=True)
     finished = sum(is_finished(root / r.name) for r in plan.runs)
     print(f"{len(plan.runs)} runs under {root} ({finished} finished before), {args.jobs} at a time")
-    states = Scheduler(plan, root, args.overrides, args.jobs).run()
+    states = Scheduler(plan, root, overrides, args.jobs).run()
     from launch.cli import main
 
     for comp in plan.comparisons:

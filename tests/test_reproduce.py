@@ -75,6 +75,20 @@ def test_seeds_and_names_are_checked():
         build_plan(["figure9"], quick=True, seeds=[0])
 
 
+def test_set_for_reaches_only_that_algorithms_runs(capsys):
+    assert main(["reproduce", "maze", "--quick", "--seeds", "0", "--dry-run", "--out", "r",
+                 "--set", "run.log_every=7", "--set-for", "sql", "agent.cuda_graphs=true"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    sql = "softq train ant-maze-sql-quick --seed 0 --out r/ant-maze-sql-quick-s0"
+    ddpg = "softq train ant-maze-ddpg-quick --seed 0 --out r/ant-maze-ddpg-quick-s0"
+    assert lines[:2] == [f"{sql} --set run.log_every=7 --set agent.cuda_graphs=true",
+                         f"{ddpg} --set run.log_every=7"]
+    assert lines[2].startswith("softq compare r/ant-maze-sql-quick-s0 r/ant-maze-ddpg-quick-s0")
+    assert main(["reproduce", "maze", "--quick", "--dry-run", "--set-for", "a2c", "x.y=1"]) == 2
+    assert "--set-for a2c: no run of this plan trains 'a2c' (here: ddpg, sql)" in (
+        capsys.readouterr().err)
+
+
 # Tiny runs: 300 steps, 8x8 nets, one short evaluation; the SQL schedules still run over 10k.
 TINY = ["run.total_env_steps=300", "replay.min_size=100", "run.eval_every=300",
         "run.eval_episodes=1", "env.max_episode_steps=50", "run.log_every=100",
