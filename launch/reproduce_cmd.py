@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,8 @@ from launch.config import ConfigError, load_config
 from launch.experiments import EXPERIMENTS, Plan, PlannedRun, build_plan, parse_seeds
 
 POLL_S = 0.5
+HEARTBEAT_S = 60.0  # how often the runs in progress are listed with their step counts
+PROGRESS_LINE = re.compile(rb"\[(\d+)/(\d+) steps\]")  # softq train's plain progress line
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
@@ -88,6 +91,17 @@ def _set_aside_incomplete(run_dir: Path) -> None:
         print(f"moved the unfinished {run_dir} (no checkpoint) to {aside}")
 
 
+def progress_of(log: Path) -> str | None:
+    """'12000/30000' from the last progress line in a run's log, None before the first."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            matches = PROGRESS_LINE.findall(f.read())
+    except OSError:
+        return None
+    return f"{int(matches[-1][0])}/{int(matches[-1][1])}" if matches else None
+
+
 class Scheduler:
     """Starts runs as processes, at most ``jobs`` at once, each after the run it starts from."""
 
@@ -100,6 +114,7 @@ class Scheduler:
             if is_finished(root / state.run.name):
                 state.status = "done"
         self.running: dict[str, tuple[subprocess.Popen, float]] = {}
+        self.last_heartbeat = time.perf_counter()
 
     def _ready(self) -> list[RunState]:
         ready = []
@@ -140,6 +155,14 @@ class Scheduler:
             verdict = "finished" if ok else f"FAILED (exit {rc}; {self.root}/logs/{name}.log)"
             print(f"[{self._counts()}] {verdict} {name} in {state.seconds:.0f} s", flush=True)
 
+    def _heartbeat(self) -> None:
+        if not self.running or time.perf_counter() - self.last_heartbeat < HEARTBEAT_S:
+            return
+        self.last_heartbeat = time.perf_counter()
+        parts = [f"{name} {progress_of(self.root / 'logs' / f'{name}.log') or 'starting'}"
+                 for name in self.running]
+        print(f"[{self._counts()}] running: {', '.join(parts)}", flush=True)
+
     def _counts(self) -> str:
         done = sum(s.status == "done" for s in self.states.values())
         return f"{done}/{len(self.states)} done"
@@ -152,6 +175,7 @@ class Scheduler:
                     self._start(state)
                 if not self.running:
                     break
+                self._heartbeat()
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
             print("interrupted: each run writes a final checkpoint; run the same command to "

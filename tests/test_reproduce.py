@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from launch import reproduce_cmd
 from launch.cli import main
 from launch.config import ConfigError, load_config
 from launch.experiments import (
@@ -17,6 +18,7 @@ from launch.experiments import (
     parse_seeds,
     swimmer_finish_line,
 )
+from launch.reproduce_cmd import progress_of
 
 
 def test_finetune_plan_pairs_every_run_with_its_own_seeds_pretraining():
@@ -101,10 +103,23 @@ def _reproduce(root: Path, *extra: str) -> int:
                  "--out", str(root), *sets, *extra])
 
 
+def test_progress_is_read_from_the_last_progress_line(tmp_path):
+    log = tmp_path / "run.log"
+    assert progress_of(log) is None  # not started yet
+    log.write_text("run directory: x\n")
+    assert progress_of(log) is None
+    log.write_text("[1000/30000 steps] ret=1.0 sps=200\n" + "x" * 5000
+                   + "\n[12000/30000 steps] ret=5.9 sps=112 eval=5.0\nwarning: y\n")
+    assert progress_of(log) == "12000/30000"
+
+
 def test_the_finetune_chain_runs_trains_from_pretraining_and_picks_up_where_it_stopped(
-        tmp_path, capsys):
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(reproduce_cmd, "HEARTBEAT_S", 0.0)  # list the running runs every poll
     assert _reproduce(tmp_path) == 0
     out = capsys.readouterr().out
+    running = [line for line in out.splitlines() if "] running: " in line]
+    assert running and all("-s0 " in line for line in running)
     plan = build_plan(["finetune"], quick=True, seeds=[0])
     for run in plan.runs:
         summary = json.loads((tmp_path / run.name / "summary.json").read_text())
