@@ -3,7 +3,7 @@ time, then draw its figures with ``softq compare``.
 
 Each run is its own ``softq train`` process writing ``ROOT/<preset>-s<seed>/`` and
 ``ROOT/logs/<preset>-s<seed>.log``. Running the command again picks up where it stopped: a run
-with a summary.json is finished and skipped, one with only a checkpoint continues with
+that reached its step budget is skipped, one with a checkpoint (e.g. interrupted) continues with
 ``--resume``, one that died before its first checkpoint is moved aside (kept, renamed
 ``*.incomplete-<time>``) and started again. A run whose pretraining run failed is skipped.
 """
@@ -11,6 +11,7 @@ with a summary.json is finished and skipped, one with only a checkpoint continue
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distributed.checkpoint import CHECKPOINT_NAME
-from launch.config import ConfigError, load_config
+from launch.config import ConfigError, load_config, read_config
 from launch.experiments import EXPERIMENTS, Plan, PlannedRun, build_plan, parse_seeds
 
 POLL_S = 0.5
@@ -80,7 +81,13 @@ def train_command(run: PlannedRun, root: Path, overrides: list[str]) -> list[str
 
 
 def is_finished(run_dir: Path) -> bool:
-    return (run_dir / "summary.json").exists()
+    """The run reached its step budget (an interrupted run also writes a summary.json)."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        total = read_config(run_dir / "config.yaml").run.total_env_steps
+    except (OSError, ValueError, ConfigError):
+        return False
+    return summary.get("env_steps", 0) >= total
 
 
 def _set_aside_incomplete(run_dir: Path) -> None:
@@ -136,8 +143,10 @@ class Scheduler:
         log = self.root / "logs" / f"{state.run.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as f:
+            # own session: a Ctrl-C reaches the runs once, forwarded by run() below
             proc = subprocess.Popen([sys.executable, "-m", "launch.cli", *cmd], stdout=f,
-                                    stderr=subprocess.STDOUT, env={**os.environ, "CI": "true"})
+                                    stderr=subprocess.STDOUT, env={**os.environ, "CI": "true"},
+                                    start_new_session=True)
         self.running[state.run.name] = (proc, time.perf_counter())
         state.status = "running"
         print(f"[{self._counts()}] started  {state.run.name}: softq {' '.join(cmd)}", flush=True)
@@ -204,18 +213,21 @@ def run_reproduce(args: argparse.Namespace) -> int:
     states = Scheduler(plan, root, overrides, args.jobs).run()
     from launch.cli import main
 
+    failed_figures = []
     for comp in plan.comparisons:
         missing = [name for name in comp.runs if states[name].status != "done"]
         if missing:
             print(f"no {comp.name} figure: {len(missing)} run(s) did not finish")
             continue
         print(f"--- {comp.name}")
-        main(compare_command(comp.name, comp.runs, comp.flags, root))
+        if main(compare_command(comp.name, comp.runs, comp.flags, root)) != 0:
+            failed_figures.append(comp.name)
     bad = [s.run.name for s in states.values() if s.status != "done"]
     if bad:
         print(f"{len(bad)} run(s) did not finish: {', '.join(bad)}")
-        return 1
-    return 0
+    if failed_figures:
+        print(f"figures that failed: {', '.join(failed_figures)}")
+    return 1 if bad or failed_figures else 0
 
 
 def compare_command(name: str, runs: tuple[str, ...], flags: tuple[str, ...],

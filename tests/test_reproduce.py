@@ -4,10 +4,15 @@ execution as ``softq train`` processes, fine-tuning runs after their pretraining
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from distributed.checkpoint import load_checkpoint
 from launch import reproduce_cmd
 from launch.cli import main
 from launch.config import ConfigError, load_config
@@ -18,7 +23,9 @@ from launch.experiments import (
     parse_seeds,
     swimmer_finish_line,
 )
-from launch.reproduce_cmd import progress_of
+from launch.reproduce_cmd import is_finished, progress_of
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_finetune_plan_pairs_every_run_with_its_own_seeds_pretraining():
@@ -159,3 +166,29 @@ def test_a_failed_pretraining_run_skips_its_fine_tuning_runs(tmp_path, capsys):
                        ("hallway-narrow", "hallway-wide", "umaze")]
     assert (tmp_path / "ant-umaze-sql-finetune-quick-s0" / "summary.json").exists()
     assert "no umaze figure: 2 run(s) did not finish" in out
+
+
+def test_ctrl_c_checkpoints_every_running_run_and_the_next_call_resumes_them(tmp_path):
+    root = tmp_path / "r"
+    argv = [sys.executable, "-m", "launch.cli", "reproduce", "swimmer", "--quick", "--seeds", "0",
+            "--jobs", "2", "--out", str(root)]
+    sets = ["run.total_env_steps=10000000", "run.checkpoint_every=200", "run.eval_every=0",
+            "agent.hidden_sizes=[8, 8]", "replay.min_size=100"]
+    proc = subprocess.Popen(argv + [x for s in sets for x in ("--set", s)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runs = [root / f"swimmer-finish-line-{a}-quick-s0" for a in ("sql", "ddpg")]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all((r / "checkpoint.pt").exists() for r in runs):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "interrupted" in out
+    for run in runs:
+        log = (root / "logs" / f"{run.name}.log").read_text()
+        assert "interrupted: writing a final checkpoint" in log  # each got one SIGINT
+        steps = load_checkpoint(run)["counters"]["env_steps"]
+        assert 200 <= steps < 10_000_000
+        assert not is_finished(run)  # its summary.json is not a finished run's
+    again = subprocess.run(argv + ["--dry-run"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60)
+    assert again.stdout.splitlines()[:2] == [f"softq train --resume {r}" for r in runs]
