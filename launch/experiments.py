@@ -1,13 +1,16 @@
-"""The paper's experiments as run plans (Haarnoja et al. 2017, §5): which presets to train, for
-which seeds, which run starts from which pretrained run, and which ``softq compare`` draws the
-figure. ``softq reproduce`` (launch/reproduce_cmd.py) executes a plan.
+"""The papers' experiments as run plans: which presets to train, for which seeds, which run
+starts from which pretrained run, and which ``softq compare`` draws each figure.
+``softq reproduce`` (launch/reproduce_cmd.py) executes a plan.
 
-| experiment | figure | runs per seed | comparison |
+| experiment | paper, figure | runs per seed | comparison |
 |---|---|---|---|
-| ``multigoal`` | Fig. 1-2 | SQL, DDPG | goals reached (mode coverage) |
-| ``swimmer`` | Fig. 3a | SQL, DDPG | seeds past the finish line in training |
-| ``maze`` | Fig. 3b | SQL, DDPG | seeds below the upper passage's distance in training |
-| ``finetune`` | Fig. 5, 7 | 2 pretraining + 3 x 3 fine-tuning | directions run; discounted return |
+| ``multigoal`` | Haarnoja, Fig. 1-2 | SQL, DDPG | goals reached (mode coverage) |
+| ``swimmer`` | Haarnoja, Fig. 3a | SQL, DDPG | seeds past the finish line in training |
+| ``maze`` | Haarnoja, Fig. 3b | SQL, DDPG | seeds below the upper passage's distance |
+| ``finetune`` | Haarnoja, Fig. 5, 7 | 2 pretraining + 3 x 3 fine-tuning | directions, return |
+| ``atari-fig1`` | Schulman, Fig. 1 | A2C naive, proper entropy, per game | raw score |
+| ``atari-fig2`` | Schulman, Fig. 2 | DQN, soft DQN (KL, entropy, 5-step), per game | raw score |
+| ``atari-fig3`` | Schulman, Fig. 3 | A2C naive, A2C-style soft Q, per game | raw score |
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ class Plan:
     comparisons: list[PlannedComparison] = field(default_factory=list)
 
     def add(self, other: Plan) -> None:
-        self.runs += other.runs
+        """Append ``other``; a run both plans share (e.g. A2C in Figures 1 and 3) is kept once."""
+        have = {r.name for r in self.runs}
+        self.runs += [r for r in other.runs if r.name not in have]
         self.comparisons += other.comparisons
 
 
@@ -120,28 +125,60 @@ def finetune_plan(quick: bool, seeds: list[int]) -> Plan:
     return plan
 
 
+# Schulman et al. 2017: the games of Figures 1-3 and each figure's variants (presets
+# <game>-<variant>; README, "Reproducing the Atari figures")
+ATARI_GAMES = ("pong", "breakout", "beamrider", "enduro", "qbert", "seaquest", "spaceinvaders")
+ATARI_FIGURES = {
+    "atari-fig1": ("a2c-naive", "a2c-proper"),
+    "atari-fig2": ("dqn", "soft-dqn-kl", "soft-dqn-entropy", "soft-dqn-5step"),
+    "atari-fig3": ("a2c-naive", "soft-q-a2c"),
+}
+
+
+def atari_plan(figure: str, games: list[str], seeds: list[int]) -> Plan:
+    plan = Plan()
+    for game in games:
+        runs = [PlannedRun(f"{game}-{v}", s) for v in ATARI_FIGURES[figure] for s in seeds]
+        plan.add(Plan(runs, [PlannedComparison(f"{figure[len('atari-'):]}-{game}",
+                                               tuple(r.name for r in runs))]))
+    return plan
+
+
 EXPERIMENTS = {
     "multigoal": multigoal_plan,
     "swimmer": swimmer_plan,
     "maze": maze_plan,
     "finetune": finetune_plan,
 }
+ALL_EXPERIMENTS = "all"  # every Haarnoja experiment; the Atari figures are named one by one
 
 
-def build_plan(names: list[str], quick: bool, seeds: list[int]) -> Plan:
-    """The runs and comparisons of the named experiments (``all`` for every one), in an order
-    where every run comes after the run it starts from."""
-    if "all" in names:
-        names = list(EXPERIMENTS)
-    unknown = [n for n in names if n not in EXPERIMENTS]
+def build_plan(names: list[str], quick: bool, seeds: list[int],
+               games: list[str] | None = None) -> Plan:
+    """The runs and comparisons of the named experiments, in an order where every run comes
+    after the run it starts from. ``games`` picks the Atari figures' games (default: all 7)."""
+    if ALL_EXPERIMENTS in names:
+        names = [*EXPERIMENTS, *(n for n in names if n in ATARI_FIGURES)]
+    unknown = [n for n in names if n not in EXPERIMENTS and n not in ATARI_FIGURES]
     if unknown:
         raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from "
-                          f"{', '.join([*EXPERIMENTS, 'all'])}")
+                          f"{', '.join([*EXPERIMENTS, *ATARI_FIGURES, ALL_EXPERIMENTS])}")
     if not seeds:
         raise ConfigError("--seeds: no seed given")
+    games = list(ATARI_GAMES) if not games else games
+    bad_games = [g for g in games if g not in ATARI_GAMES]
+    if bad_games:
+        raise ConfigError(f"--games: unknown game {bad_games[0]!r}; choose from "
+                          f"{', '.join(ATARI_GAMES)}")
     plan = Plan()
     for name in dict.fromkeys(names):  # each once, in the order given
-        plan.add(EXPERIMENTS[name](quick, seeds))
+        if name in ATARI_FIGURES:
+            if quick:
+                raise ConfigError(f"{name} has no -quick presets; shorten the runs with "
+                                  f"--set run.total_env_steps=N")
+            plan.add(atari_plan(name, games, seeds))
+        else:
+            plan.add(EXPERIMENTS[name](quick, seeds))
     return plan
 
 

@@ -23,7 +23,15 @@ from pathlib import Path
 
 from distributed.checkpoint import CHECKPOINT_NAME
 from launch.config import ConfigError, load_config, read_config
-from launch.experiments import EXPERIMENTS, Plan, PlannedRun, build_plan, parse_seeds
+from launch.experiments import (
+    ATARI_FIGURES,
+    ATARI_GAMES,
+    EXPERIMENTS,
+    Plan,
+    PlannedRun,
+    build_plan,
+    parse_seeds,
+)
 
 POLL_S = 0.5
 HEARTBEAT_S = 60.0  # how often the runs in progress are listed with their step counts
@@ -33,7 +41,9 @@ PROGRESS_LINE = re.compile(rb"\[(\d+)/(\d+) steps\]")  # softq train's plain pro
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="run a paper experiment's runs and draw its figures")
     p.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
-                   help=f"{', '.join(EXPERIMENTS)} or all")
+                   help=f"{', '.join([*EXPERIMENTS, *ATARI_FIGURES])}; all: the first four")
+    p.add_argument("--games", help="the Atari figures' games, comma-separated (default: "
+                   f"{','.join(ATARI_GAMES)})")
     p.add_argument("--quick", action="store_true", help="the -quick presets (minutes per run)")
     p.add_argument("--seeds", default="0,1,2", help="e.g. 0,1,2 or 0-9 (default 0,1,2)")
     p.add_argument("--out", default="runs/reproduce", help="root directory of the runs")
@@ -198,7 +208,8 @@ class Scheduler:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    plan = build_plan(args.experiments, args.quick, parse_seeds(args.seeds))
+    games = [g.strip() for g in args.games.split(",")] if args.games else None
+    plan = build_plan(args.experiments, args.quick, parse_seeds(args.seeds), games)
     root = Path(args.out)
     overrides = overrides_by_run(plan, args.overrides, args.set_for)
     if args.dry_run:

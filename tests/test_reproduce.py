@@ -74,6 +74,27 @@ def test_thresholds_come_from_the_presets_tasks():
     assert maze.flags[maze.flags.index("--below") + 1] == "1.9039"
 
 
+def test_atari_figures_share_runs_and_every_game_has_every_variant():
+    plan = build_plan(["atari-fig1", "atari-fig3"], quick=False, seeds=[0, 1], games=["pong"])
+    # A2C naive is in both figures and trained once
+    assert [r.name for r in plan.runs] == [
+        "pong-a2c-naive-s0", "pong-a2c-naive-s1", "pong-a2c-proper-s0", "pong-a2c-proper-s1",
+        "pong-soft-q-a2c-s0", "pong-soft-q-a2c-s1"]
+    fig1, fig3 = plan.comparisons
+    assert (fig1.name, fig3.name) == ("fig1-pong", "fig3-pong")
+    assert fig3.runs == ("pong-a2c-naive-s0", "pong-a2c-naive-s1", "pong-soft-q-a2c-s0",
+                         "pong-soft-q-a2c-s1")
+    every = build_plan(["atari-fig1", "atari-fig2", "atari-fig3"], quick=False, seeds=[0])
+    assert len(every.runs) == 7 * 7 and len(every.comparisons) == 3 * 7
+    for run in every.runs:
+        cfg = load_config(run.preset)
+        assert cfg.env.id.startswith("ALE/") and run.preset.split("-")[0] in cfg.env.id.lower()
+    with pytest.raises(ConfigError, match="atari-fig2 has no -quick presets"):
+        build_plan(["atari-fig2"], quick=True, seeds=[0])
+    with pytest.raises(ConfigError, match="--games: unknown game 'pacman'"):
+        build_plan(["atari-fig1"], quick=False, seeds=[0], games=["pong", "pacman"])
+
+
 def test_seeds_and_names_are_checked():
     assert parse_seeds("0-2,7,1") == [0, 1, 2, 7]
     assert parse_seeds("5") == [5]
