@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -159,7 +160,8 @@ class Scheduler:
                                     start_new_session=True)
         self.running[state.run.name] = (proc, time.perf_counter())
         state.status = "running"
-        print(f"[{self._counts()}] started  {state.run.name}: softq {' '.join(cmd)}", flush=True)
+        print(f"[{self._counts()}] started  {state.run.name}: softq {shlex.join(cmd)}",
+              flush=True)
 
     def _reap(self) -> None:
         for name, (proc, started) in list(self.running.items()):
@@ -214,9 +216,9 @@ def run_reproduce(args: argparse.Namespace) -> int:
     overrides = overrides_by_run(plan, args.overrides, args.set_for)
     if args.dry_run:
         for run in plan.runs:
-            print("softq " + " ".join(train_command(run, root, overrides[run.name])))
+            print("softq " + shlex.join(train_command(run, root, overrides[run.name])))
         for comp in plan.comparisons:
-            print("softq " + " ".join(compare_command(comp.name, comp.runs, comp.flags, root)))
+            print("softq " + shlex.join(compare_command(comp.name, comp.runs, comp.flags, root)))
         return 0
     root.mkdir(parents=True, exist_ok=True)
     finished = sum(is_finished(root / r.name) for r in plan.runs)

@@ -4,6 +4,7 @@ execution as ``softq train`` processes, fine-tuning runs after their pretraining
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -164,13 +165,25 @@ def test_the_finetune_chain_runs_trains_from_pretraining_and_picks_up_where_it_s
                             "ant-hallway-wide-ddpg-pretrained-quick",
                             "ant-hallway-wide-ddpg-scratch-quick"}
 
-    # again: nothing to run; a run that lost its summary continues from its checkpoint
+    # again: a run that lost its summary continues from its checkpoint; one that died before
+    # its first checkpoint is kept under another name and started afresh; the rest are done
     (tmp_path / "ant-umaze-ddpg-scratch-quick-s0" / "summary.json").unlink()
+    died = tmp_path / "ant-umaze-ddpg-pretrained-quick-s0"
+    (died / "summary.json").unlink()
+    (died / "checkpoint.pt").unlink()
     assert _reproduce(tmp_path) == 0
     out = capsys.readouterr().out
-    assert "(10 finished before)" in out
-    started = [line for line in out.splitlines() if " started " in line]
-    assert len(started) == 1 and "--resume" in started[0] and "umaze-ddpg-scratch" in started[0]
+    assert "(9 finished before)" in out
+    started = sorted(line.split("softq ", 1)[1] for line in out.splitlines()
+                     if " started " in line)
+    assert started == [
+        f"train --resume {tmp_path}/ant-umaze-ddpg-scratch-quick-s0",
+        f"train ant-umaze-ddpg-pretrained-quick --seed 0 --out {died} --init-from "
+        f"{tmp_path}/ant-pretrain-ddpg-quick-s0 "  # printed so that a shell can run it
+        + " ".join(f"--set {shlex.quote(s)}" for s in TINY)]
+    aside = list(tmp_path.glob("ant-umaze-ddpg-pretrained-quick-s0.incomplete-*"))
+    assert len(aside) == 1 and (aside[0] / "config.yaml").exists()
+    assert is_finished(died) and is_finished(tmp_path / "ant-umaze-ddpg-scratch-quick-s0")
 
 
 def test_a_failed_pretraining_run_skips_its_fine_tuning_runs(tmp_path, capsys):
