@@ -47,13 +47,14 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
                    f"{','.join(ATARI_GAMES)})")
     p.add_argument("--quick", action="store_true", help="the -quick presets (minutes per run)")
     p.add_argument("--seeds", default="0,1,2", help="e.g. 0,1,2 or 0-9 (default 0,1,2)")
-    p.add_argument("--out", default="runs/reproduce", help="root directory of the runs")
+    p.add_argument("--out", default="runs/reproduce",
+                   help="root directory of the runs (default runs/reproduce)")
     p.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE", help="override a config value in every run")
     p.add_argument("--set-for", nargs=2, action="append", default=[],
                    metavar=("ALGO", "SECTION.KEY=VALUE"),
-                   help="override a config value in the runs of one algorithm (sql, ddpg)")
+                   help="override a config value in the runs of one algorithm (e.g. sql)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.set_defaults(func=run_reproduce)
 
