@@ -222,9 +222,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
             print("softq " + shlex.join(compare_command(comp.name, comp.runs, comp.flags, root)))
         return 0
     root.mkdir(parents=True, exist_ok=True)
-    finished = sum(is_finished(root / r.name) for r in plan.runs)
+    scheduler = Scheduler(plan, root, overrides, args.jobs)
+    finished = sum(s.status == "done" for s in scheduler.states.values())
     print(f"{len(plan.runs)} runs under {root} ({finished} finished before), {args.jobs} at a time")
-    states = Scheduler(plan, root, overrides, args.jobs).run()
+    states = scheduler.run()
     from launch.cli import main
 
     failed_figures = []

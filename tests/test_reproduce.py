@@ -126,10 +126,13 @@ TINY = ["run.total_env_steps=300", "replay.min_size=100", "run.eval_every=300",
         "run.checkpoint_every=300", "agent.hidden_sizes=[8, 8]"]
 
 
+def _set_flags(overrides: list[str]) -> list[str]:
+    return [x for s in overrides for x in ("--set", s)]
+
+
 def _reproduce(root: Path, *extra: str) -> int:
-    sets = [x for s in TINY for x in ("--set", s)]
     return main(["reproduce", "finetune", "--quick", "--seeds", "0", "--jobs", "2",
-                 "--out", str(root), *sets, *extra])
+                 "--out", str(root), *_set_flags(TINY), *extra])
 
 
 def test_progress_is_read_from_the_last_progress_line(tmp_path):
@@ -208,7 +211,7 @@ def test_ctrl_c_checkpoints_every_running_run_and_the_next_call_resumes_them(tmp
             "--jobs", "2", "--out", str(root)]
     sets = ["run.total_env_steps=10000000", "run.checkpoint_every=200", "run.eval_every=0",
             "agent.hidden_sizes=[8, 8]", "replay.min_size=100"]
-    proc = subprocess.Popen(argv + [x for s in sets for x in ("--set", s)], cwd=ROOT,
+    proc = subprocess.Popen(argv + _set_flags(sets), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     runs = [root / f"swimmer-finish-line-{a}-quick-s0" for a in ("sql", "ddpg")]
     deadline = time.time() + 120
