@@ -69,45 +69,47 @@ def _pair(sql: str, ddpg: str, quick: bool, seeds: list[int], comparison: str,
     return Plan(runs, [PlannedComparison(comparison, tuple(r.name for r in runs), flags)])
 
 
-def swimmer_finish_line(quick: bool) -> float:
-    """The finish line (m) of the swimmer preset: Figure 3a's threshold."""
+def swimmer_finish_line(quick: bool, overrides: list[str] | None = None) -> float:
+    """The finish line (m) of the swimmer preset after ``overrides`` (``--set`` values):
+    Figure 3a's threshold."""
     from envs.swimmer_finish_line import FINISH_LINE_X
 
-    cfg = load_config(_preset("swimmer-finish-line-sql", quick))
+    cfg = load_config(_preset("swimmer-finish-line-sql", quick), overrides)
     return float(cfg.env.kwargs.get("finish_line_x", FINISH_LINE_X))
 
 
-def maze_threshold(quick: bool) -> float:
-    """The maze preset's target distance that only the open passage gets below (Figure 3b)."""
-    cfg = load_config(_preset("ant-maze-sql", quick))
+def maze_threshold(quick: bool, overrides: list[str] | None = None) -> float:
+    """The target distance that only the open passage gets below (Figure 3b), for the maze
+    preset's task after ``overrides``."""
+    cfg = load_config(_preset("ant-maze-sql", quick), overrides)
     import envs  # noqa: F401  (registers softq/ ids)
 
     env_class = gym.envs.registration.load_env_creator(gym.spec(cfg.env.id).entry_point)
     return float(env_class.reach_radius)
 
 
-def multigoal_plan(quick: bool, seeds: list[int]) -> Plan:
+def multigoal_plan(quick: bool, seeds: list[int], overrides: list[str]) -> Plan:
     sql = "multigoal-quick" if quick else "multigoal"  # the SQL quick preset has no -sql infix
     ddpg = _preset("multigoal-ddpg", quick)
     runs = [PlannedRun(p, s) for p in (sql, ddpg) for s in seeds]
     return Plan(runs, [PlannedComparison("multigoal", tuple(r.name for r in runs))])
 
 
-def swimmer_plan(quick: bool, seeds: list[int]) -> Plan:
-    line = swimmer_finish_line(quick)
+def swimmer_plan(quick: bool, seeds: list[int], overrides: list[str]) -> Plan:
+    line = swimmer_finish_line(quick, overrides)  # e.g. --set env.kwargs.finish_line_x=2.0
     return _pair("swimmer-finish-line-sql", "swimmer-finish-line-ddpg", quick, seeds, "swimmer",
                  ("--metric", "train/max_com_x", "--above", f"{line:g}", "--per-seed",
                   "--mode", "forward"))
 
 
-def maze_plan(quick: bool, seeds: list[int]) -> Plan:
-    radius = maze_threshold(quick)
+def maze_plan(quick: bool, seeds: list[int], overrides: list[str]) -> Plan:
+    radius = maze_threshold(quick, overrides)
     return _pair("ant-maze-sql", "ant-maze-ddpg", quick, seeds, "maze",
                  ("--metric", "train/min_distance_to_target", "--below", f"{radius:.4f}",
                   "--per-seed", "--mode", "target"))
 
 
-def finetune_plan(quick: bool, seeds: list[int]) -> Plan:
+def finetune_plan(quick: bool, seeds: list[int], overrides: list[str]) -> Plan:
     """§5.3: pretrain SQL and DDPG on the any-direction task, then fine-tune each task three
     ways (SQL from SQL's pretraining, DDPG from DDPG's, DDPG from scratch), seed by seed."""
     plan = _pair("ant-pretrain-sql", "ant-pretrain-ddpg", quick, seeds, "pretrain", ())
@@ -154,9 +156,10 @@ ALL_EXPERIMENTS = "all"  # every Haarnoja experiment; the Atari figures are name
 
 
 def build_plan(names: list[str], quick: bool, seeds: list[int],
-               games: list[str] | None = None) -> Plan:
+               games: list[str] | None = None, overrides: list[str] | None = None) -> Plan:
     """The runs and comparisons of the named experiments, in an order where every run comes
-    after the run it starts from. ``games`` picks the Atari figures' games (default: all 7)."""
+    after the run it starts from. ``games`` picks the Atari figures' games (default: all 7);
+    ``overrides`` (every run's ``--set`` values) move the figures' thresholds with the task."""
     if ALL_EXPERIMENTS in names:
         names = [*EXPERIMENTS, *(n for n in names if n in ATARI_FIGURES)]
     unknown = [n for n in names if n not in EXPERIMENTS and n not in ATARI_FIGURES]
@@ -178,7 +181,7 @@ def build_plan(names: list[str], quick: bool, seeds: list[int],
                                   f"--set run.total_env_steps=N")
             plan.add(atari_plan(name, games, seeds))
         else:
-            plan.add(EXPERIMENTS[name](quick, seeds))
+            plan.add(EXPERIMENTS[name](quick, seeds, overrides or []))
     return plan
 
 

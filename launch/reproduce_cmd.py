@@ -212,7 +212,8 @@ class Scheduler:
 
 def run_reproduce(args: argparse.Namespace) -> int:
     games = [g.strip() for g in args.games.split(",")] if args.games else None
-    plan = build_plan(args.experiments, args.quick, parse_seeds(args.seeds), games)
+    plan = build_plan(args.experiments, args.quick, parse_seeds(args.seeds), games,
+                      args.overrides)
     root = Path(args.out)
     overrides = overrides_by_run(plan, args.overrides, args.set_for)
     if args.dry_run:

@@ -75,6 +75,17 @@ def test_thresholds_come_from_the_presets_tasks():
     assert maze.flags[maze.flags.index("--below") + 1] == "1.9039"
 
 
+def test_thresholds_follow_the_set_overrides():
+    # the quick swimmer on the paper's task: the figure counts seeds past the 2 m line
+    swimmer = build_plan(["swimmer"], quick=True, seeds=[0],
+                         overrides=["env.kwargs.finish_line_x=2.0"]).comparisons[0]
+    assert swimmer.flags[swimmer.flags.index("--above") + 1] == "2"
+    # the quick presets on the paper-size maze: its threshold, 3.3541 m, not the compact one's
+    maze = build_plan(["maze"], quick=True, seeds=[0],
+                      overrides=["env.id=softq/AntMaze-v0"]).comparisons[0]
+    assert maze.flags[maze.flags.index("--below") + 1] == "3.3541"
+
+
 def test_atari_figures_share_runs_and_every_game_has_every_variant():
     plan = build_plan(["atari-fig1", "atari-fig3"], quick=False, seeds=[0, 1], games=["pong"])
     # A2C naive is in both figures and trained once
