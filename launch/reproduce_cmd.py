@@ -6,6 +6,8 @@ Each run is its own ``softq train`` process writing ``ROOT/<preset>-s<seed>/`` a
 that reached its step budget is skipped, one with a checkpoint (e.g. interrupted) continues with
 ``--resume``, one that died before its first checkpoint is moved aside (kept, renamed
 ``*.incomplete-<time>``) and started again. A run whose pretraining run failed is skipped.
+A later call may raise the step budget (``--set run.total_env_steps=N``): finished runs then
+continue. Any other setting must match the runs already there, or nothing starts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distributed.checkpoint import CHECKPOINT_NAME
-from launch.config import ConfigError, load_config, read_config
+from launch.config import Config, ConfigError, config_to_dict, load_config, read_config
 from launch.experiments import (
     ATARI_FIGURES,
     ATARI_GAMES,
@@ -34,6 +36,7 @@ from launch.experiments import (
     parse_seeds,
 )
 
+EXTENDABLE_KEYS = ("run.total_env_steps",)  # what a later call may change in an existing run
 POLL_S = 0.5
 HEARTBEAT_S = 60.0  # how often the runs in progress are listed with their step counts
 PROGRESS_LINE = re.compile(rb"\[(\d+)/(\d+) steps\]")  # softq train's plain progress line
@@ -79,11 +82,53 @@ def overrides_by_run(plan: Plan, common: list[str], per_algo: list[list[str]]
             for name, algo in algos.items()}
 
 
-def train_command(run: PlannedRun, root: Path, overrides: list[str]) -> list[str]:
-    """The ``softq train`` command line that starts or continues ``run``."""
+def planned_config(run: PlannedRun, overrides: list[str]) -> Config:
+    """The config ``softq train`` resolves for ``run``: preset, ``--set`` values, seed."""
+    try:
+        return load_config(run.preset, [*overrides, f"run.seed={run.seed}"])
+    except ConfigError as exc:
+        hint = ("; --set-for ALGO KEY=VALUE sets a key only one algorithm has"
+                if "unknown config key" in str(exc) else "")
+        raise ConfigError(f"{run.name}: {exc}{hint}") from None
+
+
+def _flat(data: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_existing_run(run_dir: Path, wanted: Config) -> None:
+    """A resumable run from an earlier call must be the run this call asks for: the same
+    settings, except those in EXTENDABLE_KEYS (raising the budget continues a finished run)."""
+    if not (run_dir / CHECKPOINT_NAME).exists():
+        return  # nothing to resume: it starts afresh (see _set_aside_incomplete)
+    there = _flat(config_to_dict(read_config(run_dir / "config.yaml")))
+    asked = _flat(config_to_dict(wanted))
+    differ = [f"{k} is {there.get(k)!r} there, {asked.get(k)!r} here"
+              for k in sorted(there.keys() | asked.keys())
+              if k not in EXTENDABLE_KEYS and there.get(k) != asked.get(k)]
+    if differ:
+        raise ConfigError(f"{run_dir} was started with other settings than this call's: "
+                          f"{'; '.join(differ)}. Repeat that call's --set values, choose "
+                          f"another --out, or move the run away")
+
+
+def train_command(run: PlannedRun, root: Path, overrides: list[str],
+                  total_env_steps: int | None = None) -> list[str]:
+    """The ``softq train`` command line that starts or continues ``run``; a resumed run
+    continues to ``total_env_steps`` when that differs from its own budget."""
     run_dir = root / run.name
     if (run_dir / CHECKPOINT_NAME).exists():
-        return ["train", "--resume", str(run_dir)]  # its config.yaml keeps the overrides
+        cmd = ["train", "--resume", str(run_dir)]  # its config.yaml keeps the overrides
+        own_budget = read_config(run_dir / "config.yaml").run.total_env_steps
+        if total_env_steps is not None and total_env_steps != own_budget:
+            cmd += ["--set", f"run.total_env_steps={total_env_steps}"]
+        return cmd
     cmd = ["train", run.preset, "--seed", str(run.seed), "--out", str(run_dir)]
     if run.init_from is not None:
         cmd += ["--init-from", str(root / run.init_from)]
@@ -92,14 +137,16 @@ def train_command(run: PlannedRun, root: Path, overrides: list[str]) -> list[str
     return cmd
 
 
-def is_finished(run_dir: Path) -> bool:
-    """The run reached its step budget (an interrupted run also writes a summary.json)."""
+def is_finished(run_dir: Path, total_env_steps: int | None = None) -> bool:
+    """The run reached ``total_env_steps`` (default: its own budget); an interrupted run also
+    writes a summary.json."""
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
-        total = read_config(run_dir / "config.yaml").run.total_env_steps
+        if total_env_steps is None:
+            total_env_steps = read_config(run_dir / "config.yaml").run.total_env_steps
     except (OSError, ValueError, ConfigError):
         return False
-    return summary.get("env_steps", 0) >= total
+    return summary.get("env_steps", 0) >= total_env_steps
 
 
 def _set_aside_incomplete(run_dir: Path) -> None:
@@ -124,13 +171,15 @@ def progress_of(log: Path) -> str | None:
 class Scheduler:
     """Starts runs as processes, at most ``jobs`` at once, each after the run it starts from."""
 
-    def __init__(self, plan: Plan, root: Path, overrides: dict[str, list[str]], jobs: int):
+    def __init__(self, plan: Plan, root: Path, overrides: dict[str, list[str]],
+                 budget: dict[str, int], jobs: int):
         if jobs < 1:
             raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-        self.root, self.overrides, self.jobs = root, overrides, jobs  # overrides: per run name
+        # per run name: its --set values and its step budget
+        self.root, self.overrides, self.budget, self.jobs = root, overrides, budget, jobs
         self.states = {r.name: RunState(r) for r in plan.runs}
         for state in self.states.values():
-            if is_finished(root / state.run.name):
+            if is_finished(root / state.run.name, self.budget[state.run.name]):
                 state.status = "done"
         self.running: dict[str, tuple[subprocess.Popen, float]] = {}
         self.last_heartbeat = time.perf_counter()
@@ -151,7 +200,8 @@ class Scheduler:
 
     def _start(self, state: RunState) -> None:
         _set_aside_incomplete(self.root / state.run.name)
-        cmd = train_command(state.run, self.root, self.overrides[state.run.name])
+        name = state.run.name
+        cmd = train_command(state.run, self.root, self.overrides[name], self.budget[name])
         log = self.root / "logs" / f"{state.run.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as f:
@@ -172,7 +222,7 @@ class Scheduler:
             del self.running[name]
             state = self.states[name]
             state.seconds = time.perf_counter() - started
-            ok = rc == 0 and is_finished(self.root / name)
+            ok = rc == 0 and is_finished(self.root / name, self.budget[name])
             state.status = "done" if ok else "failed"
             verdict = "finished" if ok else f"FAILED (exit {rc}; {self.root}/logs/{name}.log)"
             print(f"[{self._counts()}] {verdict} {name} in {state.seconds:.0f} s", flush=True)
@@ -216,14 +266,20 @@ def run_reproduce(args: argparse.Namespace) -> int:
                       args.overrides)
     root = Path(args.out)
     overrides = overrides_by_run(plan, args.overrides, args.set_for)
+    # every run's settings are checked before any starts: first the keys, then the runs there
+    wanted = {run.name: planned_config(run, overrides[run.name]) for run in plan.runs}
+    for name, cfg in wanted.items():
+        check_existing_run(root / name, cfg)
+    budget = {name: cfg.run.total_env_steps for name, cfg in wanted.items()}
     if args.dry_run:
         for run in plan.runs:
-            print("softq " + shlex.join(train_command(run, root, overrides[run.name])))
+            cmd = train_command(run, root, overrides[run.name], budget[run.name])
+            print("softq " + shlex.join(cmd))
         for comp in plan.comparisons:
             print("softq " + shlex.join(compare_command(comp.name, comp.runs, comp.flags, root)))
         return 0
     root.mkdir(parents=True, exist_ok=True)
-    scheduler = Scheduler(plan, root, overrides, args.jobs)
+    scheduler = Scheduler(plan, root, overrides, budget, args.jobs)
     finished = sum(s.status == "done" for s in scheduler.states.values())
     print(f"{len(plan.runs)} runs under {root} ({finished} finished before), {args.jobs} at a time")
     states = scheduler.run()

@@ -16,15 +16,16 @@ import pytest
 from distributed.checkpoint import load_checkpoint
 from launch import reproduce_cmd
 from launch.cli import main
-from launch.config import ConfigError, load_config
+from launch.config import ConfigError, load_config, read_config, save_config
 from launch.experiments import (
     EXPERIMENTS,
+    PlannedRun,
     build_plan,
     maze_threshold,
     parse_seeds,
     swimmer_finish_line,
 )
-from launch.reproduce_cmd import is_finished, progress_of
+from launch.reproduce_cmd import is_finished, planned_config, progress_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,20 +201,69 @@ def test_the_finetune_chain_runs_trains_from_pretraining_and_picks_up_where_it_s
     assert is_finished(died) and is_finished(tmp_path / "ant-umaze-ddpg-scratch-quick-s0")
 
 
+def _fake_run(root: Path, preset: str, overrides: list[str], checkpoint: bytes) -> Path:
+    """A run directory as an earlier call left it: its config and a checkpoint file."""
+    run_dir = root / f"{preset}-s0"
+    run_dir.mkdir(parents=True)
+    save_config(planned_config(PlannedRun(preset, 0), overrides), run_dir / "config.yaml")
+    (run_dir / "checkpoint.pt").write_bytes(checkpoint)
+    return run_dir
+
+
 def test_a_failed_pretraining_run_skips_its_fine_tuning_runs(tmp_path, capsys):
-    # DDPG has no kernel particles: the DDPG runs stop with the config error, the SQL runs
-    # (pretraining and fine-tuning) go on
-    assert _reproduce(tmp_path, "--set", "agent.kernel_particles=4") == 1
+    # DDPG's pretraining run left a corrupt checkpoint: resuming it fails, the three runs
+    # fine-tuned from it are skipped, every other run goes on
+    _fake_run(tmp_path, "ant-pretrain-ddpg-quick", TINY, b"not a checkpoint")
+    assert _reproduce(tmp_path) == 1
     out = capsys.readouterr().out
-    assert out.count("FAILED (exit 2; ") == 4  # the DDPG pretraining and 3 scratch runs
+    assert out.count("FAILED (exit ") == 1 and "FAILED (exit 2; " in out
     log = (tmp_path / "logs" / "ant-pretrain-ddpg-quick-s0.log").read_text()
-    assert "kernel_particles" in log
+    assert "corrupt or unsafe checkpoint" in log
     skipped = sorted(line.split()[1].rstrip(":") for line in out.splitlines()
                      if line.startswith("skipped "))
     assert skipped == [f"ant-{t}-ddpg-pretrained-quick-s0" for t in
                        ("hallway-narrow", "hallway-wide", "umaze")]
-    assert (tmp_path / "ant-umaze-sql-finetune-quick-s0" / "summary.json").exists()
-    assert "no umaze figure: 2 run(s) did not finish" in out
+    assert "3 run(s) did not finish" not in out and "4 run(s) did not finish" in out
+    for done in ["ant-umaze-sql-finetune-quick-s0", "ant-umaze-ddpg-scratch-quick-s0"]:
+        assert is_finished(tmp_path / done)
+
+
+def test_settings_must_match_the_runs_already_there(tmp_path, capsys):
+    swimmer = ["reproduce", "swimmer", "--quick", "--seeds", "0", "--out", str(tmp_path)]
+    _fake_run(tmp_path, "swimmer-finish-line-sql-quick", ["run.log_every=500"], b"")
+    # another setting than the run was started with: nothing starts, the key is named
+    assert main([*swimmer, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "swimmer-finish-line-sql-quick-s0 was started with other settings" in err
+    assert "run.log_every is 500 there, 1000 here" in err
+    # an unknown key is named with the run it reached, before anything starts
+    assert main([*swimmer, "--dry-run", "--set", "agent.kernel_particles=4"]) == 2
+    err = capsys.readouterr().err
+    assert "swimmer-finish-line-ddpg-quick-s0: unknown config key 'agent.kernel_particles'" in err
+    assert "--set-for ALGO KEY=VALUE" in err
+    # the same settings and a larger budget: the run continues to it
+    assert main([*swimmer, "--dry-run", "--set", "run.log_every=500",
+                 "--set", "run.total_env_steps=90000"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == (f"softq train --resume {tmp_path}/swimmer-finish-line-sql-quick-s0 "
+                     "--set run.total_env_steps=90000")
+
+
+def test_a_later_call_with_a_larger_budget_continues_finished_runs(tmp_path, capsys):
+    def swimmer(total: int) -> int:
+        return main(["reproduce", "swimmer", "--quick", "--seeds", "0", "--out", str(tmp_path),
+                     *_set_flags([*TINY, f"run.total_env_steps={total}"])])
+
+    assert swimmer(300) == 0
+    assert swimmer(300) == 0 and "(2 finished before)" in capsys.readouterr().out
+    assert swimmer(600) == 0
+    out = capsys.readouterr().out
+    assert "(0 finished before)" in out and out.count("--set run.total_env_steps=600") == 2
+    for name in ["swimmer-finish-line-sql-quick-s0", "swimmer-finish-line-ddpg-quick-s0"]:
+        run_dir = tmp_path / name
+        assert json.loads((run_dir / "summary.json").read_text())["env_steps"] >= 600
+        assert read_config(run_dir / "config.yaml").run.total_env_steps == 600
+        assert load_checkpoint(run_dir)["counters"]["env_steps"] >= 600
 
 
 def test_ctrl_c_checkpoints_every_running_run_and_the_next_call_resumes_them(tmp_path):
@@ -237,6 +287,6 @@ def test_ctrl_c_checkpoints_every_running_run_and_the_next_call_resumes_them(tmp
         steps = load_checkpoint(run)["counters"]["env_steps"]
         assert 200 <= steps < 10_000_000
         assert not is_finished(run)  # its summary.json is not a finished run's
-    again = subprocess.run(argv + ["--dry-run"], cwd=ROOT, capture_output=True, text=True,
-                           timeout=60)
+    again = subprocess.run(argv + _set_flags(sets) + ["--dry-run"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
     assert again.stdout.splitlines()[:2] == [f"softq train --resume {r}" for r in runs]
