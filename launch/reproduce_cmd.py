@@ -39,7 +39,9 @@ from launch.experiments import (
 EXTENDABLE_KEYS = ("run.total_env_steps",)  # what a later call may change in an existing run
 POLL_S = 0.5
 HEARTBEAT_S = 60.0  # how often the runs in progress are listed with their step counts
-PROGRESS_LINE = re.compile(rb"\[(\d+)/(\d+) steps\]")  # softq train's plain progress line
+# softq train's plain progress line: "[12000/30000 steps] ret=5.9 sps=112 eval=5.0"
+PROGRESS_LINE = re.compile(rb"\[(\d+)/(\d+) steps\](?:[^\n]*? sps=(\d+))?")
+RATE_LINES = 5  # progress lines whose steps/s are averaged for the time left
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
@@ -158,14 +160,23 @@ def _set_aside_incomplete(run_dir: Path) -> None:
 
 
 def progress_of(log: Path) -> str | None:
-    """'12000/30000' from the last progress line in a run's log, None before the first."""
+    """'12000/30000, ~3 min left' from the last progress lines in a run's log (the time left
+    at their mean steps/s), None before the first."""
     try:
         with open(log, "rb") as f:
             f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
             matches = PROGRESS_LINE.findall(f.read())
     except OSError:
         return None
-    return f"{int(matches[-1][0])}/{int(matches[-1][1])}" if matches else None
+    if not matches:
+        return None
+    step, total = int(matches[-1][0]), int(matches[-1][1])
+    rates = [int(m[2]) for m in matches[-RATE_LINES:] if m[2] and int(m[2]) > 0]
+    if not rates or step >= total:
+        return f"{step}/{total}"
+    left_min = (total - step) / (sum(rates) / len(rates)) / 60.0
+    left = f"{left_min / 60:.1f} h" if left_min >= 120 else f"{max(1, round(left_min))} min"
+    return f"{step}/{total}, ~{left} left"
 
 
 class Scheduler:
@@ -233,7 +244,7 @@ class Scheduler:
         self.last_heartbeat = time.perf_counter()
         parts = [f"{name} {progress_of(self.root / 'logs' / f'{name}.log') or 'starting'}"
                  for name in self.running]
-        print(f"[{self._counts()}] running: {', '.join(parts)}", flush=True)
+        print(f"[{self._counts()}] running: {'; '.join(parts)}", flush=True)
 
     def _counts(self) -> str:
         done = sum(s.status == "done" for s in self.states.values())

@@ -152,9 +152,15 @@ def test_progress_is_read_from_the_last_progress_line(tmp_path):
     assert progress_of(log) is None  # not started yet
     log.write_text("run directory: x\n")
     assert progress_of(log) is None
-    log.write_text("[1000/30000 steps] ret=1.0 sps=200\n" + "x" * 5000
-                   + "\n[12000/30000 steps] ret=5.9 sps=112 eval=5.0\nwarning: y\n")
-    assert progress_of(log) == "12000/30000"
+    log.write_text("[1000/30000 steps] ret=1.0 sps=900\n" + "x" * 5000  # beyond the tail read
+                   + "\n[11000/30000 steps] ret=5.0 sps=200"
+                   + "\n[12000/30000 steps] ret=5.9 sps=100 eval=5.0\nwarning: y\n")
+    # 18,000 steps left at the mean of 200 and 100 steps/s: 120 s
+    assert progress_of(log) == "12000/30000, ~2 min left"
+    log.write_text("[12000/3000000 steps] ret=5.9 sps=100\n")  # 29,880 s
+    assert progress_of(log) == "12000/3000000, ~8.3 h left"
+    log.write_text("[30000/30000 steps] ret=5.9 sps=100\n")
+    assert progress_of(log) == "30000/30000"
 
 
 def test_the_finetune_chain_runs_trains_from_pretraining_and_picks_up_where_it_stopped(
