@@ -7,6 +7,7 @@ with one line on stderr naming the problem and exit code 2; nothing already writ
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from agents.registry import UnknownAlgorithmError
@@ -15,6 +16,7 @@ from envs import UnknownEnvError
 from launch.compare_cmd import add_compare_parser
 from launch.config import ConfigError, load_preset_dict, preset_names
 from launch.eval_cmd import add_eval_parser
+from launch.irl_cli import add_irl_parser
 from launch.reproduce_cmd import add_reproduce_parser
 from launch.train_cmd import add_train_parser
 
@@ -23,10 +25,12 @@ USER_ERRORS = (ConfigError, CheckpointError, UnknownEnvError, UnknownAlgorithmEr
 
 
 def _run_presets(args: argparse.Namespace) -> int:
-    for name in preset_names():
+    names = preset_names()
+    width = max(map(len, names), default=0)
+    for name in names:
         data = load_preset_dict(name)
         env_id = data.get("env", {}).get("id", "?")
-        print(f"{name:32s} algo={data.get('algo', 'sql'):12s} env={env_id}")
+        print(f"{name:{width}s}  algo={data.get('algo', 'sql'):12s} env={env_id}")
     return 0
 
 
@@ -49,12 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_run_bench)
-    try:
-        from launch.irl_cli import add_irl_parser
-    except ImportError:  # pragma: no cover - the IRL CLI is optional while it is built
-        pass
-    else:
-        add_irl_parser(sub)
+    add_irl_parser(sub)
     return parser
 
 
@@ -66,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"softq: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`softq presets | head`): stop quietly, as Unix tools do. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
 
 
 if __name__ == "__main__":

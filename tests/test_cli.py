@@ -1,6 +1,8 @@
 """The softq CLI: clear one-line errors with exit code 2, resume continues exactly, eval."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -133,3 +135,22 @@ def test_init_from_a_run_of_another_algorithm_is_refused(tmp_path, capsys):
     line = _error_line(capsys)
     assert "'sql'" in line and "'ddpg'" in line
     assert not (tmp_path / "ddpg").exists()
+
+
+def test_presets_are_listed_in_aligned_columns(capsys):
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 50
+    columns = {line.index("algo=") for line in lines}
+    assert len(columns) == 1  # the longest preset name does not push its row out of line
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly():
+    """`softq presets | head -0`: exit 141 (SIGPIPE's code), no traceback on stderr."""
+    # -u: every print is a write, so the first one meets the closed pipe inside the command
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "launch.cli", "presets"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the child (still importing) writes a line
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
