@@ -24,6 +24,14 @@ class ConfigError(ValueError):
     """A bad preset, key or value; the message names it."""
 
 
+def _require_at_least(section: str, obj: Any, minimum: float, *names: str, hint: str = "") -> None:
+    """Range check for a section's counts and rates; the ValueError names the dotted key."""
+    for name in names:
+        value = getattr(obj, name)
+        if value < minimum:
+            raise ValueError(f"{section}.{name} must be >= {minimum}{hint}, got {value!r}")
+
+
 @dataclass
 class EnvConfig:
     id: str = "softq/MultiGoal-v0"
@@ -49,6 +57,15 @@ class ReplayConfig:
     save_contents: bool = False
     """Also checkpoint the replay contents (distributed mode)."""
 
+    def __post_init__(self) -> None:
+        _require_at_least("replay", self, 1, "capacity", "batch_size", "n_step", "shards")
+        _require_at_least("replay", self, 0, "min_size", "rate_tolerance")
+        if self.updates_per_step <= 0:  # 0 would start a learner that never updates
+            raise ValueError(f"replay.updates_per_step must be > 0, got {self.updates_per_step}")
+        if self.min_size > self.capacity:
+            raise ValueError(f"replay.min_size ({self.min_size}) exceeds replay.capacity "
+                             f"({self.capacity}): the buffer never holds that many")
+
 
 @dataclass
 class RunConfig:
@@ -63,6 +80,12 @@ class RunConfig:
     image_every: int = 0
     """Env steps between multi-goal pictures in TensorBoard (0: off)."""
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require_at_least("run", self, 1, "total_env_steps", "eval_episodes")
+        _require_at_least("run", self, 0, "eval_every", "log_every", "checkpoint_every",
+                          "image_every", hint=" (0 turns it off)")
+        _require_at_least("run", self, 0, "random_steps", "seed")
 
 
 @dataclass
@@ -87,6 +110,14 @@ class RuntimeConfig:
     """Learner updates between weight broadcasts."""
     num_threads: int = 1
     """torch intra-op threads in the learner."""
+
+    def __post_init__(self) -> None:
+        _require_at_least("runtime", self, 1, "workers", "envs_per_worker", "steps_per_push",
+                          "weight_publish_interval", "num_threads")
+        _require_at_least("runtime", self, 0, "learner_num_gpus", "learner_num_cpus",
+                          "worker_num_cpus")
+        if self.learner_train_s <= 0:
+            raise ValueError(f"runtime.learner_train_s must be > 0, got {self.learner_train_s}")
 
 
 @dataclass

@@ -12,14 +12,15 @@ from agents.registry import get_algorithm
 from distributed.checkpoint import load_checkpoint
 from distributed.evaluation import evaluate_policy
 from distributed.learner import LearnerRunner, probe_spaces
+from launch.arg_types import int_at_least
 from launch.config import read_config
 
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a run's checkpoint (writes eval.json)")
     p.add_argument("run_dir")
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--episodes", type=int_at_least(1), default=20)
+    p.add_argument("--seed", type=int_at_least(0), default=12345)
     p.add_argument("--explore", action="store_true", help="act with exploration noise")
     p.set_defaults(func=run_eval)
 

@@ -21,6 +21,8 @@ import numpy as np
 from envs.city_generator import PRESETS, generate_city
 from envs.demonstrations import load_paths, save_paths, synthetic_drivers
 from envs.road_graph import FEATURE_NAMES, RoadGraph
+from launch.arg_types import float_at_least, int_at_least, probability_below_one
+from launch.config import ConfigError
 
 # hidden "true" costs of the synthetic drivers, in units of ~10 s (order of FEATURE_NAMES)
 TRUE_COST = np.array([
@@ -76,10 +78,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from agents.irl.inference import log_partition
     from agents.irl.maxent import action_log_probs
 
-    out = _out_dir(args.out)
+    if (args.rows is None) != (args.cols is None):
+        raise ConfigError("--rows and --cols go together (or neither: --size picks both)")
     rows, cols = (args.rows, args.cols) if args.rows else PRESETS[args.size]
     t0 = time.perf_counter()
     graph = generate_city(rows, cols, seed=args.seed)
+    if args.n_destinations > graph.n_segments:
+        raise ConfigError(f"--n-destinations {args.n_destinations} exceeds the city's "
+                          f"{graph.n_segments} road segments")
+    out = _out_dir(args.out)
     graph.save(out / ("graph.npz" if args.format == "npz" else "graph"))
     mdp, phi = _mdp(graph)
     rng = np.random.default_rng(args.seed + 1)
@@ -124,14 +131,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_lbfgs,
     )
 
-    data, out = Path(args.data), _out_dir(args.out)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = set(models) - {"maxent", "action", "mmp"}
+    if unknown or not models:
+        raise ConfigError(f"--models {args.models!r}: unknown entries {sorted(unknown)}; "
+                          "choose from maxent, action, mmp")
+    # every input is read before the output directory is made: a bad --data, --init or path
+    # file leaves nothing behind
+    data = Path(args.data)
     graph = _load_graph(data)
     mdp, phi = _mdp(graph)
     paths = load_paths(data / "train_paths.csv", graph)[: args.max_paths]
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = set(models) - {"maxent", "action", "mmp"}
-    if unknown:
-        raise SystemExit(f"unknown --models entries {sorted(unknown)} (maxent, action, mmp)")
+    init_cost = _load_costs(Path(args.init))["maxent"] if args.init else None
+    out = _out_dir(args.out)
     map_fn = serial_map
     if args.ray or args.address:
         from distributed.irl_tasks import init_ray, ray_map
@@ -152,8 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             log.write(json.dumps({"model": "maxent", **rec}, default=float) + "\n")
 
         c0 = np.ones(phi.shape[1])
-        if args.init:  # warm start from an earlier run's costs.json
-            c0 = np.maximum(_load_costs(Path(args.init))["maxent"], 1e-3)
+        if init_cost is not None:  # warm start from an earlier run's costs.json
+            c0 = np.maximum(init_cost, 1e-3)
         if args.method == "eg":
             res = train_exponentiated_gradient(obj, c0, args.iters, args.lr, args.l1, cb)
         else:
@@ -191,11 +203,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from agents.irl.evaluation import table1
 
-    data, out = Path(args.data), _out_dir(args.out)
+    data = Path(args.data)
     graph = _load_graph(data)
     mdp, phi = _mdp(graph)
     costs = _load_costs(Path(args.model or args.data))
     test = load_paths(data / "test_paths.csv", graph)[: args.max_paths]
+    out = _out_dir(args.out)
     t0 = time.perf_counter()
     rows = table1(mdp, phi, graph.length_miles, graph.travel_time_s(), test, costs,
                   progress=True)
@@ -219,7 +232,7 @@ def cmd_destinations(args: argparse.Namespace) -> int:
     from agents.irl.evaluation import destination_accuracy
     from agents.irl.inference import destination_prior
 
-    data, out = Path(args.data), _out_dir(args.out)
+    data = Path(args.data)
     graph = _load_graph(data)
     mdp, phi = _mdp(graph)
     cost = _load_costs(Path(args.model or args.data))["maxent"]
@@ -231,7 +244,8 @@ def cmd_destinations(args: argparse.Namespace) -> int:
     prior = destination_prior(train_dest, cand)
     test = [p for p in test if p[-1] in set(cand.tolist())][: args.max_paths]
     if not test:
-        raise SystemExit("no test path ends at the chosen destinations")
+        raise ConfigError(f"no test path in {data} ends at the {cand.size} chosen destinations")
+    out = _out_dir(args.out)
     fr = np.linspace(0.0, 0.9, 10)
     acc, base = destination_accuracy(mdp, -(phi @ cost), cand, prior, test, fr, progress=True)
     (out / "figure5.json").write_text(json.dumps(
@@ -258,20 +272,24 @@ def add_irl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="irl_command", required=True)
+    count, side = int_at_least(1), int_at_least(3)  # a city has >= 3 x 3 intersections
+    positive, non_negative = float_at_least(0, strictly=True), float_at_least(0)
 
     g = sub.add_parser("generate", help="synthetic city and drivers")
     g.add_argument("--size", choices=sorted(PRESETS), default="small")
-    g.add_argument("--rows", type=int, default=None, help="grid rows (overrides --size)")
-    g.add_argument("--cols", type=int, default=None)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--n-train", type=int, default=2000)
-    g.add_argument("--n-test", type=int, default=500)
-    g.add_argument("--n-destinations", type=int, default=20)
-    g.add_argument("--trip-miles", type=float, default=None,
+    g.add_argument("--rows", type=side, default=None, help="grid rows (overrides --size)")
+    g.add_argument("--cols", type=side, default=None)
+    g.add_argument("--seed", type=int_at_least(0), default=0)
+    g.add_argument("--n-train", type=count, default=2000)
+    g.add_argument("--n-test", type=count, default=500)
+    g.add_argument("--n-destinations", type=count, default=20)
+    g.add_argument("--trip-miles", type=positive, default=None,
                    help="max straight-line origin-destination distance (None: anywhere)")
-    g.add_argument("--epsilon", type=float, default=0.0, help="imperfect drivers: random turns")
-    g.add_argument("--driver-sigma", type=float, default=0.0, help="noisy drivers' cost noise")
-    g.add_argument("--n-drivers", type=int, default=1)
+    g.add_argument("--epsilon", type=probability_below_one, default=0.0,
+                   help="imperfect drivers: random turns")
+    g.add_argument("--driver-sigma", type=non_negative, default=0.0,
+                   help="noisy drivers' cost noise")
+    g.add_argument("--n-drivers", type=count, default=1)
     g.add_argument("--format", choices=("npz", "csv"), default="npz")
     g.add_argument("--out", default=None)
     g.set_defaults(func=cmd_generate)
@@ -281,18 +299,18 @@ def add_irl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     t.add_argument("--out", default=None)
     t.add_argument("--models", default="maxent,action,mmp")
     t.add_argument("--method", choices=("lbfgs", "eg"), default="lbfgs")
-    t.add_argument("--iters", type=int, default=50)
-    t.add_argument("--lr", type=float, default=0.5, help="exponentiated gradient step")
-    t.add_argument("--l1", type=float, default=0.0)
-    t.add_argument("--horizon", type=int, default=None, help="fixed horizon (None: converge)")
+    t.add_argument("--iters", type=count, default=50)
+    t.add_argument("--lr", type=positive, default=0.5, help="exponentiated gradient step")
+    t.add_argument("--l1", type=non_negative, default=0.0)
+    t.add_argument("--horizon", type=count, default=None, help="fixed horizon (None: converge)")
     t.add_argument("--init", default=None, help="warm-start MaxEnt from DIR/costs.json")
-    t.add_argument("--dest-batch", type=int, default=16)
-    t.add_argument("--max-paths", type=int, default=None)
-    t.add_argument("--mmp-iters", type=int, default=30)
-    t.add_argument("--mmp-batch", type=int, default=64)
+    t.add_argument("--dest-batch", type=count, default=16)
+    t.add_argument("--max-paths", type=count, default=None)
+    t.add_argument("--mmp-iters", type=count, default=30)
+    t.add_argument("--mmp-batch", type=count, default=64)
     t.add_argument("--ray", action="store_true", help="spread destination batches over Ray")
     t.add_argument("--address", default=None, help="Ray address ('auto' joins a cluster)")
-    t.add_argument("--num-cpus", type=int, default=None)
+    t.add_argument("--num-cpus", type=count, default=None)
     t.set_defaults(func=cmd_train)
 
     for name, fn, hlp in (("evaluate", cmd_evaluate, "Table 1 metrics"),
@@ -301,8 +319,8 @@ def add_irl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         e.add_argument("--data", required=True)
         e.add_argument("--model", default=None, help="directory with costs.json (default --data)")
         e.add_argument("--out", default=None)
-        e.add_argument("--max-paths", type=int, default=None)
+        e.add_argument("--max-paths", type=count, default=None)
         if name == "destinations":
-            e.add_argument("--n-dest", type=int, default=5)
+            e.add_argument("--n-dest", type=count, default=5)
         e.set_defaults(func=fn)
     return p

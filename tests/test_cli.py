@@ -33,6 +33,8 @@ def _error_line(capsys):
     (["train", "multigoal-quick", "--set", "algo=quantum"], "quantum"),
     (["eval", "/nonexistent/run"], "/nonexistent/run"),
     (["bench", "nope"], "nope"),
+    (["train", "multigoal-quick", "--seed", "-1"], "run.seed"),
+    (["train", "multigoal-quick", "--workers", "0"], "runtime.workers"),
 ])
 def test_bad_input_is_one_line_naming_it_with_exit_2(argv, needle, capsys, tmp_path,
                                                       monkeypatch):
@@ -154,3 +156,11 @@ def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly():
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141, stderr
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+@pytest.mark.parametrize("flag,value", [("--episodes", "0"), ("--seed", "-2")])
+def test_eval_refuses_out_of_range_numbers_before_reading_the_run(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own exit: one line, code 2
+        main(["eval", "/nonexistent/run", flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: must be >= " in capsys.readouterr().err

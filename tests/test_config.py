@@ -59,6 +59,35 @@ def test_dataclass_validation_becomes_config_error():
                                         "agent.kernel_update_ratio=0.5"])
 
 
+@pytest.mark.parametrize("override,message", [
+    # each of these ran before: a hang (batch 0; no rollout workers), a Gymnasium traceback
+    # after the run directory was made (seed -1), a traceback in the env builder
+    # (envs_per_worker 0), or a run that never learns or evaluates to nan
+    ("replay.batch_size=0", "replay.batch_size must be >= 1, got 0"),
+    ("replay.updates_per_step=0", "replay.updates_per_step must be > 0, got 0.0"),
+    ("replay.rate_tolerance=-0.5", "replay.rate_tolerance must be >= 0, got -0.5"),
+    ("replay.min_size=2000000", "replay.min_size (2000000) exceeds replay.capacity"),
+    ("run.seed=-1", "run.seed must be >= 0, got -1"),
+    ("run.total_env_steps=0", "run.total_env_steps must be >= 1, got 0"),
+    ("run.eval_episodes=0", "run.eval_episodes must be >= 1, got 0"),
+    ("run.eval_every=-1", "run.eval_every must be >= 0 (0 turns it off), got -1"),
+    ("runtime.workers=0", "runtime.workers must be >= 1, got 0"),
+    ("runtime.envs_per_worker=0", "runtime.envs_per_worker must be >= 1, got 0"),
+    ("runtime.learner_num_gpus=-1", "runtime.learner_num_gpus must be >= 0, got -1.0"),
+    ("runtime.learner_train_s=0", "runtime.learner_train_s must be > 0, got 0.0"),
+])
+def test_out_of_range_runtime_values_name_their_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("multigoal-quick", [override])
+    assert message in str(err.value)
+
+
+def test_zero_turns_periodic_work_off():
+    cfg = load_config("multigoal-quick", ["run.eval_every=0", "run.checkpoint_every=0",
+                                          "run.log_every=0", "run.image_every=0"])
+    assert (cfg.run.eval_every, cfg.run.checkpoint_every, cfg.run.log_every) == (0, 0, 0)
+
+
 def test_unknown_preset_and_algorithm():
     with pytest.raises(ConfigError, match="nope"):
         load_preset_dict("nope")

@@ -1,5 +1,4 @@
-"""`softq irl` sub-commands end to end on a tiny city (the lead wires add_irl_parser into
-launch/cli.py; here it hangs off a bare parser)."""
+"""`softq irl` sub-commands end to end on a tiny city, and their refusals of bad arguments."""
 
 from __future__ import annotations
 
@@ -9,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from launch.cli import main
+from launch.config import ConfigError
 from launch.irl_cli import TRUE_COST, add_irl_parser
 
 
@@ -53,5 +54,51 @@ def test_bad_arguments_are_named(tmp_path):
     d = str(tmp_path / "r")
     _run(["irl", "generate", "--rows", "6", "--cols", "6", "--n-train", "20", "--n-test", "5",
           "--n-destinations", "2", "--out", d])
-    with pytest.raises(SystemExit, match="unknown --models"):
+    with pytest.raises(ConfigError, match="--models 'maxent,qlearning': unknown entries"):
         _run(["irl", "train", "--data", d, "--out", d, "--models", "maxent,qlearning"])
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["generate", "--rows", "2", "--cols", "6"], "argument --rows: must be >= 3, got 2"),
+    (["generate", "--n-train", "0"], "argument --n-train: must be >= 1, got 0"),
+    (["generate", "--epsilon", "1"], "argument --epsilon: must be in [0, 1), got 1"),
+    (["generate", "--trip-miles", "nan"], "argument --trip-miles: must be a finite number > 0"),
+    (["generate", "--seed", "x"], "argument --seed: expected an integer, got 'x'"),
+    (["train", "--data", "DATA", "--iters", "0"], "argument --iters: must be >= 1, got 0"),
+    (["destinations", "--data", "DATA", "--n-dest", "-1"], "argument --n-dest: must be >= 1"),
+])
+def test_out_of_range_numbers_are_refused_by_argparse(argv, needle, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [str(tmp_path) if a == "DATA" else a for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["irl", *argv, "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert needle in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["generate", "--rows", "6"], "--rows and --cols go together"),
+    (["generate", "--rows", "3", "--cols", "3", "--n-destinations", "500"],
+     "--n-destinations 500 exceeds the city's"),
+    (["train", "--data", "MISSING"], "no graph.npz or graph/"),
+    (["train", "--data", "MISSING", "--models", "maxent,"], "no graph.npz"),
+    (["evaluate", "--data", "MISSING"], "no graph.npz or graph/"),
+])
+def test_bad_inputs_are_one_line_and_leave_no_output_directory(argv, needle, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "missing") if a == "MISSING" else a for a in argv]
+    assert main(["irl", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("softq: error:") and needle in err[0], err
+    assert not out.exists()
+
+
+def test_commands_read_their_inputs_before_making_the_output_directory(tmp_path, capsys):
+    d, out = tmp_path / "city", tmp_path / "out"
+    assert main(["irl", "generate", "--rows", "6", "--cols", "6", "--n-train", "20",
+                 "--n-test", "5", "--n-destinations", "2", "--out", str(d)]) == 0
+    for cmd in (["train", "--init", str(tmp_path / "nowhere")], ["evaluate"], ["destinations"]):
+        assert main(["irl", *cmd, "--data", str(d), "--out", str(out)]) == 2  # no costs.json
+        assert "costs.json not found" in capsys.readouterr().err
+        assert not out.exists()

@@ -1,0 +1,49 @@
+"""argparse value types that refuse an out-of-range number by name.
+
+argparse turns the ArgumentTypeError into one line, ``softq eval: error: argument --episodes:
+must be >= 1, got 0``, and exit code 2, before the command has touched anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def _number(text: str, kind: type) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        value = int(_number(text, int))
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def float_at_least(minimum: float, *, strictly: bool = False) -> Callable[[str], float]:
+    """A finite number >= ``minimum`` (> with ``strictly``)."""
+    def parse(text: str) -> float:
+        value = _number(text, float)
+        if not (value > minimum if strictly else value >= minimum) or value != value \
+                or value == float("inf"):
+            rule = ">" if strictly else ">="
+            raise argparse.ArgumentTypeError(f"must be a finite number {rule} {minimum}, "
+                                             f"got {text}")
+        return value
+    return parse
+
+
+def probability_below_one(text: str) -> float:
+    """A number in [0, 1)."""
+    value = _number(text, float)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
