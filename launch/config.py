@@ -41,6 +41,11 @@ class EnvConfig:
     max_episode_steps: int | None = None
     """Horizon; None keeps the env's registered limit."""
 
+    def __post_init__(self) -> None:
+        if self.max_episode_steps is not None and self.max_episode_steps < 1:
+            raise ValueError(f"env.max_episode_steps must be >= 1 or null, got "
+                             f"{self.max_episode_steps}")
+
 
 @dataclass
 class ReplayConfig:

@@ -60,19 +60,31 @@ def resolve_config(args: argparse.Namespace) -> Config:
             raise ConfigError("train needs a PRESET (or --resume RUN_DIR)")
         base = load_preset_dict(args.preset)
     cfg = config_from_dict(apply_overrides(base, overrides))
-    _check_env_id(cfg)
+    _check_env(cfg)
     return cfg
 
 
-def _check_env_id(cfg: Config) -> None:
+def _check_env(cfg: Config) -> None:
+    """Build the configured env and take one step, so that a bad id, constructor kwarg or
+    horizon is named before a run directory exists (the runtime would fail only after writing
+    config.yaml)."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers softq/ ids)
+    from envs import make_env
 
-    if cfg.env.id.startswith("ALE/"):
-        return
-    if cfg.env.id not in gym.registry:
-        raise UnknownEnvError(f"config key 'env.id': unknown env id {cfg.env.id!r}")
+    try:
+        env = make_env(cfg.env.id, seed=0, max_episode_steps=cfg.env.max_episode_steps,
+                       **cfg.env.kwargs)
+        try:
+            env.reset(seed=0)
+            env.step(env.action_space.sample())
+        finally:
+            env.close()
+    except UnknownEnvError as exc:
+        raise UnknownEnvError(f"config key 'env.id': {exc}") from exc
+    except (TypeError, ValueError, gym.error.Error) as exc:
+        raise ConfigError(f"config section 'env': {cfg.env.id!r} with kwargs {cfg.env.kwargs} "
+                          f"cannot be built or stepped: {exc}") from exc
 
 
 def run_train(args: argparse.Namespace) -> int:

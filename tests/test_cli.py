@@ -35,6 +35,11 @@ def _error_line(capsys):
     (["bench", "nope"], "nope"),
     (["train", "multigoal-quick", "--seed", "-1"], "run.seed"),
     (["train", "multigoal-quick", "--workers", "0"], "runtime.workers"),
+    (["train", "multigoal-quick", "--set", "env.max_episode_steps=0"], "env.max_episode_steps"),
+    # the env is built and stepped once before the run directory is made
+    (["train", "multigoal-quick", "--set", "env.kwargs.foo=1"], "unexpected keyword argument"),
+    (["train", "multigoal-quick", "--set", "env.kwargs.goal_reward=x"], "'goal_reward': 'x'"),
+    (["train", "atari-dqn", "--set", "env.id=ALE/Nope-v5"], "ALE/Nope-v5"),
 ])
 def test_bad_input_is_one_line_naming_it_with_exit_2(argv, needle, capsys, tmp_path,
                                                       monkeypatch):
