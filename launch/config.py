@@ -305,4 +305,11 @@ def save_config(cfg: Config, path: Path) -> None:
 def read_config(path: Path) -> Config:
     if not path.is_file():
         raise ConfigError(f"no config.yaml in {path.parent}")
-    return config_from_dict(yaml.safe_load(path.read_text()) or {})
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(exc).split())  # YAML errors span lines; one line here
+        raise ConfigError(f"{path} is not readable YAML (corrupt?): {detail}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds {type(data).__name__}, not a config mapping (corrupt?)")
+    return config_from_dict(data)

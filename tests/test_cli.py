@@ -169,3 +169,18 @@ def test_eval_refuses_out_of_range_numbers_before_reading_the_run(flag, value, c
         main(["eval", "/nonexistent/run", flag, value])
     assert exit_info.value.code == 2
     assert f"argument {flag}: must be >= " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"garbage\n", "holds str, not a config mapping"),
+    (b"", "holds NoneType, not a config mapping"),
+    (b"algo: [\n", "is not readable YAML"),
+    (b"\xff\xfe\x00", "is not readable YAML"),
+])
+def test_corrupt_config_yaml_is_named(content, needle, tmp_path, capsys):
+    (tmp_path / "config.yaml").write_bytes(content)
+    for argv in (["eval", str(tmp_path)], ["train", "--resume", str(tmp_path)]):
+        assert main(argv) == 2
+        line = _error_line(capsys)
+        assert "config.yaml" in line and needle in line
+    assert (tmp_path / "config.yaml").read_bytes() == content  # left as it was
