@@ -100,6 +100,7 @@ def run_train(args: argparse.Namespace) -> int:
             if source.algo != cfg.algo:
                 raise ConfigError(f"--init-from {args.init_from}: that run trained "
                                   f"{source.algo!r}, this preset is {cfg.algo!r}")
+            _check_init_fits(cfg, init_state)
             changed = agent_changes(source.agent, cfg.agent)
             if changed:  # expected for the schedules; worth seeing for anything else
                 print(f"note: --init-from {args.init_from}: agent settings that differ from the "
@@ -112,6 +113,16 @@ def run_train(args: argparse.Namespace) -> int:
                           init_state=None if args.resume else init_state)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _check_init_fits(cfg: Config, init_state: dict[str, Any]) -> None:
+    """Load the pretrained parameters into a throwaway CPU learner, so that a checkpoint of other
+    network shapes is refused before the run directory exists."""
+    from distributed.inline import init_from_pretrained
+    from distributed.learner import LearnerRunner, probe_spaces
+
+    obs_space, act_space = probe_spaces(cfg)
+    init_from_pretrained(LearnerRunner(cfg, obs_space, act_space, device="cpu"), init_state)
 
 
 def agent_changes(pretrained: Any, now: Any) -> list[str]:

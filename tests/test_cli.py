@@ -132,7 +132,7 @@ def test_eval_writes_json_with_goal_shares(tmp_path, capsys):
     assert (run / "config.yaml").is_file() and any((run / "tb").iterdir())
 
 
-def test_init_from_a_run_of_another_algorithm_is_refused(tmp_path, capsys):
+def test_init_from_a_run_of_another_algorithm_or_shape_is_refused(tmp_path, capsys):
     run = tmp_path / "sql"
     assert main(["train", "multigoal-quick", "--out", str(run), *TINY,
                  "--set", "run.total_env_steps=60"]) == 0
@@ -142,6 +142,11 @@ def test_init_from_a_run_of_another_algorithm_is_refused(tmp_path, capsys):
     line = _error_line(capsys)
     assert "'sql'" in line and "'ddpg'" in line
     assert not (tmp_path / "ddpg").exists()
+    # the same algorithm with other network shapes (TINY's 16 x 16 against the preset's 64 x 64)
+    assert main(["train", "multigoal-quick", "--inline", "--init-from", str(run),
+                 "--out", str(tmp_path / "wide")]) == 2
+    assert "does not fit this config's sql learner" in _error_line(capsys)
+    assert not (tmp_path / "wide").exists()
 
 
 def test_presets_are_listed_in_aligned_columns(capsys):
