@@ -228,6 +228,29 @@ def config_from_dict(data: dict) -> Config:
     return cfg
 
 
+def _flat(data: dict, prefix: str = "") -> dict[str, Any]:
+    """{"run": {"seed": 0}} -> {"run.seed": 0}"""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_differences(there: Config, here: Config, allowed: tuple[str, ...] = ()) -> list[str]:
+    """"key is X there, Y here" for every dotted key whose value differs, skipping the keys in
+    ``allowed`` and those under an ``allowed`` prefix that ends in a dot ("runtime.")."""
+    a, b = _flat(config_to_dict(there)), _flat(config_to_dict(here))
+
+    def free(key: str) -> bool:
+        return any(key == k or (k.endswith(".") and key.startswith(k)) for k in allowed)
+
+    return [f"{k} is {a.get(k)!r} there, {b.get(k)!r} here" for k in sorted(a.keys() | b.keys())
+            if not free(k) and a.get(k) != b.get(k)]
+
+
 def config_to_dict(cfg: Any) -> dict:
     """Plain nested dict (YAML-safe) of a config dataclass."""
     out = dataclasses.asdict(cfg)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distributed.checkpoint import CHECKPOINT_NAME
-from launch.config import Config, ConfigError, config_to_dict, load_config, read_config
+from launch.config import Config, ConfigError, config_differences, load_config, read_config
 from launch.experiments import (
     ATARI_FIGURES,
     ATARI_GAMES,
@@ -94,26 +94,12 @@ def planned_config(run: PlannedRun, overrides: list[str]) -> Config:
         raise ConfigError(f"{run.name}: {exc}{hint}") from None
 
 
-def _flat(data: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def check_existing_run(run_dir: Path, wanted: Config) -> None:
     """A resumable run from an earlier call must be the run this call asks for: the same
     settings, except those in EXTENDABLE_KEYS (raising the budget continues a finished run)."""
     if not (run_dir / CHECKPOINT_NAME).exists():
         return  # nothing to resume: it starts afresh (see _set_aside_incomplete)
-    there = _flat(config_to_dict(read_config(run_dir / "config.yaml")))
-    asked = _flat(config_to_dict(wanted))
-    differ = [f"{k} is {there.get(k)!r} there, {asked.get(k)!r} here"
-              for k in sorted(there.keys() | asked.keys())
-              if k not in EXTENDABLE_KEYS and there.get(k) != asked.get(k)]
+    differ = config_differences(read_config(run_dir / "config.yaml"), wanted, EXTENDABLE_KEYS)
     if differ:
         raise ConfigError(f"{run_dir} was started with other settings than this call's: "
                           f"{'; '.join(differ)}. Repeat that call's --set values, choose "

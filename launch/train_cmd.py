@@ -15,6 +15,7 @@ from launch.config import (
     Config,
     ConfigError,
     apply_overrides,
+    config_differences,
     config_from_dict,
     config_to_dict,
     load_preset_dict,
@@ -22,6 +23,12 @@ from launch.config import (
     save_config,
 )
 from launch.run_dir import new_run_dir
+
+# What a resumed run may change: its budget and bookkeeping, and where it runs. Everything else
+# (algorithm, env, agent, replay, seed, random warm-up) is what its checkpoint was trained with.
+RESUME_MAY_CHANGE = ("run.total_env_steps", "run.eval_every", "run.eval_episodes",
+                     "run.log_every", "run.checkpoint_every", "run.image_every", "runtime.")
+RESUMABLE_LIST = ", ".join(k + "*" if k.endswith(".") else k for k in RESUME_MAY_CHANGE)
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,12 +61,23 @@ def resolve_config(args: argparse.Namespace) -> Config:
     if args.inline:
         overrides.append("runtime.inline=true")
     if args.resume:
-        base = config_to_dict(read_config(Path(args.resume) / "config.yaml"))
+        if args.preset or args.init_from:
+            raise ConfigError(f"--resume {args.resume} continues that run with its own config and "
+                              "weights; drop the " + ("PRESET" if args.preset else "--init-from"))
+        resumed = read_config(Path(args.resume) / "config.yaml")
+        base = config_to_dict(resumed)
     else:
         if not args.preset:
             raise ConfigError("train needs a PRESET (or --resume RUN_DIR)")
         base = load_preset_dict(args.preset)
     cfg = config_from_dict(apply_overrides(base, overrides))
+    if args.resume:
+        changed = config_differences(resumed, cfg, RESUME_MAY_CHANGE)
+        if changed:  # the checkpoint was trained under these; config.yaml would misreport them
+            raise ConfigError(f"--resume {args.resume} would change what the run trains with: "
+                              f"{'; '.join(changed)}. A resumed run may change only "
+                              f"{RESUMABLE_LIST}; start a new run to change more (--init-from "
+                              f"{args.resume} keeps its weights)")
     _check_env(cfg)
     return cfg
 

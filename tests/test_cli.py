@@ -101,6 +101,31 @@ def test_resume_restores_parameters_optimizer_and_counters(tmp_path, capsys):
     assert steps.tolist() == [200, 300, 400] and -99.0 not in values
 
 
+def test_resume_refuses_settings_its_checkpoint_was_not_trained_with(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
+                 "--set", "run.total_env_steps=60"]) == 0
+    capsys.readouterr()
+    config_before = (run / "config.yaml").read_bytes()
+    checkpoint_before = (run / "checkpoint.pt").read_bytes()
+    for extra, needle in (
+            (["--set", "agent.alpha=3"], "agent.alpha is 10.0 there, 3.0 here"),
+            (["--set", "replay.batch_size=32"], "replay.batch_size is 64 there, 32 here"),
+            (["--seed", "4"], "run.seed is 0 there, 4 here"),
+            (["--set", "env.max_episode_steps=30"], "env.max_episode_steps is None there, 30"),
+            (["--init-from", str(run)], "drop the --init-from")):
+        assert main(["train", "--resume", str(run), *extra]) == 2
+        assert needle in _error_line(capsys)
+    assert main(["train", "multigoal-quick", "--resume", str(run)]) == 2
+    assert "drop the PRESET" in _error_line(capsys)
+    assert (run / "config.yaml").read_bytes() == config_before  # alpha 3 was once written here
+    assert (run / "checkpoint.pt").read_bytes() == checkpoint_before
+    # the budget, the bookkeeping and the runtime may change
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=80",
+                 "--set", "run.log_every=20", "--set", "runtime.num_threads=2"]) == 0
+    assert load_checkpoint(run)["counters"]["env_steps"] == 80
+
+
 def _assert_same_tensors(x, y):
     if isinstance(x, torch.Tensor):
         assert torch.equal(x, y)
