@@ -10,6 +10,7 @@ broadcasts. The driver (this module) logs, evaluates, checkpoints and restarts w
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +30,18 @@ from distributed.rollout import uses_frame_replay
 ACTOR_ERRORS = (RayActorError,)
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Raise ConnectionError at once when nothing listens at a HOST:PORT (or ray://HOST:PORT)
+    address: ray.init would retry an unreachable head for minutes. 'auto' is left to Ray."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"no Ray head answers at {address} ({exc})") from exc
+
+
 def init_ray(cfg: Any) -> bool:
     """Start (local) or join (cluster) Ray; True when this call started it. The dashboard stays
     off locally; token authentication keeps Ray's default (on for local clusters since 2.59)."""
@@ -36,6 +49,7 @@ def init_ray(cfg: Any) -> bool:
         return False
     if cfg.runtime.address:
         # cluster: code comes from the job's --working-dir or the nodes' install (cluster.yaml)
+        check_reachable(cfg.runtime.address)
         ray.init(address=cfg.runtime.address)
     else:
         # local: workers import this checkout (and plug-in algorithms beside it) like the driver

@@ -123,14 +123,36 @@ def run_train(args: argparse.Namespace) -> int:
             if changed:  # expected for the schedules; worth seeing for anything else
                 print(f"note: --init-from {args.init_from}: agent settings that differ from the "
                       f"pretraining run's: {', '.join(changed)}", file=sys.stderr)
-        run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
-    save_config(cfg, run_dir / "config.yaml")
-    hooks = make_hooks(cfg, run_dir)
-    print(f"run directory: {run_dir}")
-    summary = run_runtime(cfg, run_dir, hooks, resume=bool(args.resume),
-                          init_state=None if args.resume else init_state)
+    ray_started = _start_ray(cfg)  # a cluster that cannot be joined fails before any write
+    try:
+        if not args.resume:
+            run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
+        save_config(cfg, run_dir / "config.yaml")
+        hooks = make_hooks(cfg, run_dir)
+        print(f"run directory: {run_dir}")
+        summary = run_runtime(cfg, run_dir, hooks, resume=bool(args.resume),
+                              init_state=None if args.resume else init_state)
+    finally:
+        if ray_started:
+            import ray
+
+            ray.shutdown()
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _start_ray(cfg: Config) -> bool:
+    """Start or join Ray for a Ray-mode run (True when this call started it); a cluster address
+    that does not answer is a ConfigError naming it."""
+    if cfg.runtime.inline:
+        return False
+    from distributed.ray_runtime import init_ray
+
+    try:
+        return init_ray(cfg)
+    except ConnectionError as exc:
+        raise ConfigError(f"runtime.address {cfg.runtime.address!r}: "
+                          f"{str(exc).splitlines()[0]}") from exc
 
 
 def _check_init_fits(cfg: Config, init_state: dict[str, Any]) -> None:

@@ -40,6 +40,8 @@ def _error_line(capsys):
     (["train", "multigoal-quick", "--set", "env.kwargs.foo=1"], "unexpected keyword argument"),
     (["train", "multigoal-quick", "--set", "env.kwargs.goal_reward=x"], "'goal_reward': 'x'"),
     (["train", "atari-dqn", "--set", "env.id=ALE/Nope-v5"], "ALE/Nope-v5"),
+    # a cluster that does not answer is named at once (Ray itself retries for minutes)
+    (["train", "multigoal-quick", "--address", "127.0.0.1:1"], "no Ray head answers at"),
 ])
 def test_bad_input_is_one_line_naming_it_with_exit_2(argv, needle, capsys, tmp_path,
                                                       monkeypatch):
@@ -214,3 +216,17 @@ def test_corrupt_config_yaml_is_named(content, needle, tmp_path, capsys):
         line = _error_line(capsys)
         assert "config.yaml" in line and needle in line
     assert (tmp_path / "config.yaml").read_bytes() == content  # left as it was
+
+
+def test_check_reachable_tells_a_listening_head_from_a_closed_port():
+    import socket
+
+    from distributed.ray_runtime import check_reachable
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        check_reachable(f"127.0.0.1:{port}")
+        check_reachable(f"ray://127.0.0.1:{port}")
+    with pytest.raises(ConnectionError, match=f"no Ray head answers at 127.0.0.1:{port}"):
+        check_reachable(f"127.0.0.1:{port}")
+    check_reachable("auto")  # left to Ray
