@@ -7,6 +7,7 @@ must be >= 1, got 0``, and exit code 2, before the command has touched anything.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 
@@ -32,8 +33,7 @@ def float_at_least(minimum: float, *, strictly: bool = False) -> Callable[[str],
     """A finite number >= ``minimum`` (> with ``strictly``)."""
     def parse(text: str) -> float:
         value = _number(text, float)
-        if not (value > minimum if strictly else value >= minimum) or value != value \
-                or value == float("inf"):
+        if not math.isfinite(value) or value < minimum or (strictly and value == minimum):
             rule = ">" if strictly else ">="
             raise argparse.ArgumentTypeError(f"must be a finite number {rule} {minimum}, "
                                              f"got {text}")
