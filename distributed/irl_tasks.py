@@ -14,6 +14,8 @@ from typing import Any
 
 import ray
 
+from distributed.ray_address import check_reachable
+
 
 @ray.remote
 def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
@@ -32,5 +34,7 @@ def ray_map(fn: Callable[[Any], Any], items: Sequence[Any], num_cpus: float = 1.
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Start (``address=None``) or join (``'auto'``) Ray unless it is already running."""
     if not ray.is_initialized():
+        if address:
+            check_reachable(address)
         ray.init(address=address, num_cpus=num_cpus if address is None else None,
                  include_dashboard=False, log_to_driver=False)

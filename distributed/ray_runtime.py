@@ -10,7 +10,6 @@ broadcasts. The driver (this module) logs, evaluates, checkpoints and restarts w
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -24,22 +23,11 @@ from distributed.checkpoint import CheckpointError, load_checkpoint
 from distributed.driver import Counters, Driver, DriverHooks
 from distributed.learner import probe_spaces
 from distributed.ray_actors import LearnerActor, RolloutWorkerActor, WeightStore
+from distributed.ray_address import check_reachable
 from distributed.replay_server import ReplayServer
 from distributed.rollout import uses_frame_replay
 
 ACTOR_ERRORS = (RayActorError,)
-
-
-def check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Raise ConnectionError at once when nothing listens at a HOST:PORT (or ray://HOST:PORT)
-    address: ray.init would retry an unreachable head for minutes. 'auto' is left to Ray."""
-    host, sep, port = address.split("://", 1)[-1].rpartition(":")
-    if not sep or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise ConnectionError(f"no Ray head answers at {address} ({exc})") from exc
 
 
 def init_ray(cfg: Any) -> bool:

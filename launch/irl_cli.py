@@ -136,20 +136,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if unknown or not models:
         raise ConfigError(f"--models {args.models!r}: unknown entries {sorted(unknown)}; "
                           "choose from maxent, action, mmp")
-    # every input is read before the output directory is made: a bad --data, --init or path
-    # file leaves nothing behind
+    # every input is read (and Ray joined) before the output directory is made: a bad --data,
+    # --init, path file or --address leaves nothing behind
     data = Path(args.data)
     graph = _load_graph(data)
     mdp, phi = _mdp(graph)
     paths = load_paths(data / "train_paths.csv", graph)[: args.max_paths]
     init_cost = _load_costs(Path(args.init))["maxent"] if args.init else None
-    out = _out_dir(args.out)
     map_fn = serial_map
     if args.ray or args.address:
         from distributed.irl_tasks import init_ray, ray_map
 
-        init_ray(args.address, args.num_cpus)
+        try:
+            init_ray(args.address, args.num_cpus)
+        except ConnectionError as exc:
+            raise ConfigError(f"--address {args.address!r}: {str(exc).splitlines()[0]}") from exc
         map_fn = ray_map
+    out = _out_dir(args.out)
     costs: dict[str, np.ndarray] = {}
     log = open(out / "train_log.jsonl", "a")
     t0 = time.perf_counter()

@@ -221,7 +221,7 @@ def test_corrupt_config_yaml_is_named(content, needle, tmp_path, capsys):
 def test_check_reachable_tells_a_listening_head_from_a_closed_port():
     import socket
 
-    from distributed.ray_runtime import check_reachable
+    from distributed.ray_address import check_reachable
 
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]

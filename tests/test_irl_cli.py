@@ -84,10 +84,16 @@ def test_out_of_range_numbers_are_refused_by_argparse(argv, needle, tmp_path, ca
     (["train", "--data", "MISSING"], "no graph.npz or graph/"),
     (["train", "--data", "MISSING", "--models", "maxent,"], "no graph.npz"),
     (["evaluate", "--data", "MISSING"], "no graph.npz or graph/"),
+    (["train", "--data", "CITY", "--address", "127.0.0.1:1"], "no Ray head answers at"),
 ])
 def test_bad_inputs_are_one_line_and_leave_no_output_directory(argv, needle, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = [str(tmp_path / "missing") if a == "MISSING" else a for a in argv]
+    if "CITY" in argv:
+        assert main(["irl", "generate", "--rows", "6", "--cols", "6", "--n-train", "20",
+                     "--n-test", "5", "--n-destinations", "2", "--out", str(tmp_path / "c")]) == 0
+        capsys.readouterr()
+    argv = [{"MISSING": str(tmp_path / "missing"), "CITY": str(tmp_path / "c")}.get(a, a)
+            for a in argv]
     assert main(["irl", *argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("softq: error:") and needle in err[0], err
