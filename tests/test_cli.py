@@ -33,6 +33,7 @@ def _error_line(capsys):
     (["train", "multigoal-quick", "--set", "algo=quantum"], "quantum"),
     (["eval", "/nonexistent/run"], "/nonexistent/run"),
     (["bench", "nope"], "nope"),
+    (["bench"], "bench needs a NAME: atari, ddpg, irl, runtime, sql-update"),
     (["train", "multigoal-quick", "--seed", "-1"], "run.seed"),
     (["train", "multigoal-quick", "--workers", "0"], "runtime.workers"),
     (["train", "multigoal-quick", "--set", "env.max_episode_steps=0"], "env.max_episode_steps"),

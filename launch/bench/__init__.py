@@ -15,7 +15,9 @@ BENCHMARKS: dict[str, str] = {
 }
 
 
-def run_benchmark(name: str, argv: list[str]) -> int:
+def run_benchmark(name: str | None, argv: list[str]) -> int:
+    if name is None:
+        raise ConfigError(f"bench needs a NAME: {', '.join(sorted(BENCHMARKS))}")
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
     return importlib.import_module(BENCHMARKS[name]).main(argv)
