@@ -10,8 +10,12 @@ from launch.config import ConfigError
 
 
 def new_run_dir(preset: str, out: str | None) -> Path:
+    """The directory of a new run: ``out``, or ``runs/<preset>-<timestamp>``. Only checked and
+    chosen here; the caller makes it (mkdir) once nothing else can fail first."""
     if out is not None:
         path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"--out {path} is a file, not a directory")
         if (path / CHECKPOINT_NAME).exists() or (path / "config.yaml").exists():
             raise ConfigError(f"run directory {path} already holds a run; "
                               f"use --resume {path} or another --out")
@@ -22,5 +26,4 @@ def new_run_dir(preset: str, out: str | None) -> Path:
         while path.exists():
             suffix += 1
             path = Path("runs") / f"{preset}-{stamp}-{suffix}"
-    path.mkdir(parents=True, exist_ok=True)
     return path

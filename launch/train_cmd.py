@@ -123,10 +123,10 @@ def run_train(args: argparse.Namespace) -> int:
             if changed:  # expected for the schedules; worth seeing for anything else
                 print(f"note: --init-from {args.init_from}: agent settings that differ from the "
                       f"pretraining run's: {', '.join(changed)}", file=sys.stderr)
+        run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
     ray_started = _start_ray(cfg)  # a cluster that cannot be joined fails before any write
     try:
-        if not args.resume:
-            run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
+        run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
         hooks = make_hooks(cfg, run_dir)
         print(f"run directory: {run_dir}")

@@ -231,3 +231,11 @@ def test_check_reachable_tells_a_listening_head_from_a_closed_port():
     with pytest.raises(ConnectionError, match=f"no Ray head answers at 127.0.0.1:{port}"):
         check_reachable(f"127.0.0.1:{port}")
     check_reachable("auto")  # left to Ray
+
+
+def test_out_that_is_a_file_is_named_and_left_alone(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert main(["train", "multigoal-quick", "--out", str(target)]) == 2
+    assert f"--out {target} is a file, not a directory" in _error_line(capsys)
+    assert target.read_text() == "mine"
