@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distributed.checkpoint import CHECKPOINT_NAME
+from launch.arg_types import int_at_least
 from launch.config import Config, ConfigError, config_differences, load_config, read_config
 from launch.experiments import (
     ATARI_FIGURES,
@@ -54,7 +55,8 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default="0,1,2", help="e.g. 0,1,2 or 0-9 (default 0,1,2)")
     p.add_argument("--out", default="runs/reproduce",
                    help="root directory of the runs (default runs/reproduce)")
-    p.add_argument("--jobs", type=int, default=1, help="runs at the same time (default 1)")
+    p.add_argument("--jobs", type=int_at_least(1), default=1,
+                   help="runs at the same time (default 1)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE", help="override a config value in every run")
     p.add_argument("--set-for", nargs=2, action="append", default=[],
@@ -262,6 +264,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     plan = build_plan(args.experiments, args.quick, parse_seeds(args.seeds), games,
                       args.overrides)
     root = Path(args.out)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"--out {root} is a file, not a directory")
     overrides = overrides_by_run(plan, args.overrides, args.set_for)
     # every run's settings are checked before any starts: first the keys, then the runs there
     wanted = {run.name: planned_config(run, overrides[run.name]) for run in plan.runs}

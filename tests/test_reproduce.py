@@ -118,6 +118,19 @@ def test_seeds_and_names_are_checked():
         build_plan(["figure9"], quick=True, seeds=[0])
 
 
+def test_bad_jobs_and_out_are_refused_before_anything_is_made(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse: one line, exit code 2
+        main(["reproduce", "swimmer", "--quick", "--jobs", "0", "--out", str(tmp_path / "r")])
+    assert exit_info.value.code == 2
+    assert "argument --jobs: must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert main(["reproduce", "swimmer", "--quick", "--out", str(target)]) == 2
+    assert f"--out {target} is a file" in capsys.readouterr().err
+    assert target.read_text() == "mine"
+
+
 def test_set_for_reaches_only_that_algorithms_runs(capsys):
     assert main(["reproduce", "maze", "--quick", "--seeds", "0", "--dry-run", "--out", "r",
                  "--set", "run.log_every=7", "--set-for", "sql", "agent.cuda_graphs=true"]) == 0
