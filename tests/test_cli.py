@@ -53,6 +53,20 @@ def test_bad_input_is_one_line_naming_it_with_exit_2(argv, needle, capsys, tmp_p
     assert not (tmp_path / "runs").exists()  # nothing was created
 
 
+@pytest.mark.parametrize("argv,needle", [
+    (["bench", "ddpg", "--steps", "0"], "argument --steps: must be >= 1, got 0"),
+    (["bench", "atari", "--workers", "1", "0"], "argument --workers: must be >= 1, got 0"),
+    (["bench", "irl", "--rows", "1"], "argument --rows: must be >= 2, got 1"),
+    (["bench", "runtime", "--envs-per-worker", "0"], "argument --envs-per-worker: must be >= 1"),
+    (["bench", "sql-update", "--batch", "x"], "argument --batch: expected an integer, got 'x'"),
+])
+def test_benchmark_flags_refuse_bad_numbers_before_running(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
 def test_corrupt_checkpoint_is_named_and_nothing_is_damaged(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "multigoal-quick", "--out", str(run), *TINY,

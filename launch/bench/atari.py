@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from launch.arg_types import int_at_least
 from launch.config import load_config
 
 COMMON = ["run.eval_every=0", "run.image_every=0", "run.checkpoint_every=1000000000",
@@ -229,20 +230,22 @@ def _row(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="softq bench atari")
-    parser.add_argument("--steps", type=int, default=3000, help="measured env steps per run")
-    parser.add_argument("--warmup", type=int, default=1000,
+    parser.add_argument("--steps", type=int_at_least(1), default=3000,
+                        help="measured env steps per run")
+    parser.add_argument("--warmup", type=int_at_least(1), default=1000,
                         help="env steps before measuring (DQN: replay.min_size)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+    parser.add_argument("--workers", type=int_at_least(1), nargs="+", default=[1, 2],
                         help="Ray rollout-worker counts for the softq DQN runs")
-    parser.add_argument("--a2c-envs", type=int, default=8, help="envs of the A2C comparison")
-    parser.add_argument("--replay-k", type=int, default=20_000,
+    parser.add_argument("--a2c-envs", type=int_at_least(1), default=8,
+                        help="envs of the A2C comparison")
+    parser.add_argument("--replay-k", type=int_at_least(1), default=20_000,
                         help="transitions for the replay memory measurement")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["replay", "dqn", "a2c", "sb3", "inline", "ray"])
     parser.add_argument("--presets", nargs="*", default=[],
                         help="also run each of these presets (e.g. every pong-* method) for "
                              "--steps on Ray with --workers[-1] workers and report its rates")
-    parser.add_argument("--sb3-threads", type=int, default=1,
+    parser.add_argument("--sb3-threads", type=int_at_least(1), default=1,
                         help="torch threads for the SB3 runs (softq's learner uses "
                              "runtime.num_threads, 1 by default)")
     parser.add_argument("--device", default="cpu",

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from launch.arg_types import int_at_least
+
 ENV_ID = "HalfCheetah-v5"
 
 
@@ -100,14 +102,14 @@ def bench_sb3(warmup: int, steps: int) -> float:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="softq bench ddpg", description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=3000, help="timed env steps (after warm-up)")
-    p.add_argument("--warmup", type=int, default=1000, help="untimed steps before updates")
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--steps", type=int_at_least(1), default=3000,
+                   help="timed env steps (after warm-up)")
+    p.add_argument("--warmup", type=int_at_least(1), default=1000,
+                   help="untimed steps before updates")
+    p.add_argument("--workers", type=int_at_least(0), default=0,
                    help="also run the Ray runtime with this many rollout workers (0: skip)")
     p.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3")
     args = p.parse_args(argv)
-    if args.steps <= 0 or args.warmup <= 0:
-        raise SystemExit("softq bench ddpg: --steps and --warmup must be positive")
     torch.set_num_threads(1)
     print(f"{ENV_ID}: 2x200 nets, batch 64, OU(0.15, 0.3), 1 update per env step, 1 thread; "
           f"{args.warmup} warm-up steps untimed, {args.steps} timed")

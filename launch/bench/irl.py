@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from launch.arg_types import int_at_least
+
 BUILD_SRC = '''
 import numpy as np
 
@@ -154,15 +156,15 @@ def bench_reference(sizes: list[int], horizon: int, n_actions: int, python: str 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="softq bench irl", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rows", type=int, default=280)
-    p.add_argument("--cols", type=int, default=280)
-    p.add_argument("--horizon", type=int, default=100)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--rows", type=int_at_least(2), default=280)
+    p.add_argument("--cols", type=int_at_least(2), default=280)
+    p.add_argument("--horizon", type=int_at_least(1), default=100)
+    p.add_argument("--batch", type=int_at_least(1), default=8)
     p.add_argument("--ref-sizes", default="1000,5000")
-    p.add_argument("--ref-actions", type=int, default=3)
+    p.add_argument("--ref-actions", type=int_at_least(1), default=3)
     p.add_argument("--reference-python", default=os.environ.get("SOFTQ_IMITATION_PYTHON"))
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int_at_least(1), default=3)
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--skip-city", action="store_true")
     args = p.parse_args(argv)
     try:

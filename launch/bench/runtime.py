@@ -8,6 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from launch.arg_types import int_at_least
 from launch.config import load_config
 
 
@@ -29,9 +30,10 @@ def _run(preset: str, steps: int, overrides: list[str]) -> dict:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="softq bench runtime")
     parser.add_argument("--preset", default="halfcheetah")
-    parser.add_argument("--steps", type=int, default=4000, help="env steps per measurement")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--envs-per-worker", type=int, default=1)
+    parser.add_argument("--steps", type=int_at_least(1), default=4000,
+                        help="env steps per measurement")
+    parser.add_argument("--workers", type=int_at_least(1), nargs="+", default=[1, 2])
+    parser.add_argument("--envs-per-worker", type=int_at_least(1), default=1)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
     common = [f"run.total_env_steps={args.steps}", "run.eval_every=0", "run.image_every=0",

@@ -23,6 +23,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from launch.arg_types import int_at_least
+
 OBS_DIM, ACT_DIM = 17, 6
 
 
@@ -135,15 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="softq bench sql-update", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'cuda:1', ...")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--updates", type=int, default=300, help="timed updates")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed updates first")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int_at_least(1), default=1, help="torch intra-op threads")
+    parser.add_argument("--updates", type=int_at_least(1), default=300, help="timed updates")
+    parser.add_argument("--warmup", type=int_at_least(0), default=20, help="untimed updates first")
+    parser.add_argument("--batch", type=int_at_least(1), default=64)
     parser.add_argument("--compile", action="store_true", help="SQLConfig.compile")
     parser.add_argument("--cuda-graphs", action="store_true", help="SQLConfig.cuda_graphs")
-    parser.add_argument("--metrics-every", type=int, default=100,
+    parser.add_argument("--metrics-every", type=int_at_least(0), default=100,
                         help="read every N-th update's metrics (0: never, 1: every update)")
-    parser.add_argument("--sb3-updates", type=int, default=0, help="SAC steps (0: --updates)")
+    parser.add_argument("--sb3-updates", type=int_at_least(0), default=0,
+                        help="SAC steps (0: --updates)")
     parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 SAC baseline")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
