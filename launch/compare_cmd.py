@@ -167,6 +167,13 @@ def aggregate(series: list[tuple[np.ndarray, np.ndarray]]
     return grid, stacked.mean(axis=0), stacked.std(axis=0)
 
 
+def _parent_made(path: str) -> Path:
+    """``path`` with its directory created (``--out figures/new/x.png`` just works)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def run_compare(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
@@ -217,11 +224,11 @@ def run_compare(args: argparse.Namespace) -> int:
                    for label, (_, m, sd, n) in curves.items()}
         for label, rep in crossings.items():
             summary[label]["threshold"] = rep
-        Path(args.report).write_text(json.dumps(summary, indent=2))
+        _parent_made(args.report).write_text(json.dumps(summary, indent=2))
         print(f"wrote {args.report}")
     fig = curves_figure(curves, args.metric, threshold=threshold,
                         seeds=groups if getattr(args, "per_seed", False) else None)
-    fig.savefig(args.out)
+    fig.savefig(_parent_made(args.out))
     plt.close(fig)
     print(f"wrote {args.out}")
     return 0

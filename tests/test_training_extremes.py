@@ -320,6 +320,14 @@ def test_compare_below_threshold_share_and_first_steps(tmp_path, capsys):
     assert out.stat().st_size > 0
 
 
+def test_compare_writes_into_directories_it_creates(tmp_path, capsys):
+    run = _fake_run(tmp_path, "r", "multigoal-quick", "eval/return_mean", [(500, 1.0), (900, 2.0)])
+    out, report = tmp_path / "figs" / "new" / "c.png", tmp_path / "reports" / "c.json"
+    assert main(["compare", str(run), "--out", str(out), "--report", str(report)]) == 0
+    assert out.stat().st_size > 0
+    assert json.loads(report.read_text())["multigoal-quick"]["final_mean"] == 2.0
+
+
 def test_compare_above_threshold_and_exclusive_flags(tmp_path, capsys):
     metric = "train/max_com_x"
     sql = "swimmer-finish-line-sql-quick"
