@@ -24,6 +24,8 @@ class EpisodeRecord:
     mode: str | None = None
     raw_return: float | None = None
     path: Any = None  # list of [obs_dim] while running, then [T+1, obs_dim]
+    first_obs: Any = None  # [obs_dim]: the reset observation
+    first_action: Any = None  # [act_dim]: the action taken there
 
 
 def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
@@ -41,7 +43,8 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
     ``discounted_returns``: sum_t gamma^t r_t from the reset, of the env's own reward (Figure 5's
     y-axis, "average discounted return"). Always ``lengths`` (steps per episode), ``length_mean``
     and ``terminated_share`` (share of episodes the env ended itself, e.g. an ant that flipped,
-    rather than the time limit).
+    rather than the time limit), and ``first_obs`` / ``first_actions`` ([E, ...]: each episode's
+    reset observation and the action taken there).
     """
     if gamma is not None and not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
@@ -72,6 +75,8 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
         discounted = [r.discounted for r in records]
         out.update(discounted_return_mean=float(np.mean(discounted)),
                    discounted_return_std=float(np.std(discounted)), discounted_returns=discounted)
+    out["first_obs"] = np.stack([r.first_obs for r in records])  # [E, obs_dim]
+    out["first_actions"] = np.stack([r.first_action for r in records])  # [E, act_dim] (or [E])
     out.update(mode_summary([r.mode for r in records]))
     if goals and all(g is not None for g in goals):  # multi-goal: the same shares, by goal index
         shares = out["mode_shares"]
@@ -114,8 +119,13 @@ def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, recor
     records = [EpisodeRecord(path=[o.copy()] if record else None) for o in obs]
     weight = np.ones(n)  # gamma^t of each env's next reward
     alive = np.ones(n, dtype=bool)
+    first = True
     while alive.any():
         actions = policy.act(obs, explore)
+        if first:  # the (s_0, a_0) pairs, for checking a critic against the measured return
+            for rec, o, a in zip(records, obs, actions):
+                rec.first_obs, rec.first_action = o.copy(), np.array(a, copy=True)
+            first = False
         for i in np.flatnonzero(alive):
             o, r, terminated, truncated, info = envs[i].step(actions[i])
             obs[i] = o

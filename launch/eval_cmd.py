@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,6 +65,14 @@ def run_eval(args: argparse.Namespace) -> int:
                       discounted_returns=[float(r) for r in result["discounted_returns"]])
         print(f"discounted return (gamma {gamma:g}): {result['discounted_return_mean']:.2f} "
               f"+- {result['discounted_return_std']:.2f}")
+        check = critic_check(runner.learner, result, gamma)
+        if check:
+            report.update(check)
+            print(f"critic at the reset states: Q(s0, a0) {check['critic_q0_mean']:.2f} "
+                  f"+- {check['critic_q0_std']:.2f} against that measured return"
+                  + (f" (a soft Q also counts the entropy bonus: at most "
+                     f"{check['critic_entropy_bound']:.2f} more here)"
+                     if "critic_entropy_bound" in check else ""))
     if "goal_shares" in result:
         report["goal_shares"] = result["goal_shares"]
         report["goals_reached"] = result["goals_reached"]
@@ -80,6 +90,27 @@ def run_eval(args: argparse.Namespace) -> int:
     (run_dir / "eval.json").write_text(json.dumps(report, indent=2, default=_json_default))
     print(f"wrote {run_dir / 'eval.json'}")
     return 0
+
+
+def critic_check(learner: Any, result: dict[str, Any], gamma: float) -> dict[str, Any]:
+    """The critic's Q(s0, a0) at each episode's reset state and first action, to set beside the
+    measured discounted return from there (an over- or under-estimating critic shows).
+
+    Only for learners with a continuous-action ``q_values`` (SQL, DDPG); {} otherwise. A soft Q
+    (SQL) also counts the policy's future entropy bonus, alpha H(pi) <= alpha d log 2 per step on
+    [-1, 1]^d, so it may exceed the return by up to gamma alpha d log 2 / (1 - gamma).
+    """
+    if not hasattr(learner, "q_values"):
+        return {}
+    actions = np.asarray(result["first_actions"], np.float32)
+    q0 = learner.q_values(result["first_obs"], actions[:, None, :])[:, 0]  # [E]
+    out = {"critic_q0_mean": float(q0.mean()), "critic_q0_std": float(q0.std()),
+           "critic_q0": [float(q) for q in q0]}
+    if hasattr(learner, "alpha_at") and gamma < 1.0:
+        alpha = learner.alpha_at(learner.num_updates)
+        out["critic_entropy_bound"] = (gamma * alpha * actions.shape[1] * math.log(2.0)
+                                       / (1.0 - gamma))
+    return out
 
 
 def _json_default(x: object) -> object:

@@ -167,6 +167,9 @@ def test_eval_writes_json_with_goal_shares(tmp_path, capsys):
     assert report["episodes"] == 4 and len(report["returns"]) == 4
     assert report["lengths"] == [20] * 4  # multi-goal episodes run to T = 20
     assert report["terminated_share"] == 0.0
+    assert len(report["critic_q0"]) == 4  # the critic check (its math: test_sql_learner.py)
+    assert report["critic_entropy_bound"] > 0 and "critic at the reset states" in (
+        capsys.readouterr().out)
     shares = report["goal_shares"]
     assert set(shares) == {"0", "1", "2", "3", "none"}
     assert abs(sum(shares.values()) - 1.0) < 1e-9

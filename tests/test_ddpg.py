@@ -121,6 +121,27 @@ def test_critic_target_and_loss_against_hand_computation():
     assert metrics["loss/policy"] == pytest.approx(-q_pi.mean().item(), rel=1e-5)
 
 
+def test_q_values_and_the_eval_critic_check_by_hand():
+    """``q_values`` [N, P] is the online critic w . [s, a] + b; ``softq eval``'s critic check
+    reads it at each episode's (s0, a0). Without a soft Q there is no entropy bound."""
+    from launch.eval_cmd import critic_check
+
+    learner, (_, _, w_online, b_online, _) = _hand_learner()
+    rng = np.random.default_rng(4)
+    s = rng.uniform(0, 1, (6, OBS_DIM))
+    a = rng.uniform(0, 1, (6, 4, ACT_DIM))
+    expected = np.einsum("nd,d->n", s, w_online[:3])[:, None] + a @ w_online[3:] + b_online
+    np.testing.assert_allclose(learner.q_values(s, a), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="need obs"):
+        learner.q_values(s, a[:, 0])
+    check = critic_check(learner, {"first_obs": s, "first_actions": a[:, 0]}, gamma=0.99)
+    np.testing.assert_allclose(check["critic_q0"], expected[:, 0], rtol=1e-5, atol=1e-6)
+    assert check["critic_q0_mean"] == pytest.approx(expected[:, 0].mean(), rel=1e-5)
+    assert check["critic_q0_std"] == pytest.approx(expected[:, 0].std(), rel=1e-4)
+    assert "critic_entropy_bound" not in check
+    assert critic_check(object(), {}, gamma=0.99) == {}  # no continuous critic: no check
+
+
 def test_critic_gradient_is_the_critic_loss_only_and_actor_ascends_q():
     rng = np.random.default_rng(1)
     learner = DDPGLearner(DDPGConfig(hidden_sizes=[32, 32]), OBS_SPACE, ACT_SPACE, seed=0)

@@ -127,10 +127,11 @@ def test_evaluation_discounted_return_matches_brute_force():
     env_id, horizon = "softq/MultiGoal-v0", 30
     result = evaluate_policy(_GoToSideGoal(), env_id, episodes, seed=seed, max_parallel=4,
                              max_episode_steps=horizon, gamma=gamma)
-    expected, undiscounted, lengths, ended_by_env = [], [], [], []
+    expected, undiscounted, lengths, ended_by_env, first_obs = [], [], [], [], []
     for i in range(episodes):
         env = make_env(env_id, seed=seed + i, max_episode_steps=horizon)
         obs, _ = env.reset(seed=seed + i)
+        first_obs.append(obs)
         rewards, done = [], False
         while not done:
             action = _GoToSideGoal().act(obs[None], explore=False)[0]
@@ -142,6 +143,10 @@ def test_evaluation_discounted_return_matches_brute_force():
         lengths.append(len(rewards))
         ended_by_env.append(terminated)
     assert result["discounted_returns"] == pytest.approx(expected, rel=1e-9)
+    # each episode's (s0, a0), for `softq eval`'s critic check
+    np.testing.assert_array_equal(result["first_obs"], np.stack(first_obs))
+    np.testing.assert_array_equal(result["first_actions"],
+                                  _GoToSideGoal().act(np.stack(first_obs), explore=False))
     assert result["returns"] == pytest.approx(undiscounted, rel=1e-9)
     assert not np.allclose(expected, undiscounted)  # the discount matters on these episodes
     # episode lengths; multi-goal episodes all run to the time limit (none ends by termination:

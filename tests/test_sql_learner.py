@@ -168,6 +168,30 @@ def test_td_target_by_hand_with_constant_networks():
     assert m["loss/q"] == pytest.approx(float(np.mean(0.5 * (q0 - target) ** 2)), rel=1e-5)
 
 
+def test_eval_critic_check_reads_q_and_bounds_the_entropy_bonus():
+    """``softq eval``'s critic check: Q(s0, a0) from the online soft Q (constant c here), and the
+    soft Q's largest excess over the return at the checkpoint's alpha:
+    gamma alpha d log 2 / (1 - gamma), the uniform policy's entropy bonus on [-1, 1]^d."""
+    from launch.eval_cmd import critic_check
+
+    c, gamma = 1.75, 0.9
+    learner = SQLLearner(small_cfg(alpha=1.0, alpha_final=0.01, alpha_anneal_updates=4),
+                         OBS_SPACE, ACT_SPACE)
+    for i in range(2):  # alpha 1 -> 0.1 after two updates
+        learner.update(make_batch(i))
+    with torch.no_grad():
+        learner.q.out.weight.zero_()
+        learner.q.out.bias.fill_(c)
+    rng = np.random.default_rng(0)
+    result = {"first_obs": rng.standard_normal((3, OBS)),
+              "first_actions": rng.uniform(-1, 1, (3, ACT))}
+    check = critic_check(learner, result, gamma)
+    assert check["critic_q0"] == pytest.approx([c] * 3, rel=1e-6)
+    assert check["critic_q0_std"] == pytest.approx(0.0, abs=1e-6)
+    assert check["critic_entropy_bound"] == pytest.approx(gamma * 0.1 * ACT * math.log(2.0)
+                                                          / (1 - gamma), rel=1e-9)
+
+
 def test_alpha_follows_log_linear_anneal():
     learner = SQLLearner(small_cfg(alpha=1.0, alpha_final=0.01, alpha_anneal_updates=4),
                          OBS_SPACE, ACT_SPACE)

@@ -16,6 +16,7 @@ import copy
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from agents.base import Batch, Weights, cpu_weights, resolve_device
@@ -113,6 +114,17 @@ class DDPGLearner:
             torch._foreach_copy_(self._targets, self._online)
         else:
             torch._foreach_lerp_(self._targets, self._online, self.cfg.tau)
+
+    @torch.no_grad()
+    def q_values(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Critic Q(s, a) for obs [N, obs_dim] and actions [N, P, act_dim] -> [N, P]."""
+        o = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)
+        a = torch.as_tensor(np.asarray(actions, np.float32), device=self.device)
+        if o.dim() != 2 or a.dim() != 3 or a.shape[0] != o.shape[0] or a.shape[2] != self.act_dim:
+            raise ValueError(f"need obs [N, {self.obs_dim}] and actions [N, P, {self.act_dim}], "
+                             f"got {tuple(o.shape)} and {tuple(a.shape)}")
+        o = o[:, None, :].expand(-1, a.shape[1], -1)  # [N, P, obs_dim]
+        return self.critic(o, a).cpu().numpy()
 
     # ------------------------------------------------------------------ weights and state
     def get_weights(self) -> Weights:
