@@ -55,6 +55,19 @@ def to_tensor_batch(batch: Batch, device: torch.device) -> dict[str, torch.Tenso
     return {k: torch.as_tensor(v, device=device) for k, v in batch.items()}
 
 
+def obs_action_sets(obs: Any, actions: Any, obs_dim: int, act_dim: int, device: torch.device
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """obs [N, obs_dim] and P actions per state [N, P, act_dim] as float32 tensors on ``device``
+    (the input of a critic's ``q_values``); other shapes are a ValueError naming both."""
+    o = torch.as_tensor(np.asarray(obs, np.float32), device=device)
+    a = torch.as_tensor(np.asarray(actions, np.float32), device=device)
+    if o.dim() != 2 or a.dim() != 3 or a.shape[0] != o.shape[0] or a.shape[2] != act_dim \
+            or o.shape[1] != obs_dim:
+        raise ValueError(f"need obs [N, {obs_dim}] and actions [N, P, {act_dim}], "
+                         f"got {tuple(o.shape)} and {tuple(a.shape)}")
+    return o, a
+
+
 def cpu_weights(module: torch.nn.Module, prefix: str = "") -> Weights:
     """Detached CPU copies of a module's parameters and buffers, keys prefixed."""
     return {prefix + k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}

@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.base import Batch, Weights, cpu_weights, resolve_device
+from agents.base import Batch, Weights, cpu_weights, obs_action_sets, resolve_device
 from agents.ddpg.config import DDPGConfig
 from agents.ddpg.losses import actor_loss, bellman_target, critic_loss
 from agents.ddpg.networks import Actor, Critic, box_dims
@@ -118,11 +118,7 @@ class DDPGLearner:
     @torch.no_grad()
     def q_values(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Critic Q(s, a) for obs [N, obs_dim] and actions [N, P, act_dim] -> [N, P]."""
-        o = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)
-        a = torch.as_tensor(np.asarray(actions, np.float32), device=self.device)
-        if o.dim() != 2 or a.dim() != 3 or a.shape[0] != o.shape[0] or a.shape[2] != self.act_dim:
-            raise ValueError(f"need obs [N, {self.obs_dim}] and actions [N, P, {self.act_dim}], "
-                             f"got {tuple(o.shape)} and {tuple(a.shape)}")
+        o, a = obs_action_sets(obs, actions, self.obs_dim, self.act_dim, self.device)
         o = o[:, None, :].expand(-1, a.shape[1], -1)  # [N, P, obs_dim]
         return self.critic(o, a).cpu().numpy()
 

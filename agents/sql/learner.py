@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.base import BATCH_KEYS, Batch, Weights, cpu_weights, resolve_device
+from agents.base import BATCH_KEYS, Batch, Weights, cpu_weights, obs_action_sets, resolve_device
 from agents.schedules import ConstantSchedule, LogLinearSchedule
 from agents.sql.config import SQLConfig
 from agents.sql.cuda_graph import LazyMetrics, StagedInputs, graph_supports_generators
@@ -375,11 +375,7 @@ class SQLLearner:
     @torch.no_grad()
     def q_values(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Q(s, a) for obs [N, obs_dim] and actions [N, P, act_dim] -> [N, P]."""
-        o = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)
-        a = torch.as_tensor(np.asarray(actions, np.float32), device=self.device)
-        if o.dim() != 2 or a.dim() != 3 or a.shape[0] != o.shape[0] or a.shape[2] != self.act_dim:
-            raise ValueError(f"need obs [N, {self.obs_dim}] and actions [N, P, {self.act_dim}], "
-                             f"got {tuple(o.shape)} and {tuple(a.shape)}")
+        o, a = obs_action_sets(obs, actions, self.obs_dim, self.act_dim, self.device)
         return self.q(o, a).cpu().numpy()
 
     # ------------------------------------------------------------------ checkpoints
