@@ -8,7 +8,8 @@ from launch.config import load_config
 
 @pytest.mark.slow
 def test_short_multigoal_run_reaches_at_least_three_goals(tmp_path):
-    cfg = load_config("multigoal-quick", ["run.total_env_steps=20000", "run.eval_every=20000",
+    # 10k steps: seeds 0-2 each reached all four goals there, with 2.5-10% of episodes at none
+    cfg = load_config("multigoal-quick", ["run.total_env_steps=10000", "run.eval_every=10000",
                                           "run.image_every=0", "run.log_every=4000"])
     summary = train_inline(cfg, tmp_path)
     shares = summary["goal_shares"]

@@ -270,8 +270,8 @@ def test_settings_must_match_the_runs_already_there(tmp_path, capsys):
 
 def test_a_later_call_with_a_larger_budget_continues_finished_runs(tmp_path, capsys):
     def swimmer(total: int) -> int:
-        return main(["reproduce", "swimmer", "--quick", "--seeds", "0", "--out", str(tmp_path),
-                     *_set_flags([*TINY, f"run.total_env_steps={total}"])])
+        return main(["reproduce", "swimmer", "--quick", "--seeds", "0", "--jobs", "2",
+                     "--out", str(tmp_path), *_set_flags([*TINY, f"run.total_env_steps={total}"])])
 
     assert swimmer(300) == 0
     assert swimmer(300) == 0 and "(2 finished before)" in capsys.readouterr().out
