@@ -58,3 +58,23 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != "softq-checkpoint-v1":
         raise CheckpointError(f"{path} is not a softq checkpoint")
     return state
+
+
+def shape_differences(theirs: Any, ours: Any, prefix: str = "") -> list[str]:
+    """Where a checkpoint's nested state dict (``theirs``) lacks a key of ``ours`` or holds a
+    tensor of another shape, as 'path is [a, b] there, [c, d] here' lines in ``ours``' key order.
+    Keys only ``theirs`` has are not listed: a fresh optimizer has no per-parameter state yet."""
+    if torch.is_tensor(theirs) and torch.is_tensor(ours):
+        if theirs.shape == ours.shape:
+            return []
+        return [f"{prefix} is {list(theirs.shape)} there, {list(ours.shape)} here"]
+    if not (isinstance(theirs, dict) and isinstance(ours, dict)):
+        return []
+    out = []
+    for key in ours:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in theirs:
+            out.append(f"{path} is missing there")
+        else:
+            out.extend(shape_differences(theirs[key], ours[key], path))
+    return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distributed.checkpoint import CheckpointError, load_checkpoint
+from distributed.checkpoint import CheckpointError, load_checkpoint, shape_differences
 from distributed.driver import Counters, Driver, DriverHooks
 from distributed.learner import LearnerRunner, probe_spaces
 from distributed.replay_server import ReplayServer
@@ -30,11 +30,17 @@ def restore(run_dir: Path | None, runner: LearnerRunner, server: ReplayServer | 
 
 def init_from_pretrained(runner: LearnerRunner, state: dict[str, Any]) -> None:
     """Fine-tuning: take another run's learned parameters, restart every schedule at zero."""
+    misfit = f"--init-from: the pretrained checkpoint does not fit this config's " \
+             f"{runner.cfg.algo} learner"
+    learner_state = state.get("runner", {}).get("learner")
+    differ = shape_differences(learner_state, runner.learner.state_dict())
+    if differ:  # other network sizes or observation/action dimensions: name the first ones
+        more = f" (and {len(differ) - 2} more)" if len(differ) > 2 else ""
+        raise CheckpointError(f"{misfit}: {'; '.join(differ[:2])}{more}")
     try:
-        runner.learner.load_state_dict(state["runner"]["learner"])
-    except (RuntimeError, KeyError, ValueError) as exc:  # other algorithm or network shapes
-        raise CheckpointError(f"--init-from: the pretrained checkpoint does not fit this "
-                              f"config's {runner.cfg.algo} learner ({type(exc).__name__}: "
+        runner.learner.load_state_dict(learner_state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # e.g. another algorithm
+        raise CheckpointError(f"{misfit} ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200]})") from exc
     if hasattr(runner.learner, "num_updates"):
         runner.learner.num_updates = 0

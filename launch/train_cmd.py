@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from distributed.checkpoint import load_checkpoint
+from distributed.checkpoint import CheckpointError, load_checkpoint
 from distributed.driver import DriverHooks
 from envs import UnknownEnvError
 from launch.config import (
@@ -118,8 +118,8 @@ def run_train(args: argparse.Namespace) -> int:
             if source.algo != cfg.algo:
                 raise ConfigError(f"--init-from {args.init_from}: that run trained "
                                   f"{source.algo!r}, this preset is {cfg.algo!r}")
-            _check_init_fits(cfg, init_state)
             changed = agent_changes(source.agent, cfg.agent)
+            _check_init_fits(cfg, init_state, source, changed)
             if changed:  # expected for the schedules; worth seeing for anything else
                 print(f"note: --init-from {args.init_from}: agent settings that differ from the "
                       f"pretraining run's: {', '.join(changed)}", file=sys.stderr)
@@ -155,14 +155,31 @@ def _start_ray(cfg: Config) -> bool:
                           f"{str(exc).splitlines()[0]}") from exc
 
 
-def _check_init_fits(cfg: Config, init_state: dict[str, Any]) -> None:
+def _check_init_fits(cfg: Config, init_state: dict[str, Any], source: Config,
+                     changed: list[str]) -> None:
     """Load the pretrained parameters into a throwaway CPU learner, so that a checkpoint of other
-    network shapes is refused before the run directory exists."""
+    network shapes is refused before the run directory exists; the refusal names the settings
+    of the two runs that differ (``changed``: agent_changes) as the likely cause."""
     from distributed.inline import init_from_pretrained
     from distributed.learner import LearnerRunner, probe_spaces
 
     obs_space, act_space = probe_spaces(cfg)
-    init_from_pretrained(LearnerRunner(cfg, obs_space, act_space, device="cpu"), init_state)
+    try:
+        init_from_pretrained(LearnerRunner(cfg, obs_space, act_space, device="cpu"), init_state)
+    except CheckpointError as exc:
+        causes = list(changed)
+        theirs = _space_shapes(*probe_spaces(source))
+        if theirs != _space_shapes(obs_space, act_space):  # fine-tuning changes env.id anyway
+            causes.insert(0, f"env.id {source.env.id!r} {theirs} -> {cfg.env.id!r} "
+                             f"{_space_shapes(obs_space, act_space)}")
+        if not causes:
+            raise
+        raise CheckpointError(f"{exc}; settings that differ from the pretraining run's: "
+                              f"{', '.join(causes)}") from exc
+
+
+def _space_shapes(obs_space: Any, act_space: Any) -> str:
+    return f"(obs {list(obs_space.shape)}, action {list(getattr(act_space, 'shape', ()))})"
 
 
 def agent_changes(pretrained: Any, now: Any) -> list[str]:

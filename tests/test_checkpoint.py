@@ -54,3 +54,18 @@ def test_corrupt_missing_and_foreign_files_are_named(tmp_path):
     torch.save({"a": 1}, tmp_path / "checkpoint.pt")
     with pytest.raises(ckpt.CheckpointError, match="not a softq checkpoint"):
         ckpt.load_checkpoint(tmp_path)
+
+
+def test_shape_differences_names_each_tensor_and_key_that_does_not_match():
+    ours = {"q": {"w": torch.zeros(64, 29), "b": torch.zeros(64)}, "steps": 3,
+            "opt": {"state": {0: {"exp_avg": torch.zeros(64, 29)}}}}
+    assert ckpt.shape_differences(ours, ours) == []
+    theirs = {"q": {"w": torch.zeros(8, 29), "b": torch.zeros(64), "extra": torch.zeros(1)},
+              "steps": 3, "opt": {"state": {0: {"exp_avg": torch.zeros(8, 29)}}}}
+    assert ckpt.shape_differences(theirs, ours) == [
+        "q.w is [8, 29] there, [64, 29] here",
+        "opt.state.0.exp_avg is [8, 29] there, [64, 29] here"]
+    del theirs["q"]["b"]
+    assert "q.b is missing there" in ckpt.shape_differences(theirs, ours)
+    # a fresh learner's optimizer has no state yet: the checkpoint's is not a difference
+    assert ckpt.shape_differences(theirs, {"opt": {"state": {}}}) == []

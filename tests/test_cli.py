@@ -190,8 +190,18 @@ def test_init_from_a_run_of_another_algorithm_or_shape_is_refused(tmp_path, caps
     # the same algorithm with other network shapes (TINY's 16 x 16 against the preset's 64 x 64)
     assert main(["train", "multigoal-quick", "--inline", "--init-from", str(run),
                  "--out", str(tmp_path / "wide")]) == 2
-    assert "does not fit this config's sql learner" in _error_line(capsys)
+    line = _error_line(capsys)
+    assert "does not fit this config's sql learner: q." in line
+    assert "[16, 2] there, [64, 2] here" in line  # a first layer, named with both shapes
+    assert "hidden_sizes [16, 16] -> [64, 64]" in line  # and the setting behind it
     assert not (tmp_path / "wide").exists()
+    # other observation dimensions (the swimmer's 10 against multi-goal's 2), the same sizes
+    assert main(["train", "swimmer-finish-line-sql-quick", "--inline", "--init-from", str(run),
+                 *TINY, "--out", str(tmp_path / "swim")]) == 2
+    line = _error_line(capsys)
+    assert ("env.id 'softq/MultiGoal-v0' (obs [2], action [2]) -> "
+            "'softq/SwimmerFinishLine-v0' (obs [10], action [2])") in line
+    assert not (tmp_path / "swim").exists()
 
 
 def test_presets_are_listed_in_aligned_columns(capsys):
