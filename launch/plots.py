@@ -49,7 +49,8 @@ def multigoal_trajectories(trajectories: list[np.ndarray], env: MultiGoalEnv | N
 def multigoal_q_panels(q_values: Callable[[np.ndarray, np.ndarray], np.ndarray],
                        sample_actions: Callable[[np.ndarray, int], np.ndarray],
                        num_samples: int = 50) -> plt.Figure:
-    """Figure 1, right: Q(s, .) level curves over the action square and policy samples."""
+    """Figure 1, right: Q(s, .) level curves over the action square and policy samples
+    (``sample_actions(obs [N, 2], n) -> [N, n, 2]``; see policy_samples)."""
     grid = np.linspace(-1, 1, 41)
     ax_, ay_ = np.meshgrid(grid, grid)
     acts = np.stack([ax_.ravel(), ay_.ravel()], axis=-1).astype(np.float32)  # [P, 2]
@@ -68,6 +69,18 @@ def multigoal_q_panels(q_values: Callable[[np.ndarray, np.ndarray], np.ndarray],
     return fig
 
 
+def policy_samples(learner: Any) -> Callable[[np.ndarray, int], np.ndarray] | None:
+    """What Figure 1's Q panels scatter for ``learner``: SQL's sampler draws, or a deterministic
+    actor's one action per state (DDPG); None for a learner without a Q(s, a) critic."""
+    if learner is None or not hasattr(learner, "q_values"):
+        return None
+    if hasattr(learner, "sample_actions"):
+        return learner.sample_actions
+    if hasattr(learner, "policy_actions"):
+        return lambda obs, n: learner.policy_actions(obs)[:, None, :]  # [N, 1, act_dim]
+    return None
+
+
 def make_multigoal_hook(run_dir: Path) -> Callable[[Any, dict, int], dict[str, np.ndarray]]:
     """Image hook for the driver: writes PNGs into run_dir/plots and returns RGB arrays."""
     plot_dir = Path(run_dir) / "plots"
@@ -79,8 +92,9 @@ def make_multigoal_hook(run_dir: Path) -> Callable[[Any, dict, int], dict[str, n
         fig.savefig(plot_dir / "trajectories.png")
         images["multigoal/trajectories"] = figure_to_rgb(fig)
         plt.close(fig)
-        if learner is not None and hasattr(learner, "q_values"):
-            fig = multigoal_q_panels(learner.q_values, learner.sample_actions)
+        actions = policy_samples(learner)
+        if actions is not None:
+            fig = multigoal_q_panels(learner.q_values, actions)
             fig.savefig(plot_dir / "q_values.png")
             images["multigoal/q_and_actions"] = figure_to_rgb(fig)
             plt.close(fig)

@@ -122,6 +122,14 @@ class DDPGLearner:
         o = o[:, None, :].expand(-1, a.shape[1], -1)  # [N, P, obs_dim]
         return self.critic(o, a).cpu().numpy()
 
+    @torch.no_grad()
+    def policy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """The actor's action mu(s), no exploration noise: obs [N, obs_dim] -> [N, act_dim]."""
+        o = torch.as_tensor(np.asarray(obs, np.float32), device=self.device)
+        if o.dim() != 2 or o.shape[1] != self.obs_dim:
+            raise ValueError(f"obs must be [N, {self.obs_dim}], got {tuple(o.shape)}")
+        return self.actor(o).cpu().numpy()
+
     # ------------------------------------------------------------------ weights and state
     def get_weights(self) -> Weights:
         """The actor's parameters as CPU tensors (what a DDPGPolicy needs to act)."""
