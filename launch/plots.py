@@ -60,7 +60,9 @@ def multigoal_q_panels(q_values: Callable[[np.ndarray, np.ndarray], np.ndarray],
     fig, axes = plt.subplots(1, n, figsize=(4 * n, 4), dpi=80)
     for i, ax in enumerate(axes):
         ax.contour(ax_, ay_, q[i].reshape(ax_.shape), levels=15, cmap="coolwarm")
-        ax.scatter(samples[i, :, 0], samples[i, :, 1], marker="*", color="tab:blue", s=20)
+        one = samples.shape[1] == 1  # a deterministic actor's action: larger, drawn past the edge
+        ax.scatter(samples[i, :, 0], samples[i, :, 1], marker="*", color="tab:blue",
+                   s=150 if one else 20, clip_on=not one, zorder=3)
         ax.set_xlim(-1, 1)
         ax.set_ylim(-1, 1)
         ax.set_aspect("equal")
