@@ -30,8 +30,8 @@ def restore(run_dir: Path | None, runner: LearnerRunner, server: ReplayServer | 
 
 def init_from_pretrained(runner: LearnerRunner, state: dict[str, Any]) -> None:
     """Fine-tuning: take another run's learned parameters, restart every schedule at zero."""
-    misfit = f"--init-from: the pretrained checkpoint does not fit this config's " \
-             f"{runner.cfg.algo} learner"
+    misfit = (f"--init-from: the pretrained checkpoint does not fit this config's "
+              f"{runner.cfg.algo} learner")
     learner_state = state.get("runner", {}).get("learner")
     differ = shape_differences(learner_state, runner.learner.state_dict())
     if differ:  # other network sizes or observation/action dimensions: name the first ones

@@ -34,7 +34,7 @@ def test_ddpg_panels_scatter_the_actors_action_at_each_state():
         learner.policy_actions(FIXED_STATES[0])
     fig = multigoal_q_panels(learner.q_values, policy_samples(learner))
     for ax in fig.axes:
-        (points,) = ax.collections[-1:]  # the scatter is drawn after the contours
+        points = ax.collections[-1]  # the scatter is drawn after the contours
         np.testing.assert_allclose(points.get_offsets(), [np.tanh(beta)], rtol=1e-6)
 
 
