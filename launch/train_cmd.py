@@ -160,6 +160,8 @@ def _check_init_fits(cfg: Config, init_state: dict[str, Any], source: Config,
     """Load the pretrained parameters into a throwaway CPU learner, so that a checkpoint of other
     network shapes is refused before the run directory exists; the refusal names the settings
     of the two runs that differ (``changed``: agent_changes) as the likely cause."""
+    import gymnasium as gym
+
     from distributed.inline import init_from_pretrained
     from distributed.learner import LearnerRunner, probe_spaces
 
@@ -168,7 +170,10 @@ def _check_init_fits(cfg: Config, init_state: dict[str, Any], source: Config,
         init_from_pretrained(LearnerRunner(cfg, obs_space, act_space, device="cpu"), init_state)
     except CheckpointError as exc:
         causes = list(changed)
-        theirs = _space_shapes(*probe_spaces(source))
+        try:
+            theirs = _space_shapes(*probe_spaces(source))
+        except (UnknownEnvError, TypeError, ValueError, gym.error.Error):
+            theirs = "(its env cannot be built here)"  # the refusal itself still stands
         if theirs != _space_shapes(obs_space, act_space):  # fine-tuning changes env.id anyway
             causes.insert(0, f"env.id {source.env.id!r} {theirs} -> {cfg.env.id!r} "
                              f"{_space_shapes(obs_space, act_space)}")

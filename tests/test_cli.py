@@ -202,6 +202,13 @@ def test_init_from_a_run_of_another_algorithm_or_shape_is_refused(tmp_path, caps
     assert ("env.id 'softq/MultiGoal-v0' (obs [2], action [2]) -> "
             "'softq/SwimmerFinishLine-v0' (obs [10], action [2])") in line
     assert not (tmp_path / "swim").exists()
+    # a pretraining env that no longer builds here: still the shape refusal, not an env error
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("softq/MultiGoal-v0", "softq/Gone-v0"))
+    assert main(["train", "swimmer-finish-line-sql-quick", "--inline", "--init-from", str(run),
+                 *TINY, "--out", str(tmp_path / "swim")]) == 2
+    line = _error_line(capsys)
+    assert "does not fit" in line and "'softq/Gone-v0' (its env cannot be built here)" in line
 
 
 def test_presets_are_listed_in_aligned_columns(capsys):
