@@ -18,14 +18,15 @@ documented in docs/tasks.md. Common to all tasks:
 - termination: the ant *flipped*, i.e. the world z component of the torso's z axis,
   1 - 2 (q_x^2 + q_y^2) for the unit quaternion q, fell below ``flip_cos = 0.0`` (tilt > 90
   degrees), or the state became non-finite. There is no height-based termination and no
-  survival bonus (App. D.2 adds only this termination); the horizon T = 500 truncates.
+  survival bonus by default (App. D.2 adds only this termination); the horizon T = 500 truncates.
 - reset: the stock pose + uniform(-0.1, 0.1) on qpos and N(0, 0.1^2) on qvel (as Ant-v5).
 - ``ctrl_cost_weight`` (default 0): optional  - w ||a||^2 term; the paper's rewards have none.
+- ``survive_reward`` (default 0): optional constant per step (rllab's ant pays 0.05).
 
 Rewards (c and c' the centre of mass before and after the step):
 - speed tasks (AntAnyDirection, hallways): r = ||c' - c|| / dt, speed in any planar direction.
-- target tasks (AntMaze, AntUMaze): r = exp(-||c' - g||^2 / (2 target_sigma^2)), a Gaussian
-  bump at the target g.
+- target tasks (AntMaze, AntUMaze): r = target_peak exp(-||c' - g||^2 / (2 target_sigma^2)), a
+  Gaussian bump at the target g (target_peak 1 by default; the co-author's U-maze scripts use 10).
 
 ``info["mode"]`` is a behaviour label the evaluation aggregates into shares: speed tasks give the
 compass sector ("E", "NE", "N", ... "SE"; 8 sectors of 45 degrees centred on the axes) of the
@@ -107,15 +108,18 @@ class AntTaskEnv(MujocoEnv, EzPickle):
 
     def __init__(self, ctrl_cost_weight: float = 0.0, flip_cos: float = FLIP_COS,
                  reset_noise_scale: float = 0.1, frame_skip: int = 5,
-                 render_mode: str | None = None, **kwargs: Any):
+                 survive_reward: float = 0.0, render_mode: str | None = None, **kwargs: Any):
         if ctrl_cost_weight < 0:
             raise ValueError(f"ctrl_cost_weight must be >= 0, got {ctrl_cost_weight}")
+        if not np.isfinite(survive_reward):
+            raise ValueError(f"survive_reward must be finite, got {survive_reward}")
         if not -1.0 <= flip_cos <= 1.0:
             raise ValueError(f"flip_cos is a cosine and must lie in [-1, 1], got {flip_cos}")
         EzPickle.__init__(self, ctrl_cost_weight=ctrl_cost_weight, flip_cos=flip_cos,
                           reset_noise_scale=reset_noise_scale, frame_skip=frame_skip,
-                          render_mode=render_mode, **kwargs)
+                          survive_reward=survive_reward, render_mode=render_mode, **kwargs)
         self.ctrl_cost_weight = float(ctrl_cost_weight)
+        self.survive_reward = float(survive_reward)
         self.flip_cos = float(flip_cos)
         self.reset_noise_scale = float(reset_noise_scale)
         if int(frame_skip) != frame_skip or frame_skip < 1:
@@ -165,9 +169,9 @@ class AntTaskEnv(MujocoEnv, EzPickle):
         return speed, {"reward_speed": speed, "mode": mode}
 
     def _target_reward(self, com_before: np.ndarray, com_after: np.ndarray,
-                       sigma: float) -> tuple[float, dict]:
+                       sigma: float, peak: float = 1.0) -> tuple[float, dict]:
         dist = float(np.linalg.norm(com_after - self._goal))
-        reward = float(np.exp(-dist * dist / (2.0 * sigma * sigma)))
+        reward = peak * float(np.exp(-dist * dist / (2.0 * sigma * sigma)))
         mode = "target" if dist < self.reach_radius else "none"
         return reward, {"reward_target": reward, "distance_to_target": dist, "mode": mode}
 
@@ -184,6 +188,9 @@ class AntTaskEnv(MujocoEnv, EzPickle):
             ctrl_cost = self.ctrl_cost_weight * float(np.sum(np.square(action)))
             reward -= ctrl_cost
             info["reward_ctrl"] = -ctrl_cost
+        if self.survive_reward:
+            reward += self.survive_reward
+            info["reward_survive"] = self.survive_reward
         terminated = self.is_flipped()
         info.update(x_position=float(com_after[0]), y_position=float(com_after[1]),
                     upright_cos=self.upright_cos())
@@ -291,15 +298,20 @@ class AntMazeEnv(AntTaskEnv):
     # Below Figure 3b's threshold only the lower passage leads: "target" = the better mode.
     reach_radius = MAZE_UPPER_PASSAGE_MIN_DISTANCE
 
-    def __init__(self, target_sigma: float = TARGET_SIGMA, **kwargs: Any):
+    def __init__(self, target_sigma: float = TARGET_SIGMA, target_peak: float = 1.0,
+                 **kwargs: Any):
         if target_sigma <= 0:
             raise ValueError(f"target_sigma must be > 0, got {target_sigma}")
+        if not target_peak > 0:
+            raise ValueError(f"target_peak must be > 0, got {target_peak}")
         self.target_sigma = float(target_sigma)
+        self.target_peak = float(target_peak)
         super().__init__(**kwargs)
-        self._ezpickle_kwargs = {"target_sigma": target_sigma, **self._ezpickle_kwargs}
+        self._ezpickle_kwargs = {"target_sigma": target_sigma, "target_peak": target_peak,
+                                 **self._ezpickle_kwargs}
 
     def task_reward(self, com_before, com_after):
-        return self._target_reward(com_before, com_after, self.target_sigma)
+        return self._target_reward(com_before, com_after, self.target_sigma, self.target_peak)
 
 
 class AntMazeCompactEnv(AntMazeEnv):

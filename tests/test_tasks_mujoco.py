@@ -194,6 +194,34 @@ def test_ant_target_reward_is_gaussian(env_id, target, sigma, offset):
     assert not terminated
 
 
+def test_ant_target_peak_and_survive_reward():
+    """The authors' U-maze scale: a bump 10 high plus 0.05 per step alive. At 1.5 m from the
+    compact U's target (sigma = 4/3 m): r = 10 exp(-1.5^2 / (2 (4/3)^2)) + 0.05."""
+    env = gym.make("softq/AntUMazeCompact-v0", target_peak=10.0, survive_reward=0.05).unwrapped
+    env.reset(seed=0)
+    env.set_state(*_ant_state(env))
+    com_offset = env.com_xy() - env.data.qpos[0:2]
+    xy = np.asarray(UMAZE_COMPACT_TARGET) + np.array([1.5, 0.0]) - com_offset
+    env.set_state(*_ant_state(env, xy=tuple(xy)))
+    _, reward, _, _, info = env.step(np.zeros(8, dtype=np.float32))
+    bump = 10.0 * np.exp(-1.5**2 / (2 * (4.0 / 3.0) ** 2))
+    assert info["reward_target"] == pytest.approx(bump, rel=1e-9)
+    assert info["reward_survive"] == 0.05
+    assert reward == pytest.approx(bump + 0.05, rel=1e-9)
+    # The bonus is task-independent: a speed task in free flight pays 2 m/s + 0.05.
+    speed = gym.make("softq/AntAnyDirection-v0", survive_reward=0.05).unwrapped
+    speed.reset(seed=0)
+    speed.set_state(*_ant_state(speed, vxy=(1.2, -1.6)))
+    assert speed.step(np.zeros(8, dtype=np.float32))[1] == pytest.approx(2.05, abs=1e-9)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"target_peak": 0.0}, "target_peak"),
+                                           ({"survive_reward": float("nan")}, "survive_reward")])
+def test_ant_rejects_bad_reward_constants(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gym.make("softq/AntUMazeCompact-v0", **kwargs)
+
+
 @pytest.mark.parametrize("env_id", ANT_IDS)
 @pytest.mark.parametrize("tilt_deg, flipped", [(0.0, False), (80.0, False), (100.0, True),
                                                (180.0, True)])
