@@ -57,17 +57,24 @@ def plain_mlp(net, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return h @ net.out.weight.double().T + net.out.bias.double()
 
 
-def reference_losses(q_net, q_target, sampler, batch, xi, a_uniform, alpha, n_score, n_move,
-                     rule="paper"):
+def reference_losses(q_net, q_target, sampler, batch, xi, value_noise, alpha, n_score, n_move,
+                     rule="paper", value_target="importance"):
     """Soft Q loss (eqs. 10-11) and SVGD surrogate (eqs. 13-14, App. C.1), written the long way:
-    the eq. 10 expectation as a mean of exp, every derivative by autograd (tanh squash included),
-    kernel sums as Python loops over states and particles."""
+    the eq. 10 expectation as a mean of exp (or 'policy_max': a loop taking the largest target Q
+    over the sampler's actions), every derivative by autograd (tanh squash included), kernel sums
+    as Python loops over states and particles."""
     obs, action, reward, next_obs, discount = (torch.as_tensor(batch[k]).double() for k in
                                                ("obs", "action", "reward", "next_obs", "discount"))
-    xi, a_uniform = xi.double(), a_uniform.double()
+    xi, value_noise = xi.double(), value_noise.double()
     b, p, d = xi.shape
-    q_next = plain_mlp(q_target, next_obs, a_uniform)[..., 0].detach()  # [B, K_V]
-    v = alpha * torch.log(torch.exp(q_next / alpha).mean(-1) / 2.0 ** -d)  # E_q[exp(Q/a)/q]
+    if value_target == "policy_max":
+        with torch.no_grad():  # one state and one sampler draw at a time
+            v = torch.tensor([max(float(plain_mlp(q_target, next_obs[i:i + 1], torch.tanh(
+                plain_mlp(sampler, next_obs[i:i + 1], value_noise[i, k:k + 1]))))
+                for k in range(value_noise.shape[1])) for i in range(b)], dtype=torch.float64)
+    else:
+        q_next = plain_mlp(q_target, next_obs, value_noise)[..., 0].detach()  # [B, K_V]
+        v = alpha * torch.log(torch.exp(q_next / alpha).mean(-1) / 2.0 ** -d)  # E_q[exp(Q/a)/q]
     target = reward + discount * v
     q = plain_mlp(q_net, obs, action)[..., 0]
     loss_q = 0.5 * ((q - target) ** 2).mean()
@@ -98,22 +105,25 @@ def reference_losses(q_net, q_target, sampler, batch, xi, a_uniform, alpha, n_sc
     return loss_q, loss_pi, q, v, hs
 
 
-@pytest.mark.parametrize("ratio,rule", [(None, "paper"), (0.5, "paper"), (None, "reference"),
-                                        (0.5, "reference")])
-def test_fast_update_equals_plain_reference(ratio, rule):
-    cfg = small_cfg(kernel_update_ratio=ratio, alpha=0.7, kernel_bandwidth=rule)
+@pytest.mark.parametrize("ratio,rule,value_target", [
+    (None, "paper", "importance"), (0.5, "paper", "importance"),
+    (None, "reference", "importance"), (0.5, "reference", "importance"),
+    (None, "paper", "policy_max")])
+def test_fast_update_equals_plain_reference(ratio, rule, value_target):
+    cfg = small_cfg(kernel_update_ratio=ratio, alpha=0.7, kernel_bandwidth=rule,
+                    value_target=value_target)
     learner = SQLLearner(cfg, OBS_SPACE, ACT_SPACE, seed=3)
     batch = make_batch(0)
     before = [copy.deepcopy(m) for m in (learner.q, learner.q_target, learner.sampler)]
     rng_state = learner.gen.get_state()
-    xi, a_uniform = learner.draw_noise(8)
+    xi, value_noise = learner.draw_noise(8)
     learner.gen.set_state(rng_state)  # update() draws the same numbers
     metrics = learner.update(batch)
 
     q_net, q_target, sampler = before
     n_score, n_move = cfg.particle_split()
-    loss_q, loss_pi, q, v, hs = reference_losses(q_net, q_target, sampler, batch, xi, a_uniform,
-                                                 0.7, n_score, n_move, rule)
+    loss_q, loss_pi, q, v, hs = reference_losses(q_net, q_target, sampler, batch, xi, value_noise,
+                                                 0.7, n_score, n_move, rule, value_target)
     assert metrics["loss/q"] == pytest.approx(loss_q.item(), rel=1e-5)
     assert metrics["loss/policy"] == pytest.approx(loss_pi.item(), rel=1e-4, abs=1e-7)
     assert metrics["q/mean"] == pytest.approx(q.mean().item(), rel=1e-5, abs=1e-7)
@@ -166,6 +176,52 @@ def test_td_target_by_hand_with_constant_networks():
     assert m["v/mean"] == pytest.approx(v, rel=1e-6)
     assert m["q/mean"] == pytest.approx(q0, rel=1e-6)
     assert m["loss/q"] == pytest.approx(float(np.mean(0.5 * (q0 - target) ** 2)), rel=1e-5)
+
+
+def test_policy_max_target_by_hand():
+    """'policy_max' (the co-author's hard target): a constant sampler a = tanh(c) makes every
+    draw the same action, so V(s') = Q_target(s', tanh(c)) whatever K_V and alpha; a target Q
+    linear in a, w . a, with a sampler that returns its input, tanh(xi'), gives V(s') =
+    max_k w . tanh(xi'_k) over the drawn noise, with no alpha d log 2 term."""
+    c = torch.tensor([0.3, -1.2, 0.8])
+    for alpha in (0.05, 2.0):
+        learner = SQLLearner(small_cfg(alpha=alpha, value_target="policy_max"), OBS_SPACE,
+                             ACT_SPACE)
+        with torch.no_grad():
+            learner.sampler.out.weight.zero_()
+            learner.sampler.out.bias.copy_(c)
+        batch = make_batch(6)
+        next_obs = torch.as_tensor(batch["next_obs"])
+        want = learner.q_target(next_obs, torch.tanh(c).expand(len(next_obs), ACT))  # [B]
+        m = learner.update(batch)
+        assert m["v/mean"] == pytest.approx(want.mean().item(), rel=1e-5)
+
+    learner = SQLLearner(small_cfg(value_target="policy_max", hidden_sizes=[ACT]), OBS_SPACE,
+                         ACT_SPACE)
+    w = torch.tensor([1.0, -2.0, 0.5])
+    with torch.no_grad():
+        # sampler u = relu(xi + 10) - 10 = xi (one hidden layer of width d; |xi| < 10)
+        sam = learner.sampler
+        for p in sam.parameters():
+            p.zero_()
+        sam.w_x.copy_(torch.eye(ACT))
+        sam.b_in.fill_(10.0)
+        sam.out.weight.copy_(torch.eye(ACT))
+        sam.out.bias.fill_(-10.0)
+        qt = learner.q_target  # Q_target(s, a) = w . (relu(a + 10) - 10) = w . a
+        for p in qt.parameters():
+            p.zero_()
+        qt.w_x.copy_(torch.eye(ACT))
+        qt.b_in.fill_(10.0)
+        qt.out.weight.copy_(w[None])
+        qt.out.bias.fill_(-10.0 * float(w.sum()))
+    batch = make_batch(7)
+    state = learner.gen.get_state()
+    _, noise = learner.draw_noise(len(batch["obs"]))  # [B, K_V, d]
+    learner.gen.set_state(state)
+    m = learner.update(batch)
+    want = (torch.tanh(noise) @ w).amax(dim=1)  # [B]
+    assert m["v/mean"] == pytest.approx(want.mean().item(), rel=1e-5)
 
 
 def test_eval_critic_check_reads_q_and_bounds_the_entropy_bonus():
@@ -266,6 +322,8 @@ def test_bad_inputs_raise_named_errors():
         SQLConfig(kernel_update_ratio=1.0)
     with pytest.raises(ValueError, match="exploration_noise"):
         SQLConfig(exploration_noise="gaussian")
+    with pytest.raises(ValueError, match="value_target.*'max'"):
+        SQLConfig(value_target="max")
 
 
 def test_plot_helpers_shapes_and_consistency():
@@ -381,9 +439,12 @@ def graphed_learner(cfg: SQLConfig, streams: int | None = None) -> SQLLearner:
 
 @needs_cuda
 @pytest.mark.parametrize("streams", [None, 1])
-@pytest.mark.parametrize("ratio,rule", [(None, "paper"), (0.5, "paper"), (None, "reference")])
-def test_cuda_graph_update_matches_eager_cuda_update(streams, ratio, rule):
-    cfg = small_cfg(target_update_interval=5, kernel_update_ratio=ratio, kernel_bandwidth=rule)
+@pytest.mark.parametrize("ratio,rule,value_target", [
+    (None, "paper", "importance"), (0.5, "paper", "importance"),
+    (None, "reference", "importance"), (None, "paper", "policy_max")])
+def test_cuda_graph_update_matches_eager_cuda_update(streams, ratio, rule, value_target):
+    cfg = small_cfg(target_update_interval=5, kernel_update_ratio=ratio, kernel_bandwidth=rule,
+                    value_target=value_target)
     eager = SQLLearner(cfg, OBS_SPACE, ACT_SPACE, device="cuda", seed=0)
     graphed = graphed_learner(cfg, streams)
     for i in range(8):  # 3 eager warm-up updates, capture, replays across a target copy

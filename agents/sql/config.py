@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from agents.sql.svgd import BANDWIDTH_RULES
 
+VALUE_TARGETS = ("importance", "policy_max")
+
 
 @dataclass
 class SQLConfig:
@@ -35,7 +37,11 @@ class SQLConfig:
     """RBF bandwidth rule: 'paper' h = med / (2 log(M + 1)) (App. D.1 as written) or 'reference'
     h = med / log(M), the authors' released code and Liu & Wang (2016): ~2x wider (svgd.py)."""
     value_particles: int = 50
-    """K_V: uniform action samples per next state for the importance-sampled soft value (eq. 10)."""
+    """K_V: action samples per next state for the target value (uniform ones for eq. 10)."""
+    value_target: str = "importance"
+    """V(s') in the Q target: 'importance' is eq. 10 with K_V uniform actions (paper);
+    'policy_max' is max_k Q_target(s', f(xi_k; s')) over K_V sampler draws, the hard target
+    (q_target_type="max") of the co-author's U-maze fine-tuning scripts, with no entropy term."""
     target_update_interval: int = 1000
     """Learner updates between hard copies of the Q network into the target network (tau = 1)."""
     exploration_noise: str = "none"
@@ -83,6 +89,9 @@ class SQLConfig:
                              "kernel_update_ratio)")
         if self.value_particles < 1:
             raise ValueError(f"SQLConfig.value_particles must be >= 1, got {self.value_particles}")
+        if self.value_target not in VALUE_TARGETS:
+            raise ValueError(f"SQLConfig.value_target must be one of {VALUE_TARGETS}, got "
+                             f"{self.value_target!r}")
         if self.target_update_interval < 1:
             raise ValueError("SQLConfig.target_update_interval must be >= 1, got "
                              f"{self.target_update_interval}")

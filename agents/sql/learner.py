@@ -2,7 +2,8 @@
 
 One update does, from the same parameters (the reference code's simultaneous update):
   Q:       J_Q (eq. 11) against r + discount * V_target(s'), V by importance sampling (eq. 10)
-           with K_V uniform actions on [-1, 1]^d;
+           with K_V uniform actions on [-1, 1]^d (or, value_target='policy_max', the largest
+           target Q over K_V sampler actions);
   sampler: amortized SVGD (eqs. 13-14, App. C.1) in the pre-squash space u (see svgd.py), the
            score taken from the online Q at the sampler's own particles.
 The target Q is a hard copy of Q every ``target_update_interval`` updates. Everything is batched
@@ -135,22 +136,29 @@ class SQLLearner:
         return self._alpha(update)
 
     def draw_noise(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """xi [B, P, d] ~ N(0, I) for the sampler and a' [B, K_V, d] ~ U[-1, 1]^d for eq. 10."""
-        d = self.act_dim
-        xi = torch.randn(batch_size, self.num_particles, d, generator=self.gen,
+        """xi [B, P, d] ~ N(0, I) for the sampler and the target value's noise [B, K_V, d]:
+        actions a' ~ U[-1, 1]^d for eq. 10, or sampler inputs xi' ~ N(0, I) for 'policy_max'."""
+        xi = torch.randn(batch_size, self.num_particles, self.act_dim, generator=self.gen,
                          device=self.device)
-        a_uniform = torch.rand(batch_size, self.cfg.value_particles, d, generator=self.gen,
-                               device=self.device).mul_(2.0).sub_(1.0)
-        return xi, a_uniform
+        value_noise = torch.empty(batch_size, self.cfg.value_particles, self.act_dim,
+                                  device=self.device)
+        return xi, self._redraw_value_noise(value_noise)
+
+    def _redraw_value_noise(self, out: torch.Tensor) -> torch.Tensor:
+        """Fill ``out`` [B, K_V, d] in place with fresh target-value noise (see draw_noise)."""
+        if self.cfg.value_target == "policy_max":
+            return torch.randn(out.shape, generator=self.gen, device=self.device, out=out)
+        return torch.rand(out.shape, generator=self.gen, device=self.device,
+                          out=out).mul_(2.0).sub_(1.0)
 
     def _losses(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
                 next_obs: torch.Tensor, discount: torch.Tensor, xi: torch.Tensor,
-                a_uniform: torch.Tensor, alpha: torch.Tensor
+                value_noise: torch.Tensor, alpha: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """(J_Q + surrogate J_pi, metrics [5] in METRIC_NAMES order). The two terms touch disjoint
         parameters, so one backward gives both gradients."""
         loss_q, q_mean, v_mean = self._q_terms(obs, action, reward, next_obs, discount,
-                                               a_uniform, alpha)
+                                               value_noise, alpha)
         u, u_move, x, y = self._particles(obs, xi)
         score = self._score(obs, x, alpha)
         kappa, h = self._kernel(x, y)
@@ -159,13 +167,17 @@ class SQLLearner:
         return loss_q + loss_pi, metrics
 
     def _q_terms(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
-                 next_obs: torch.Tensor, discount: torch.Tensor, a_uniform: torch.Tensor,
+                 next_obs: torch.Tensor, discount: torch.Tensor, value_noise: torch.Tensor,
                  alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Soft Q loss (eq. 11) against the importance-sampled target value (eq. 10):
+        """Soft Q loss (eq. 11) against the target value V(s') (eq. 10, or 'policy_max'):
         (J_Q, mean Q, mean V(s'))."""
         with torch.no_grad():
-            q_next = self.q_target(next_obs, a_uniform)  # [B, K_V]
-            v_next = soft_value_uniform(q_next, alpha, self.act_dim)  # [B]
+            if self.cfg.value_target == "policy_max":
+                a_next = self.sampler(next_obs, value_noise)  # [B, K_V, d]
+                v_next = self.q_target(next_obs, a_next).amax(dim=-1)  # [B]
+            else:
+                q_next = self.q_target(next_obs, value_noise)  # [B, K_V]
+                v_next = soft_value_uniform(q_next, alpha, self.act_dim)  # [B]
             target = td_target(reward, discount, v_next)  # [B]
         q = self.q(obs, action)  # [B]
         return q_loss(q, target), q.detach().mean(), v_next.mean()
@@ -204,10 +216,10 @@ class SQLLearner:
 
     def _step(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
               next_obs: torch.Tensor, discount: torch.Tensor, xi: torch.Tensor,
-              a_uniform: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+              value_noise: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         self.q_optim.zero_grad(set_to_none=True)
         self.policy_optim.zero_grad(set_to_none=True)
-        loss, metrics = self._loss_fn(obs, action, reward, next_obs, discount, xi, a_uniform,
+        loss, metrics = self._loss_fn(obs, action, reward, next_obs, discount, xi, value_noise,
                                       alpha)
         loss.backward()
         self.q_optim.step()
@@ -245,8 +257,8 @@ class SQLLearner:
             out: Mapping[str, float] = self._graph_update(batch, b, alpha)
         else:
             self._alpha_t.fill_(alpha)
-            xi, a_uniform = self.draw_noise(b)
-            metrics = self._step(*self._batch_tensors(batch), xi, a_uniform, self._alpha_t)
+            xi, value_noise = self.draw_noise(b)
+            metrics = self._step(*self._batch_tensors(batch), xi, value_noise, self._alpha_t)
             out = dict(zip(METRIC_NAMES, metrics.tolist(), strict=True))
             out["alpha"] = alpha
         self.num_updates += 1
@@ -287,10 +299,9 @@ class SQLLearner:
             if self._noise is None:
                 self._noise = self.draw_noise(b)
             else:
-                xi, a_uniform = self._noise
+                xi, value_noise = self._noise
                 torch.randn(xi.shape, generator=self.gen, device=self.device, out=xi)
-                torch.rand(a_uniform.shape, generator=self.gen, device=self.device,
-                           out=a_uniform).mul_(2.0).sub_(1.0)
+                self._redraw_value_noise(value_noise)
         if self._graph is None and self._graph_warmup < _GRAPH_WARMUP:
             current, side = torch.cuda.current_stream(self.device), self._streams[2]
             side.wait_stream(current)
@@ -326,9 +337,9 @@ class SQLLearner:
         self.policy_optim.zero_grad(set_to_none=True)
         io = self._staged.device
         obs, alpha = io["obs"], io["alpha"]
-        xi, a_uniform = self.draw_noise(obs.shape[0]) if self._graph_rng else self._noise
+        xi, value_noise = self.draw_noise(obs.shape[0]) if self._graph_rng else self._noise
         if self._graph_streams == 1:
-            loss, metrics = self._loss_fn(*(io[k] for k in BATCH_KEYS), xi, a_uniform, alpha)
+            loss, metrics = self._loss_fn(*(io[k] for k in BATCH_KEYS), xi, value_noise, alpha)
             loss.backward()
             self.q_optim.step()
             self.policy_optim.step()
@@ -338,7 +349,7 @@ class SQLLearner:
         s_q.wait_stream(main)
         with torch.cuda.stream(s_q):
             loss_q, q_mean, v_mean = self._q_terms(obs, io["action"], io["reward"],
-                                                   io["next_obs"], io["discount"], a_uniform,
+                                                   io["next_obs"], io["discount"], value_noise,
                                                    alpha)
             loss_q.backward()
         u, u_move, x, y = self._particles(obs, xi)
@@ -352,6 +363,8 @@ class SQLLearner:
         main.wait_stream(s_k)
         loss_pi = self._svgd_loss(x, y, score, kappa, h, u_move)
         loss_pi.backward()
+        if self.cfg.value_target == "policy_max":
+            main.wait_stream(s_q)  # the Q stream's target value read the sampler's weights
         self.policy_optim.step()
         main.wait_stream(s_q)
         # every cross-stream tensor is still referenced here, after both joins
