@@ -53,12 +53,14 @@ def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
     runner = LearnerRunner(cfg, obs_space, act_space)
     if init_state is not None:
         init_from_pretrained(runner, init_state)
-    worker = RolloutWorker(cfg, worker_index=0, num_workers=1)
     server = None
     if not runner.spec.on_policy:
         server = ReplayServer(cfg, frame_replay=uses_frame_replay(obs_space),
-                              chunk_size=worker.num_envs)
+                              chunk_size=cfg.runtime.envs_per_worker)
     counters = restore(run_dir if resume else None, runner, server)
+    # a resumed run's worker goes on from the run's step count (warm-up, exploration schedules)
+    worker = RolloutWorker(cfg, worker_index=0, num_workers=1,
+                           start_env_steps=counters.env_steps)
     driver = Driver(cfg, run_dir, counters, hooks, obs_space, act_space)
     worker.set_weights(*runner.current())
     try:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import ray
+from ray.exceptions import ObjectLostError
 
 from distributed.learner import LearnerRunner
 from distributed.rollout import RolloutWorker
@@ -20,11 +21,19 @@ from distributed.rollout import RolloutWorker
 
 class WeightStore:
     """Holds the newest (version, [ObjectRef]) pair. The ref is wrapped in a list so Ray passes
-    the reference itself, not the weights: one ``ray.put`` serves every worker."""
+    the reference itself, not the weights: one ``ray.put`` serves every worker. Also holds the
+    run's env-step count as the driver last told it, for workers that start mid-run."""
 
     def __init__(self) -> None:
         self.version = -1
         self.ref: list[Any] | None = None
+        self.run_env_steps = 0
+
+    def set_run_env_steps(self, env_steps: int) -> None:
+        self.run_env_steps = int(env_steps)
+
+    def get_run_env_steps(self) -> int:
+        return self.run_env_steps
 
     def publish(self, version: int, ref: list[Any]) -> None:
         if version > self.version:
@@ -42,12 +51,15 @@ class WeightStore:
 class RolloutWorkerActor(RolloutWorker):
     """Takes the weight store and replay shards by *name*, not handle: Ray re-runs the
     constructor on a restart, and actor handles among the constructor arguments put them in the
-    object store, which makes Ray warn that a restart may fail (ray-project/ray#53727)."""
+    object store, which makes Ray warn that a restart may fail (ray-project/ray#53727). A
+    (re)started worker goes on from the run's env-step count that the store holds."""
 
     def __init__(self, cfg: Any, worker_index: int, num_workers: int, weight_store_name: str,
                  shard_names: list[str]):
-        super().__init__(cfg, worker_index, num_workers)
-        self.weight_store = ray.get_actor(weight_store_name)
+        store = ray.get_actor(weight_store_name)
+        super().__init__(cfg, worker_index, num_workers,
+                         start_env_steps=ray.get(store.get_run_env_steps.remote()))
+        self.weight_store = store
         self.shard = (ray.get_actor(shard_names[worker_index % len(shard_names)])
                       if shard_names else None)
         self.weight_pulls = 0
@@ -63,13 +75,23 @@ class RolloutWorkerActor(RolloutWorker):
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
+    def env_step_count(self) -> int:
+        """This worker's own env-step count, its share of the run's (its schedules read it)."""
+        return self.env_steps
+
     def pull_weights(self) -> bool:
-        """Fetch weights only when the published version moved; True if they changed."""
+        """Fetch weights only when the published version moved; True if they changed. Weights
+        whose owner, the learner, died before they were fetched are skipped: the worker acts on
+        with what it has until the replacement learner publishes."""
         newer = ray.get(self.weight_store.get_if_newer.remote(self.weights_version))
         if newer is None:
             return False
         version, (ref,) = newer
-        self.set_weights(ray.get(ref), version)
+        try:
+            weights = ray.get(ref)
+        except ObjectLostError:  # OwnerDiedError among them
+            return False
+        self.set_weights(weights, version)
         self.weight_pulls += 1
         return True
 
@@ -177,6 +199,10 @@ class LearnerActor:
 
     def current_weights(self) -> tuple[dict, int]:
         return self.runner.current()
+
+    def continue_versions_after(self, version: int) -> None:
+        """A replacement learner: number its weights after ``version``, the newest published."""
+        self.runner.version = max(self.runner.version, int(version))
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(learner, *args)`` here (pictures that need the Q network)."""

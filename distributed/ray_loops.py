@@ -101,8 +101,14 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
                     watch.forget(i)
             continue
         # Rollouts go from the workers to the learner as object refs: the driver never holds them.
-        version = ray.get(rt.learner.update_on_policy.remote(*[data for _, data in calls]))
-        _, (weights_ref,) = ray.get(rt.learner.weights_ref.remote())
+        try:
+            version = ray.get(rt.learner.update_on_policy.remote(*[data for _, data in calls]))
+            _, (weights_ref,) = ray.get(rt.learner.weights_ref.remote())
+        except ACTOR_ERRORS:  # the learner died: a new one from the last checkpoint; these
+            rt.replace_learner(driver.counters)  # rollouts are dropped, their steps not counted
+            weights, version = ray.get(rt.learner.current_weights.remote())
+            weights_ref = ray.put(weights)
+            continue
         for i, r in enumerate(reports):
             watch.saw(i, r, driver.counters)
             driver.record(r["env_steps"], r["episodes"], r["running_extremes"])
@@ -114,10 +120,22 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
 
 def _housekeeping(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
                   versions: np.ndarray) -> None:
+    """Evaluate, log and checkpoint when due. A learner that died meanwhile is left to the
+    loop, whose own call to it fails next and replaces it; what was due stays due."""
+    try:
+        _evaluate_log_checkpoint(rt, driver, per_worker, versions)
+    except ACTOR_ERRORS as exc:
+        if not rt.is_learner_death(exc):
+            raise
+
+
+def _evaluate_log_checkpoint(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
+                             versions: np.ndarray) -> None:
     if driver.due_eval():
         weights, _ = ray.get(rt.learner.current_weights.remote())
         driver.evaluate(weights, _ShadowLearner(rt))
     if driver.due_log():
+        rt.note_env_steps(driver.counters.env_steps)  # for workers restarting from here on
         elapsed = max(time.perf_counter() - rt.last_log_time, 1e-9)
         rt.last_log_time = time.perf_counter()
         metrics = ray.get(rt.learner.pop_metrics.remote())

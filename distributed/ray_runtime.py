@@ -70,7 +70,7 @@ class RayRuntime:
             self.shards = [server_cls.options(name=name).remote(cfg, frame, i, chunk)
                            for i, name in enumerate(self.shard_names)]
         self.learner = self._make_learner()
-        self.workers = [self._make_worker(i) for i in range(rt.workers)]
+        self.workers: list[Any] = []  # start_workers(), once the run's step count is known
         self.hooks = hooks or DriverHooks()
         self.last_log_time = time.perf_counter()  # per-worker env-step rates are per log window
         self.init_state: dict | None = None  # fine-tuning source, re-applied if the learner dies
@@ -81,6 +81,17 @@ class RayRuntime:
         cls = ray.remote(num_cpus=rt.learner_num_cpus, num_gpus=rt.learner_num_gpus,
                          max_restarts=0)(LearnerActor)
         return cls.remote(self.cfg, self.obs_space, self.act_space, self.store, self.shards)
+
+    def start_workers(self, env_steps: int) -> None:
+        """Create the rollout workers; they go on from the run's ``env_steps`` (resume)."""
+        self.note_env_steps(env_steps, wait=True)
+        self.workers = [self._make_worker(i) for i in range(self.cfg.runtime.workers)]
+
+    def note_env_steps(self, env_steps: int, wait: bool = False) -> None:
+        """Tell the store the run's env-step count, which workers (re)starting mid-run read."""
+        ref = self.store.set_run_env_steps.remote(env_steps)
+        if wait:
+            ray.get(ref)
 
     def _make_worker(self, i: int) -> Any:
         rt = self.cfg.runtime
@@ -98,7 +109,9 @@ class RayRuntime:
             self.workers[i] = self._make_worker(i)
 
     def replace_learner(self, counters: Counters) -> None:
-        """The learner died: a new one resumes from the last checkpoint (if any)."""
+        """The learner died: a new one resumes from the last checkpoint (if any). Its weight
+        versions go on above the dead one's last (the store and the workers drop any version
+        they have seen), so the workers take its next publish."""
         counters.learner_restarts += 1
         ray.kill(self.learner, no_restart=True)
         self.learner = self._make_learner()
@@ -107,8 +120,14 @@ class RayRuntime:
         except CheckpointError:  # no checkpoint yet: start where the run started
             if self.init_state is not None:
                 ray.get(self.learner.init_from_pretrained.remote(self.init_state))
-            return
-        ray.get(self.learner.load_state_dict.remote(state["runner"]))
+        else:
+            ray.get(self.learner.load_state_dict.remote(state["runner"]))
+        last_seen = ray.get(self.store.latest_version.remote())
+        ray.get(self.learner.continue_versions_after.remote(last_seen))
+
+    def is_learner_death(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (a RayActorError) says that the current learner actor died."""
+        return getattr(exc, "actor_id", None) == self.learner._actor_id.hex()
 
     def replay_states(self) -> list[dict] | None:
         if not self.shards:
@@ -139,6 +158,7 @@ def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume:
         elif init_state is not None:
             runtime.init_state = init_state
             ray.get(runtime.learner.init_from_pretrained.remote(init_state))
+        runtime.start_workers(counters.env_steps)
         driver = Driver(cfg, run_dir, counters, hooks, runtime.obs_space, runtime.act_space)
         from distributed.ray_loops import off_policy_loop, on_policy_loop
 

@@ -126,18 +126,32 @@ class EpisodeTracker:
         return out
 
 
+def worker_seed(run_seed: int, worker_index: int, start_env_steps: int = 0) -> int:
+    """Seed of a worker's envs and policy. A worker that starts mid-run (resume, restart) mixes
+    the run's env-step count in, so it does not replay the episodes the run began with."""
+    base = run_seed * 10_007 + worker_index * 1_000
+    if start_env_steps <= 0:
+        return base
+    return int(np.random.SeedSequence([base, start_env_steps]).generate_state(1)[0])
+
+
 class RolloutWorker:
     """Steps ``envs_per_worker`` envs with the current policy.
 
     Args:
         cfg: the run's Config (launch.config.Config; only read here).
         worker_index: 0..workers-1, seeds the envs and per-worker exploration.
+        num_workers: how many workers share the run's env steps.
+        start_env_steps: the run's env-step count when this worker starts (a resumed run, a
+            restarted worker): the random warm-up and the exploration schedules (epsilon,
+            fixed xi), which read this worker's share of it, go on from there.
     """
 
-    def __init__(self, cfg: Any, worker_index: int = 0, num_workers: int = 1):
+    def __init__(self, cfg: Any, worker_index: int = 0, num_workers: int = 1,
+                 start_env_steps: int = 0):
         torch.set_num_threads(1)
         self.cfg, self.worker_index = cfg, worker_index
-        seed = cfg.run.seed * 10_007 + worker_index * 1_000
+        seed = worker_seed(cfg.run.seed, worker_index, start_env_steps)
         self.num_envs = cfg.runtime.envs_per_worker
         self.env = make_vector_env(cfg.env.id, self.num_envs, seed,
                                    cfg.env.max_episode_steps, **cfg.env.kwargs)
@@ -150,7 +164,7 @@ class RolloutWorker:
         self.random_steps = cfg.run.random_steps // max(1, num_workers)
         self.env.action_space.seed(seed)
         self.weights_version = -1
-        self.env_steps = 0
+        self.env_steps = max(0, int(start_env_steps)) // max(1, num_workers)  # this worker's share
         self.episodes = EpisodeTracker(self.num_envs)
         self.obs, _ = self.env.reset(seed=seed)
         self._busy_s = 0.0

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,25 +115,63 @@ def test_rate_limiter_holds_the_update_to_data_ratio(local_ray, tmp_path):
     assert 0 <= lim["samples"] - state["runner"]["updates"] * 8 <= 4 * 8
 
 
-def test_a_killed_rollout_worker_is_restarted_and_training_goes_on(local_ray, tmp_path, capfd):
+def test_a_killed_worker_and_learner_are_replaced_and_training_goes_on(local_ray, tmp_path,
+                                                                      capfd):
+    """A worker killed right at the start, then the learner: Ray restarts the worker; a new
+    learner takes over (no checkpoint yet: it starts afresh, update count 0) and the workers
+    act with its weights, not the dead one's (whose weights they may not even fetch)."""
     cfg = counting_config(tmp_steps=2400)
-    killed = {}
+    killed: dict[str, Any] = {}
 
-    def kill_once(rt):
-        if not killed:
+    def kill(rt):
+        if "worker" not in killed:
             # before, during or after its first task: each way of dying is counted
             ray.kill(rt.workers[0], no_restart=False)  # Ray restarts it (max_restarts=-1)
-            killed["at"] = time.time()
+            killed["worker"] = True
+        elif "learner" not in killed and ray.get(rt.store.latest_version.remote()) >= 20:
+            killed["learner"] = ray.get(rt.store.latest_version.remote())
+            ray.kill(rt.learner, no_restart=True)
 
-    summary = train_ray(cfg, tmp_path, DriverHooks(on_tick=kill_once))
+    summary = train_ray(cfg, tmp_path, DriverHooks(on_tick=kill))
     state = load_checkpoint(tmp_path)
-    assert killed and summary["env_steps"] >= 2400
+    assert "learner" in killed and summary["env_steps"] >= 2400
     assert state["counters"]["worker_restarts"] >= 1
+    assert state["counters"]["learner_restarts"] == 1
     acts = state["replay"][0]["buffer"]["data"]["action"].numpy()
     assert (acts[:, 1] == 0).sum() > 0 and (acts[:, 1] == 1).sum() > 0
+    # worker 1 was never killed: its stamps fall once, when the new learner's weights reach it
+    stamps = acts[acts[:, 1] == 1, 0]
+    drops = np.flatnonzero(np.diff(stamps) < 0)
+    assert len(drops) == 1  # (were the new learner's early versions dropped, no stamp would
+    # fall: its versions would reach the workers only once they passed the dead one's)
     # workers get the store and shards by name: no actor handle among the constructor
     # arguments of a restartable actor, so Ray has nothing to warn about (ray#53727)
     assert "constructor arguments in the object store" not in capfd.readouterr().err
+
+
+def test_a_killed_on_policy_learner_is_replaced(local_ray, tmp_path):
+    """A2C in lockstep on two Ray workers: the learner killed mid-run is replaced (afresh: no
+    checkpoint yet), the round it was killed in is dropped, and the run ends with a checkpoint
+    of the new learner."""
+    cfg = load_config("cartpole-a2c", [
+        "runtime.inline=false", "runtime.workers=2", "runtime.envs_per_worker=4",
+        "runtime.learner_num_cpus=0", "runtime.worker_num_cpus=0.5", "run.eval_every=0",
+        "run.log_every=400", "run.total_env_steps=2000"])
+    killed: dict[str, int] = {}
+
+    def kill(rt):
+        version = ray.get(rt.learner.weights_ref.remote())[0]
+        if not killed and version >= 20:
+            killed["at"] = version
+            ray.kill(rt.learner, no_restart=True)
+
+    summary = train_ray(cfg, tmp_path, DriverHooks(on_tick=kill))
+    state = load_checkpoint(tmp_path)
+    assert killed and summary["env_steps"] >= 2000
+    assert state["counters"]["learner_restarts"] == 1
+    # 40 steps (2 workers x 4 envs x 5 steps) per update: the new learner made the rest
+    updates = state["runner"]["updates"]
+    assert 0 < updates < 2000 // 40 - killed["at"] + 1
 
 
 def test_restart_watch_counts_a_restart_no_task_reported():
@@ -164,10 +203,13 @@ def test_a_worker_killed_before_its_first_report_says_it_was_restarted(local_ray
     from distributed.ray_runtime import RayRuntime
 
     rt = RayRuntime(counting_config(), tmp_path)
+    rt.start_workers(1000)  # as on resuming a run at 1,000 env steps
     try:
         ray.kill(rt.workers[0], no_restart=False)  # at once: it may still be being created
         reports = ray.get([w.identity.remote() for w in rt.workers], timeout=60)
         assert [r["restarted"] for r in reports] == [True, False]
+        # both go on from the run's count, the restarted one too: 500 steps each of the two
+        assert ray.get([w.env_step_count.remote() for w in rt.workers]) == [500, 500]
         counters, watch = Counters(), RestartWatch(2)
         for i, r in enumerate(reports):
             watch.saw(i, r, counters)
@@ -214,7 +256,7 @@ def test_resume_after_the_driver_is_killed(tmp_path):
             "--out", str(run), "--set", "algo=tests.counting_algo:SPEC", "--set", "agent={}",
             "--set", "replay.min_size=64", "--set", "replay.batch_size=8",
             "--set", "replay.save_contents=true", "--set", "run.eval_every=0",
-            "--set", "run.random_steps=0",
+            "--set", "run.random_steps=200",
             "--set", "run.checkpoint_every=400", "--set", "run.total_env_steps=1000000",
             "--set", "runtime.learner_num_cpus=0", "--set", "runtime.steps_per_push=4"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -242,4 +284,31 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert after["counters"]["env_steps"] >= steps + 200
     assert after["runner"]["learner"]["num_updates"] >= before["runner"]["learner"]["num_updates"]
     # the replay contents came back: the old rows are still there, plus the new ones
-    assert len(after["replay"][0]["buffer"]["data"]["action"]) >= size_before + 200
+    acts = after["replay"][0]["buffer"]["data"]["action"].numpy()
+    assert len(acts) >= size_before + 200
+    # the resumed worker went on from the run's step count: no second random warm-up
+    assert random_actions(acts) == 200
+
+
+def random_actions(acts: np.ndarray) -> int:
+    """Transitions of the random warm-up: the counting policy's actions are [stamp, worker]."""
+    return int(np.count_nonzero(acts[:, 1] != np.round(acts[:, 1])))
+
+
+def test_inline_resume_goes_on_from_the_runs_step_count(tmp_path):
+    """A resumed inline run neither repeats the random warm-up nor restarts the exploration
+    schedules (they read the worker's step count), and its envs do not replay the first
+    episodes' seeds."""
+    from distributed.inline import train_inline
+    from distributed.rollout import worker_seed
+
+    cfg = counting_config(400, **{"runtime.inline": "true", "run.random_steps": 200,
+                                  "run.checkpoint_every": 400})
+    train_inline(cfg, tmp_path)
+    cfg = counting_config(800, **{"runtime.inline": "true", "run.random_steps": 200,
+                                  "run.checkpoint_every": 400})
+    train_inline(cfg, tmp_path, resume=True)
+    acts = load_checkpoint(tmp_path)["replay"][0]["buffer"]["data"]["action"].numpy()
+    assert len(acts) == 800
+    assert random_actions(acts) == 200 and random_actions(acts[:200]) == 200
+    assert worker_seed(0, 0) == 0 and worker_seed(0, 0, 400) not in (0, worker_seed(0, 0, 800))
