@@ -60,6 +60,20 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
     return state
 
 
+def check_replay_shards(saved: list[dict], servers: int, inline: bool) -> None:
+    """A run resumes its replay shard by shard: the checkpoint must hold one state per server
+    (an inline run saves one; a Ray run one per replay.shards)."""
+    if len(saved) == servers:
+        return
+    if inline:
+        hint = "a Ray run's; resume it with --set runtime.inline=false"
+    else:
+        hint = (f"this Ray run has {servers}" if len(saved) != 1 else
+                "an inline run's; resume it with --set runtime.inline=true")
+    raise CheckpointError(f"the checkpoint holds {len(saved)} replay shard state(s) ({hint}): "
+                          "resuming would lose replay contents or counts")
+
+
 def shape_differences(theirs: Any, ours: Any, prefix: str = "") -> list[str]:
     """Where a checkpoint's nested state dict (``theirs``) lacks a key of ``ours`` or holds a
     tensor of another shape, as 'path is [a, b] there, [c, d] here' lines in ``ours``' key order.

@@ -9,7 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distributed.checkpoint import CheckpointError, load_checkpoint, shape_differences
+from distributed.checkpoint import (
+    CheckpointError,
+    check_replay_shards,
+    load_checkpoint,
+    shape_differences,
+)
 from distributed.driver import Counters, Driver, DriverHooks
 from distributed.learner import LearnerRunner, probe_spaces
 from distributed.replay_server import ReplayServer
@@ -22,6 +27,8 @@ def restore(run_dir: Path | None, runner: LearnerRunner, server: ReplayServer | 
     if run_dir is None:
         return Counters()
     state = load_checkpoint(run_dir)
+    if server is not None and state.get("replay"):
+        check_replay_shards(state["replay"], 1, inline=True)
     runner.load_state_dict(state["runner"])
     if server is not None and state.get("replay"):
         server.load_state_dict(state["replay"][0])
@@ -55,8 +62,10 @@ def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
         init_from_pretrained(runner, init_state)
     server = None
     if not runner.spec.on_policy:
-        server = ReplayServer(cfg, frame_replay=uses_frame_replay(obs_space),
-                              chunk_size=cfg.runtime.envs_per_worker)
+        frame = uses_frame_replay(obs_space)
+        # one server holds the whole replay (replay.shards splits it across Ray actors only)
+        server = ReplayServer(cfg, frame_replay=frame, chunk_size=cfg.runtime.envs_per_worker,
+                              num_shards=1, frame_stack=obs_space.shape[0] if frame else 4)
     counters = restore(run_dir if resume else None, runner, server)
     # a resumed run's worker goes on from the run's step count (warm-up, exploration schedules)
     worker = RolloutWorker(cfg, worker_index=0, num_workers=1,

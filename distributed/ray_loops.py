@@ -12,6 +12,31 @@ from distributed.driver import Driver
 from distributed.learner import LearnerRunner
 from distributed.ray_runtime import ACTOR_ERRORS, RayRuntime
 
+MAX_FAILURES_IN_A_ROW = 3  # replacements of one actor with no success between: give up
+
+
+class FailureStreak:
+    """Consecutive failures per actor (workers 0..N-1, the learner as N). A failure that keeps
+    coming back (a worker whose constructor raises, a dead replay shard, a learner that cannot
+    load) would otherwise restart actors forever without a word: after
+    MAX_FAILURES_IN_A_ROW the run stops and names the cause."""
+
+    def __init__(self, num_workers: int):
+        self.counts = [0] * (num_workers + 1)
+        self.learner = num_workers
+
+    def ok(self, i: int) -> None:
+        self.counts[i] = 0
+
+    def failed(self, i: int, exc: BaseException) -> None:
+        self.counts[i] += 1
+        if self.counts[i] >= MAX_FAILURES_IN_A_ROW:
+            who = "the learner" if i == self.learner else f"rollout worker {i}"
+            first = str(exc).strip().splitlines()
+            raise RuntimeError(f"{who} failed {self.counts[i]} times in a row; giving up. Last "
+                               f"error: {type(exc).__name__}: {' | '.join(first[-6:])[:1500]}"
+                               ) from exc
+
 
 class RestartWatch:
     """Counts worker restarts that no failed task reported. Ray can restart a killed worker
@@ -46,13 +71,16 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     per_worker = np.zeros(len(rt.workers))  # env steps since the last log, per worker
     versions = np.zeros(len(rt.workers))
     watch = RestartWatch(len(rt.workers))
+    streak = FailureStreak(len(rt.workers))
     while not driver.done:
         ready, _ = ray.wait([*pending, learner_call], num_returns=1, timeout=1.0)
         for ref in ready:
             if ref == learner_call:
                 try:
                     ray.get(ref)
-                except ACTOR_ERRORS:
+                    streak.ok(streak.learner)
+                except ACTOR_ERRORS as exc:
+                    streak.failed(streak.learner, exc)
                     rt.replace_learner(driver.counters)
                     ray.get(rt.learner.publish.remote())
                 learner_call = rt.learner.train.remote(cfg.runtime.learner_train_s)
@@ -60,10 +88,12 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
             i = pending.pop(ref)
             try:
                 report = ray.get(ref)
-            except ACTOR_ERRORS:
+            except ACTOR_ERRORS as exc:
+                streak.failed(i, exc)
                 rt.replace_worker(i, driver.counters)
                 watch.forget(i)
             else:
+                streak.ok(i)
                 watch.saw(i, report, driver.counters)
                 driver.record(report["env_steps"], report["episodes"], report["running_extremes"])
                 per_worker[i] += report["env_steps"]
@@ -87,25 +117,31 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     weights_ref: Any = ray.put(weights)
     per_worker = np.zeros(len(rt.workers))
     watch = RestartWatch(len(rt.workers))
+    streak = FailureStreak(len(rt.workers))
     while not driver.done:
         calls = [w.rollout.options(num_returns=2).remote(cfg.agent.n_steps, weights_ref, version)
                  for w in rt.workers]  # [(report ref, rollout ref)] per worker
         try:
             reports = ray.get([report for report, _ in calls])
-        except ACTOR_ERRORS:
+        except ACTOR_ERRORS as exc:
             for i, w in enumerate(rt.workers):
                 try:
                     ray.get(w.get_version.remote(), timeout=30)
                 except Exception:  # noqa: BLE001
+                    streak.failed(i, exc)
                     rt.replace_worker(i, driver.counters)
                     watch.forget(i)
             continue
+        for i in range(len(rt.workers)):
+            streak.ok(i)
         # Rollouts go from the workers to the learner as object refs: the driver never holds them.
         try:
             version = ray.get(rt.learner.update_on_policy.remote(*[data for _, data in calls]))
             _, (weights_ref,) = ray.get(rt.learner.weights_ref.remote())
-        except ACTOR_ERRORS:  # the learner died: a new one from the last checkpoint; these
-            rt.replace_learner(driver.counters)  # rollouts are dropped, their steps not counted
+            streak.ok(streak.learner)
+        except ACTOR_ERRORS as exc:  # the learner died: a new one from the last checkpoint;
+            streak.failed(streak.learner, exc)  # these rollouts are dropped, steps not counted
+            rt.replace_learner(driver.counters)
             weights, version = ray.get(rt.learner.current_weights.remote())
             weights_ref = ray.put(weights)
             continue

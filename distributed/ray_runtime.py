@@ -19,7 +19,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from agents.registry import get_algorithm
-from distributed.checkpoint import CheckpointError, load_checkpoint
+from distributed.checkpoint import CheckpointError, check_replay_shards, load_checkpoint
 from distributed.driver import Counters, Driver, DriverHooks
 from distributed.learner import probe_spaces
 from distributed.ray_actors import LearnerActor, RolloutWorkerActor, WeightStore
@@ -67,7 +67,9 @@ class RayRuntime:
             frame = uses_frame_replay(self.obs_space)
             server_cls = ray.remote(num_cpus=0)(ReplayServer)
             self.shard_names = [f"{prefix}-replay-{i}" for i in range(max(1, cfg.replay.shards))]
-            self.shards = [server_cls.options(name=name).remote(cfg, frame, i, chunk)
+            stack = self.obs_space.shape[0] if frame else 4  # [stack, H, W] frame stacks
+            self.shards = [server_cls.options(name=name).remote(cfg, frame, i, chunk,
+                                                                frame_stack=stack)
                            for i, name in enumerate(self.shard_names)]
         self.learner = self._make_learner()
         self.workers: list[Any] = []  # start_workers(), once the run's step count is known
@@ -136,8 +138,10 @@ class RayRuntime:
         return ray.get([s.state_dict.remote(with_contents) for s in self.shards])
 
     def restore(self, state: dict) -> Counters:
+        saved = state.get("replay") or []
+        check_replay_shards(saved, len(self.shards), inline=False)
         ray.get(self.learner.load_state_dict.remote(state["runner"]))
-        for shard, shard_state in zip(self.shards, state.get("replay") or []):
+        for shard, shard_state in zip(self.shards, saved, strict=True):
             ray.get(shard.load_state_dict.remote(shard_state))
         return Counters(**state["counters"])
 
@@ -168,8 +172,13 @@ def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume:
         except KeyboardInterrupt:
             driver.bar.write("interrupted: writing a final checkpoint")
         finally:
-            driver.checkpoint(ray.get(runtime.learner.state_dict.remote()),
-                              runtime.replay_states())
+            try:
+                state = ray.get(runtime.learner.state_dict.remote()), runtime.replay_states()
+            except ACTOR_ERRORS as exc:  # a dead learner or shard: keep the last checkpoint
+                driver.bar.write(f"no final checkpoint ({type(exc).__name__}); the last one "
+                                 "stays as it was")
+            else:
+                driver.checkpoint(*state)
         return driver.close()
     finally:
         if runtime is not None:

@@ -17,17 +17,20 @@ from distributed.rate_limiter import RateLimiter
 from distributed.replay_buffer import ReplayBuffer
 
 
-def make_buffer(cfg: Any, frame_replay: bool, seed: int) -> Any:
+def make_buffer(cfg: Any, frame_replay: bool, seed: int, num_shards: int = 1,
+                frame_stack: int = 4) -> Any:
+    """One shard's buffer: 1/num_shards of replay.capacity; a frame buffer rebuilds stacks of
+    ``frame_stack`` frames (the env's observation has that many)."""
     agent_n = getattr(cfg.agent, "n_step", cfg.replay.n_step)
     if agent_n != cfg.replay.n_step:  # the collector/replay fold n steps; the agent must agree
         raise ValueError(f"agent.n_step={agent_n} but replay.n_step={cfg.replay.n_step}: set both "
                          "to the same n")
-    capacity = cfg.replay.capacity // max(1, cfg.replay.shards)
+    capacity = cfg.replay.capacity // max(1, num_shards)
     if frame_replay:
         from distributed.frame_replay import FrameReplayBuffer
 
         return FrameReplayBuffer(capacity, n_step=cfg.replay.n_step, gamma=cfg.agent.gamma,
-                                 seed=seed)
+                                 stack=frame_stack, seed=seed)
     return ReplayBuffer(capacity, seed=seed)
 
 
@@ -41,10 +44,15 @@ def transitions_in(chunk: dict[str, np.ndarray]) -> int:
 
 
 class ReplayServer:
+    """One replay shard. ``num_shards``: how many share replay.capacity and replay.min_size
+    (None: replay.shards; inline mode runs one server, 1); ``frame_stack``: frames per
+    observation, for the frame replay."""
+
     def __init__(self, cfg: Any, frame_replay: bool = False, shard_index: int = 0,
-                 chunk_size: int = 1):
-        shards = max(1, cfg.replay.shards)
-        self.buffer = make_buffer(cfg, frame_replay, seed=cfg.run.seed * 7919 + shard_index)
+                 chunk_size: int = 1, num_shards: int | None = None, frame_stack: int = 4):
+        shards = max(1, cfg.replay.shards if num_shards is None else num_shards)
+        self.buffer = make_buffer(cfg, frame_replay, seed=cfg.run.seed * 7919 + shard_index,
+                                  num_shards=shards, frame_stack=frame_stack)
         self.batch_size = cfg.replay.batch_size
         self.limiter = RateLimiter.for_updates(
             cfg.replay.updates_per_step, cfg.replay.batch_size,

@@ -157,3 +157,19 @@ def test_on_policy_rollouts_are_lockstep_and_drive_the_update(preset: str, tmp_p
     # synchronous broadcast: the worker acts with the newest weights
     for k, v in worker.policy.net.state_dict().items():
         assert torch.equal(v, runner.learner.net.state_dict()[k])
+
+
+def test_frame_replay_follows_the_envs_frame_stack(tmp_path) -> None:
+    """A 2-frame Pong stack trains inline: the frame replay rebuilds stacks of the env's
+    frame_stack, not of 4 (which refused the first insert), at the configured update ratio."""
+    from distributed.checkpoint import load_checkpoint
+    from distributed.inline import train_inline
+
+    steps, min_size = 200, 100
+    cfg = load_config("pong-soft-dqn-5step", [
+        *COMMON, f"run.total_env_steps={steps}", f"replay.min_size={min_size}",
+        "replay.capacity=1000", "replay.updates_per_step=0.125", "env.kwargs.frame_stack=2",
+        "run.checkpoint_every=200"])
+    assert probe_spaces(cfg)[0].shape == (2, 84, 84)
+    train_inline(cfg, tmp_path)
+    assert load_checkpoint(tmp_path)["runner"]["updates"] == (steps - min_size) // 8

@@ -115,6 +115,23 @@ def test_rate_limiter_holds_the_update_to_data_ratio(local_ray, tmp_path):
     assert 0 <= lim["samples"] - state["runner"]["updates"] * 8 <= 4 * 8
 
 
+def test_inline_replay_holds_the_whole_capacity_and_resumes_only_its_own_shards(tmp_path):
+    """Inline mode runs one replay server: replay.shards (a split across Ray actors) must not
+    shrink it; a checkpoint with another number of shard states is refused by name."""
+    from distributed.checkpoint import CheckpointError, save_checkpoint
+    from distributed.inline import train_inline
+
+    over = {"runtime.inline": "true", "replay.shards": 4, "replay.capacity": 300}
+    train_inline(counting_config(400, **over), tmp_path)
+    state = load_checkpoint(tmp_path)
+    assert len(state["replay"]) == 1
+    assert len(state["replay"][0]["buffer"]["data"]["action"]) == 300  # not 300 / 4
+    state["replay"] = state["replay"] * 2  # as a Ray run with two shards saves it
+    save_checkpoint(tmp_path, {k: v for k, v in state.items() if k != "format"})
+    with pytest.raises(CheckpointError, match="2 replay shard.*runtime.inline=false"):
+        train_inline(counting_config(800, **over), tmp_path, resume=True)
+
+
 def test_a_killed_worker_and_learner_are_replaced_and_training_goes_on(local_ray, tmp_path,
                                                                       capfd):
     """A worker killed right at the start, then the learner: Ray restarts the worker; a new
@@ -172,6 +189,29 @@ def test_a_killed_on_policy_learner_is_replaced(local_ray, tmp_path):
     # 40 steps (2 workers x 4 envs x 5 steps) per update: the new learner made the rest
     updates = state["runner"]["updates"]
     assert 0 < updates < 2000 // 40 - killed["at"] + 1
+
+
+def test_a_failure_that_keeps_coming_back_stops_the_run_with_its_error():
+    """A worker whose constructor raises, or whose replay shard died, fails again on every
+    replacement: after MAX_FAILURES_IN_A_ROW failures of one actor with no success between, the
+    loops give up and name the cause instead of replacing it forever. (Driving this through
+    train_ray with a policy that cannot start takes ~25 s of actor creations: the loops call
+    exactly these two methods around every task.)"""
+    from distributed.ray_loops import MAX_FAILURES_IN_A_ROW, FailureStreak
+
+    streak = FailureStreak(num_workers=2)
+    cause = RuntimeError("line 1\nthe policy refuses to start")
+    for _ in range(MAX_FAILURES_IN_A_ROW - 1):
+        streak.failed(1, cause)
+        streak.failed(streak.learner, cause)
+    streak.ok(1)  # a report in between: the streak starts over
+    for _ in range(MAX_FAILURES_IN_A_ROW - 1):
+        streak.failed(1, cause)
+    with pytest.raises(RuntimeError, match="the learner failed 3 times in a row.*refuses"):
+        streak.failed(streak.learner, cause)
+    with pytest.raises(RuntimeError, match="rollout worker 1 failed 3 times") as err:
+        streak.failed(1, cause)
+    assert err.value.__cause__ is cause
 
 
 def test_restart_watch_counts_a_restart_no_task_reported():
