@@ -7,6 +7,8 @@ Every section is a dataclass; the ``agent`` section's class comes from the algor
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -167,8 +169,15 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"config key {key!r}: expected a mapping, got {value!r}")
         return dict(value)
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"config key {key!r}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key {key!r}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -271,15 +280,26 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def load_preset_dict(name: str) -> dict:
+def load_preset_dict(name: str, _chain: tuple[str, ...] = ()) -> dict:
     """Preset YAML as a dict, following ``base:`` chains (child keys override the base)."""
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise ConfigError(f"unknown preset {name!r}; run `softq presets` to list them")
-    data = yaml.safe_load(path.read_text()) or {}
+        via = f" (the base of preset {_chain[-1]!r})" if _chain else ""
+        raise ConfigError(f"unknown preset {name!r}{via}; run `softq presets` to list them")
+    if name in _chain:
+        raise ConfigError(f"preset {name!r}: its base: chain loops ({' -> '.join(_chain)} -> "
+                          f"{name})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"preset file {path} is not readable YAML: "
+                          f"{' '.join(str(exc).split())}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"preset file {path} must hold a mapping of config sections, got "
+                          f"{type(data).__name__}")
     base = data.pop("base", None)
     if base is not None:
-        data = deep_merge(load_preset_dict(base), data)
+        data = deep_merge(load_preset_dict(str(base), (*_chain, name)), data)
     data.setdefault("preset", name)
     data["preset"] = name
     return data
@@ -322,7 +342,10 @@ def load_config(preset: str, overrides: list[str] | None = None) -> Config:
 
 
 def save_config(cfg: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    """Write config.yaml atomically (a crash leaves the previous one whole)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    os.replace(tmp, path)
 
 
 def read_config(path: Path) -> Config:

@@ -53,12 +53,23 @@ def _mdp(graph: RoadGraph):
     return GraphMDP(graph.n_segments, graph.src, graph.dst), graph.action_features()
 
 
-def _load_costs(model: Path) -> dict[str, np.ndarray]:
+def _load_costs(model: Path, need: str | None = None) -> dict[str, np.ndarray]:
+    """model name -> cost weights [n_features] from costs.json; ``need``: a model that must be
+    there (e.g. 'maxent' for the commands that plan with the learned costs)."""
     f = model / "costs.json"
     if not f.exists():
         raise FileNotFoundError(f"{f} not found (run `softq irl train --out {model}` first)")
-    raw = json.loads(f.read_text())
-    return {k: np.array([v[n] for n in FEATURE_NAMES]) for k, v in raw.items()}
+    try:
+        raw = json.loads(f.read_text())
+        costs = {k: np.array([v[n] for n in FEATURE_NAMES], dtype=float) for k, v in raw.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{f} is not a costs file of `softq irl train` (model -> "
+                          f"{{feature: weight}} with features {', '.join(FEATURE_NAMES)}): "
+                          f"{type(exc).__name__}: {exc}") from exc
+    if need is not None and need not in costs:
+        raise ConfigError(f"{f} has no {need!r} costs (it holds {', '.join(costs) or 'none'}); "
+                          f"train them with `softq irl train --models {need}`")
+    return costs
 
 
 def _near(graph: RoadGraph, dests: np.ndarray, radius: float | None):
@@ -142,7 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     graph = _load_graph(data)
     mdp, phi = _mdp(graph)
     paths = load_paths(data / "train_paths.csv", graph)[: args.max_paths]
-    init_cost = _load_costs(Path(args.init))["maxent"] if args.init else None
+    init_cost = _load_costs(Path(args.init), need="maxent")["maxent"] if args.init else None
     map_fn = serial_map
     if args.ray or args.address:
         from distributed.irl_tasks import init_ray, ray_map
@@ -238,7 +249,7 @@ def cmd_destinations(args: argparse.Namespace) -> int:
     data = Path(args.data)
     graph = _load_graph(data)
     mdp, phi = _mdp(graph)
-    cost = _load_costs(Path(args.model or args.data))["maxent"]
+    cost = _load_costs(Path(args.model or args.data), need="maxent")["maxent"]
     train = load_paths(data / "train_paths.csv", graph)
     test = load_paths(data / "test_paths.csv", graph)
     train_dest = np.array([p[-1] for p in train])

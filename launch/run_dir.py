@@ -27,3 +27,17 @@ def new_run_dir(preset: str, out: str | None) -> Path:
             suffix += 1
             path = Path("runs") / f"{preset}-{stamp}-{suffix}"
     return path
+
+
+def claim_run_dir(path: Path) -> Path:
+    """Create ``path``, or ``path-2``, ``path-3``, ... if another run (started in the same
+    second) created it first: mkdir either makes the directory or fails, so two runs never
+    share one."""
+    base, suffix = path, 1
+    while True:
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            suffix += 1
+            path = base.with_name(f"{base.name}-{suffix}")

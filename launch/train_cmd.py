@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from distributed.checkpoint import CheckpointError, load_checkpoint
+from agents.registry import get_algorithm
+from distributed.checkpoint import CheckpointError, check_replay_shards, load_checkpoint
 from distributed.driver import DriverHooks
 from envs import UnknownEnvError
 from launch.config import (
@@ -22,7 +23,7 @@ from launch.config import (
     read_config,
     save_config,
 )
-from launch.run_dir import new_run_dir
+from launch.run_dir import claim_run_dir, new_run_dir
 
 # What a resumed run may change: its budget and bookkeeping, and where it runs. Everything else
 # (algorithm, env, agent, replay, seed, random warm-up) is what its checkpoint was trained with.
@@ -61,9 +62,10 @@ def resolve_config(args: argparse.Namespace) -> Config:
     if args.inline:
         overrides.append("runtime.inline=true")
     if args.resume:
-        if args.preset or args.init_from:
-            raise ConfigError(f"--resume {args.resume} continues that run with its own config and "
-                              "weights; drop the " + ("PRESET" if args.preset else "--init-from"))
+        if args.preset or args.init_from or args.out:
+            extra = "PRESET" if args.preset else "--init-from" if args.init_from else "--out"
+            raise ConfigError(f"--resume {args.resume} continues that run with its own config, "
+                              f"weights and directory; drop the {extra}")
         resumed = read_config(Path(args.resume) / "config.yaml")
         base = config_to_dict(resumed)
     else:
@@ -109,7 +111,11 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     if args.resume:
         run_dir = Path(args.resume)
-        load_checkpoint(run_dir)  # fail early, before anything is written
+        state = load_checkpoint(run_dir)  # fail early, before anything is written
+        spec = get_algorithm(cfg.algo)
+        servers = 0 if spec.on_policy else 1 if cfg.runtime.inline else max(1, cfg.replay.shards)
+        check_replay_shards(state.get("replay") or [], servers, inline=cfg.runtime.inline)
+        del state
     else:
         init_state = None
         if args.init_from:
@@ -126,7 +132,10 @@ def run_train(args: argparse.Namespace) -> int:
         run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
     ray_started = _start_ray(cfg)  # a cluster that cannot be joined fails before any write
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if args.resume or args.out:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        else:  # runs/<preset>-<time>: another run may have taken the name meanwhile
+            run_dir = claim_run_dir(run_dir)
         save_config(cfg, run_dir / "config.yaml")
         hooks = make_hooks(cfg, run_dir)
         print(f"run directory: {run_dir}")

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from distributed.checkpoint import load_checkpoint
+from distributed.checkpoint import load_checkpoint, save_checkpoint
 from launch.cli import main
 from launch.compare_cmd import read_scalars
 
@@ -130,13 +130,23 @@ def test_resume_refuses_settings_its_checkpoint_was_not_trained_with(tmp_path, c
             (["--set", "replay.batch_size=32"], "replay.batch_size is 64 there, 32 here"),
             (["--seed", "4"], "run.seed is 0 there, 4 here"),
             (["--set", "env.max_episode_steps=30"], "env.max_episode_steps is None there, 30"),
-            (["--init-from", str(run)], "drop the --init-from")):
+            (["--init-from", str(run)], "drop the --init-from"),
+            (["--out", str(tmp_path / "elsewhere")], "drop the --out")):
         assert main(["train", "--resume", str(run), *extra]) == 2
         assert needle in _error_line(capsys)
     assert main(["train", "multigoal-quick", "--resume", str(run)]) == 2
     assert "drop the PRESET" in _error_line(capsys)
+    # a checkpoint whose replay was saved by two shards (a Ray run's) does not resume inline;
+    # refused before config.yaml is rewritten with the new runtime settings
+    state = load_checkpoint(run)
+    state["replay"] = state["replay"] * 2
+    save_checkpoint(run, {k: v for k, v in state.items() if k != "format"})
+    assert main(["train", "--resume", str(run), "--set", "runtime.num_threads=2"]) == 2
+    assert "2 replay shard state(s)" in _error_line(capsys)
+    (run / "checkpoint.pt").write_bytes(checkpoint_before)
     assert (run / "config.yaml").read_bytes() == config_before  # alpha 3 was once written here
     assert (run / "checkpoint.pt").read_bytes() == checkpoint_before
+    assert not (tmp_path / "elsewhere").exists()
     # the budget, the bookkeeping and the runtime may change
     assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=80",
                  "--set", "run.log_every=20", "--set", "runtime.num_threads=2"]) == 0
@@ -273,3 +283,16 @@ def test_out_that_is_a_file_is_named_and_left_alone(tmp_path, capsys):
     assert main(["train", "multigoal-quick", "--out", str(target)]) == 2
     assert f"--out {target} is a file, not a directory" in _error_line(capsys)
     assert target.read_text() == "mine"
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path, monkeypatch):
+    from launch.run_dir import claim_run_dir, new_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("launch.run_dir.time.strftime", lambda fmt: "20261127-120000")
+    first, second = new_run_dir("p", None), new_run_dir("p", None)  # chosen before either exists
+    assert first == second
+    assert claim_run_dir(first) == first and first.is_dir()
+    claimed = claim_run_dir(second)  # the second run finds the name taken
+    assert claimed.name == "p-20261127-120000-2" and claimed.is_dir()
+    assert claim_run_dir(second).name == "p-20261127-120000-3"

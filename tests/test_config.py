@@ -105,3 +105,29 @@ def test_overrides_parse_yaml_values_and_int_widens_to_float():
     assert data == {"a": {"b": 1, "c": "x"}}
     with pytest.raises(ConfigError, match="section.key=value"):
         apply_overrides({}, ["novalue"])
+
+
+def test_numbers_in_exponent_form_load_and_non_finite_ones_are_refused():
+    # YAML 1.1 reads 3e-4 (no dot) as a string: a float key takes it as the number it is
+    assert load_config("multigoal-quick", ["agent.q_lr=3e-4"]).agent.q_lr == 3e-4
+    for bad in (".nan", ".inf", "-.inf", "nan"):
+        with pytest.raises(ConfigError, match="'agent.alpha': expected a finite number"):
+            load_config("multigoal-quick", [f"agent.alpha={bad}"])
+    with pytest.raises(ConfigError, match="'agent.alpha': expected a number, got 'fast'"):
+        load_config("multigoal-quick", ["agent.alpha=fast"])
+
+
+def test_broken_user_presets_are_named(tmp_path, monkeypatch):
+    import launch.config as config
+
+    monkeypatch.setattr(config, "PRESET_DIR", tmp_path)
+    (tmp_path / "a.yaml").write_text("base: b\n")
+    (tmp_path / "b.yaml").write_text("base: a\n")
+    (tmp_path / "c.yaml").write_text("base: missing\n")
+    (tmp_path / "d.yaml").write_text("- algo: sql\n")
+    with pytest.raises(ConfigError, match="preset 'a': its base: chain loops \\(a -> b -> a\\)"):
+        load_preset_dict("a")
+    with pytest.raises(ConfigError, match="unknown preset 'missing' \\(the base of preset 'c'\\)"):
+        load_preset_dict("c")
+    with pytest.raises(ConfigError, match="d.yaml must hold a mapping.*list"):
+        load_preset_dict("d")

@@ -56,6 +56,16 @@ def test_bad_arguments_are_named(tmp_path):
           "--n-destinations", "2", "--out", d])
     with pytest.raises(ConfigError, match="--models 'maxent,qlearning': unknown entries"):
         _run(["irl", "train", "--data", d, "--out", d, "--models", "maxent,qlearning"])
+    # costs trained without MaxEnt: the commands that plan with MaxEnt's costs say so
+    m = str(tmp_path / "m")
+    assert _run(["irl", "train", "--data", d, "--out", m, "--models", "action"]) == 0
+    for argv in (["irl", "destinations", "--data", d, "--model", m, "--out", m],
+                 ["irl", "train", "--data", d, "--out", m, "--init", m]):
+        with pytest.raises(ConfigError, match="costs.json has no 'maxent' costs.*action"):
+            _run(argv)
+    (tmp_path / "m" / "costs.json").write_text('{"maxent": {"length": 1.0}}')
+    with pytest.raises(ConfigError, match="not a costs file.*KeyError"):
+        _run(["irl", "evaluate", "--data", d, "--model", m, "--out", m])
 
 
 @pytest.mark.parametrize("argv,needle", [
