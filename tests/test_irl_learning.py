@@ -119,3 +119,14 @@ def test_ray_map_without_ray_equals_serial(city):
     b = MaxEntObjective(mdp, phi, train[:300], dest_batch=4, map_fn=ray_map).value_and_grad(c)
     assert a[0] == pytest.approx(b[0], rel=1e-12)
     np.testing.assert_allclose(a[1], b[1], rtol=1e-10)
+
+
+def test_a_fixed_horizon_refuses_demonstrations_longer_than_it():
+    """Under horizon N, eq. 2 spreads probability over paths of at most N steps: a longer
+    demonstration has probability 0 and would let the NLL fall without bound."""
+    mdp = GraphMDP(4, np.array([0, 1, 2, 0]), np.array([1, 2, 3, 3]))  # chain + shortcut
+    phi = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    path = np.array([0, 1, 2, 3])  # 3 steps
+    MaxEntObjective(mdp, phi, [path], horizon=3)  # fits
+    with pytest.raises(ValueError, match="1 demonstration path.*horizon 2 .*path 0: 3 steps"):
+        MaxEntObjective(mdp, phi, [path], horizon=2)

@@ -137,6 +137,27 @@ def test_converged_pass_matches_enumeration_on_dag(space):
     np.testing.assert_allclose(vis.actions[:, 0], Da, atol=1e-8)
 
 
+@pytest.mark.parametrize("space", ["linear", "log"])
+@pytest.mark.parametrize("gap", [1, 3])
+def test_converged_pass_waits_out_path_lengths_that_do_not_occur(space, gap):
+    """A shortcut of one step beside a chain of 2 + gap steps: no path has 2 ... gap + 1 steps,
+    so log Z stands still for gap iterations before the chain adds its paths (a street grid's
+    parity does this with gap 1). Watching the origin, the pass must not stop in the gap."""
+    n = gap + 3  # chain 0 -> 1 -> ... -> n - 1, shortcut 0 -> n - 1
+    src = np.array([*range(n - 1), 0])
+    dst = np.array([*range(1, n), n - 1])
+    reward = np.array([-1.0] * (n - 1) + [-3.0])
+    mdp = GraphMDP(n, src, dst)
+    w = np.zeros((n, 1))
+    w[0, 0] = 1.0
+    back, vis = visitation(mdp, reward, w, [n - 1], None, space=space)  # watches the origin
+    log_z, Ds, Da, _ = brute_force(n, src, dst, reward, 0, n - 1, n)
+    assert back.converged
+    assert back.log_beta[0, 0] == pytest.approx(log_z, abs=1e-10)
+    assert vis.states[n - 1, 0] == pytest.approx(1.0, abs=1e-9)  # every path ends at the goal
+    np.testing.assert_allclose(vis.actions[:, 0], Da, atol=1e-8)
+
+
 def test_converged_equals_long_horizon_on_cyclic_graph():
     n = 30
     src, dst, reward = random_graph(n, 3, 5)

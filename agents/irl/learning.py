@@ -76,6 +76,14 @@ class MaxEntObjective:
                              f"got {self.phi.shape}")
         if len(self.paths) == 0:
             raise ValueError("need at least one demonstration path")
+        if self.horizon is not None:  # eq. 2 over paths of <= N steps gives a longer one p = 0
+            too_long = [i for i, p in enumerate(self.paths) if len(p) - 1 > self.horizon]
+            if too_long:
+                i = too_long[0]
+                raise ValueError(f"{len(too_long)} demonstration path(s) take more steps than "
+                                 f"the horizon {self.horizon} (path {i}: {len(self.paths[i]) - 1}"
+                                 " steps) and have probability 0 under it; raise the horizon "
+                                 "or drop them")
         acts = path_actions(self.mdp, self.paths)
         self.f_tilde = path_features(self.phi, acts).mean(axis=0)  # [K]
         org = np.array([p[0] for p in self.paths], dtype=np.int64)
