@@ -95,7 +95,10 @@ class EpisodeTracker:
             return
         raw = step_info(infos, done, "raw_episode_return")
         goal = step_info(infos, done, "goal_index")
+        life = step_info(infos, done, "life_lost")  # Atari: a life ended, the game goes on
         for e in np.flatnonzero(done):
+            if life is not None and life[1][e] and life[0][e]:
+                continue  # one game, one episode: its return and length run on
             episode = {"return": float(self.returns[e]), "length": float(self.lengths[e])}
             if raw is not None and raw[1][e]:
                 episode["raw_return"] = float(raw[0][e])

@@ -119,7 +119,8 @@ class RawEpisodeReturn(gym.Wrapper):
 
 
 class EpisodicLife(gym.Wrapper):
-    """A life loss is a terminal for the learner; the game itself goes on (Mnih et al. 2015)."""
+    """A life loss is a terminal for the learner; the game itself goes on (Mnih et al. 2015).
+    Such a step's info says ``life_lost`` (training statistics count whole games)."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
@@ -135,6 +136,8 @@ class EpisodicLife(gym.Wrapper):
         lives = self._ale_lives()
         if 0 < lives < self._lives:
             terminated = True
+            if not self._game_over:  # (a time limit on this step ends the game itself)
+                info = {**info, "life_lost": True}
         self._lives = lives
         return obs, reward, terminated, truncated, info
 
@@ -152,7 +155,9 @@ class EpisodicLife(gym.Wrapper):
 
 class FireReset(gym.Wrapper):
     """Press FIRE after every (pseudo-)reset, for games that wait for it (OpenAI baselines'
-    FireResetEnv). Without it a greedy policy that never fires can idle until the frame cap."""
+    FireResetEnv), and after a life lost within an episode (evaluation plays whole games: no
+    pseudo-reset there). Without it a greedy policy that never fires can idle until the frame
+    cap."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
@@ -160,13 +165,28 @@ class FireReset(gym.Wrapper):
         if "FIRE" not in meanings:
             raise ValueError(f"fire_reset: this game has no FIRE action ({meanings})")
         self._fire = meanings.index("FIRE")
+        self._lives = 0
+
+    def _ale_lives(self) -> int:
+        return int(self.env.unwrapped.ale.lives())
 
     def reset(self, **kwargs: Any):
         self.env.reset(**kwargs)
         obs, _, terminated, truncated, info = self.env.step(self._fire)
         if terminated or truncated:
             obs, info = self.env.reset(**kwargs)
+        self._lives = self._ale_lives()
         return obs, info
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = self._ale_lives()
+        if lives < self._lives and not (terminated or truncated):  # serve again, same step
+            obs, more, terminated, truncated, info = self.env.step(self._fire)
+            reward += more
+            lives = self._ale_lives()
+        self._lives = lives
+        return obs, reward, terminated, truncated, info
 
 
 class ClipReward(gym.RewardWrapper):

@@ -100,5 +100,14 @@ def test_fire_reset_launches_the_ball_after_every_reset() -> None:
                 env.reset()
     assert ends[False] == 0
     assert ends[True] >= 4
+    # evaluation plays whole games (no pseudo-reset): FIRE serves again after each lost life,
+    # so a NOOP agent loses all five lives and the game ends (without: it idles at 4 lives)
+    env = make_atari("ALE/Breakout-v5", training=False, fire_reset=True)
+    env.reset(seed=0)
+    for _ in range(600):
+        _, _, terminated, truncated, info = env.step(0)
+        if terminated or truncated:
+            break
+    assert terminated and env.unwrapped.ale.lives() == 0 and "raw_episode_return" in info
     with pytest.raises(ValueError, match="no FIRE"):
         make_atari("ALE/Skiing-v5", fire_reset=True)  # actions: NOOP, RIGHT, LEFT

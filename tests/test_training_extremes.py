@@ -17,7 +17,7 @@ from distributed.checkpoint import load_checkpoint, save_checkpoint
 from distributed.driver import Counters, Driver
 from distributed.inline import restore
 from distributed.learner import probe_spaces
-from distributed.rollout import EpisodeTracker, RolloutWorker
+from distributed.rollout import EpisodeTracker, RolloutWorker, step_info
 from envs.factory import make_env, make_vector_env
 from launch.cli import main
 from launch.compare_cmd import read_scalars, threshold_report
@@ -122,6 +122,30 @@ def test_tracker_reports_the_extremes_of_episodes_still_running():
 def test_tracker_keeps_raw_return_and_goal_index_of_the_last_step():
     assert _track(_same_step([_Game, _Game]), steps=3) == [
         {"return": 3.0, "length": 3.0, "raw_return": 7.0, "goal_index": 2.0}] * 2
+
+
+def test_tracker_counts_an_atari_game_once_not_each_life():
+    """With episodic life every lost life ends a learner episode (info['life_lost']); the
+    training statistics take whole games: one episode per game, its clipped return and its
+    steps summed over the lives, with the raw game return."""
+    pytest.importorskip("ale_py")
+    venv = make_vector_env("ALE/Breakout-v5", 1, 0, fire_reset=True)
+    venv.reset(seed=0)
+    venv.action_space.seed(0)
+    tracker = EpisodeTracker(1)
+    games, clipped, steps, life_ends = [], 0.0, 0, 0
+    while not games:
+        _, reward, terminated, truncated, infos = venv.step(venv.action_space.sample())
+        done = np.logical_or(terminated, truncated)
+        tracker.step(reward, done, infos)
+        clipped, steps = clipped + float(reward[0]), steps + 1
+        raw = step_info(infos, done, "raw_episode_return")
+        if raw is not None and raw[1][0]:
+            games.append(float(raw[0][0]))
+        elif done[0]:
+            life_ends += 1
+    assert life_ends == 4  # five lives: four learner terminals before the game ended
+    assert tracker.drain() == [{"return": clipped, "length": float(steps), "raw_return": games[0]}]
 
 
 def _oracle_and_tracker(env_id: str, key: str, horizons: list[int], steps: int, seed: int):
