@@ -198,4 +198,10 @@ def load_paths(path: str | Path, graph: RoadGraph | None = None) -> list[np.ndar
             for s, s2 in zip(p[:-1].tolist(), p[1:].tolist()):
                 if (s, s2) not in keys:
                     raise ValueError(f"{path}: path {i} steps {s} -> {s2}, not a transition")
+            # the model's paths stop at their destination's first visit (it absorbs): a path
+            # through it and back has probability 0 under eq. 2
+            early = np.flatnonzero(p[:-1] == p[-1])
+            if early.size:
+                raise ValueError(f"{path}: path {i} reaches its destination {p[-1]} at step "
+                                 f"{early[0]} before its end; end it there")
     return out

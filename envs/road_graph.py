@@ -36,6 +36,7 @@ N_FEATURES = len(FEATURE_NAMES)  # 23 = the paper's 22 + constant per-edge cost
 
 SEGMENT_COLUMNS = ("length_miles", "speed_mph", "road_type", "lanes", "x", "y")
 TRANSITION_COLUMNS = ("src", "dst", "turn")
+INTEGER_COLUMNS = ("road_type", "lanes", "src", "dst", "turn")
 
 
 class RoadGraphError(ValueError):
@@ -146,7 +147,10 @@ class RoadGraph:
                 missing = [c for c in SEGMENT_COLUMNS + TRANSITION_COLUMNS if c not in z.files]
                 if missing:
                     raise RoadGraphError(f"{path}: missing arrays {missing}")
-                return cls(**{c: z[c] for c in SEGMENT_COLUMNS + TRANSITION_COLUMNS})
+                cols = {c: np.asarray(z[c]) for c in SEGMENT_COLUMNS + TRANSITION_COLUMNS}
+            for c in INTEGER_COLUMNS:  # as the CSV loader: integral values, stored as int64
+                cols[c] = _as_int(cols[c], f"{path}: {c}")
+            return cls(**cols)
         seg = _read_csv(path / "segments.csv", SEGMENT_COLUMNS)
         tr = _read_csv(path / "transitions.csv", TRANSITION_COLUMNS)
         return cls(length_miles=seg[:, 0], speed_mph=seg[:, 1],
@@ -156,7 +160,8 @@ class RoadGraph:
 
 
 def _as_int(col: np.ndarray, name: str) -> np.ndarray:
-    if not np.all(col == np.round(col)):
+    col = np.asarray(col)
+    if not np.issubdtype(col.dtype, np.number) or not np.all(col == np.round(col)):
         raise RoadGraphError(f"column {name!r} must hold integers")
     return col.astype(np.int64)
 

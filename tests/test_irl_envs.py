@@ -60,6 +60,37 @@ def test_bad_road_graph_files_name_the_problem(tmp_path):
         RoadGraph(**{**{k: getattr(g, k) for k in ("speed_mph", "road_type", "lanes", "x", "y",
                                                    "src", "dst", "turn")},
                      "length_miles": -g.length_miles})
+    # .npz: integral floats load as the integers they are, anything else is named
+    cols = {k: getattr(g, k) for k in ("length_miles", "speed_mph", "road_type", "lanes", "x",
+                                       "y", "src", "dst", "turn")}
+    np.savez(tmp_path / "f.npz", **{**cols, "road_type": cols["road_type"].astype(float)})
+    h = RoadGraph.load(tmp_path / "f.npz")
+    np.testing.assert_allclose(h.action_features(), g.action_features())
+    np.savez(tmp_path / "h.npz", **{**cols, "lanes": cols["lanes"] + 0.5})
+    with pytest.raises(RoadGraphError, match="h.npz: lanes' must hold integers"):
+        RoadGraph.load(tmp_path / "h.npz")
+
+
+def _a_loop(g: RoadGraph, b: int) -> list[int]:
+    """Segments b, s1, ..., sk with a transition from sk back to b (breadth-first search)."""
+    succ: dict[int, list[int]] = {}
+    for a, d in zip(g.src.tolist(), g.dst.tolist()):
+        succ.setdefault(a, []).append(d)
+    parent, frontier = {b: -1}, [b]
+    while frontier:
+        nxt = []
+        for s in frontier:
+            if b in succ.get(s, []) and s != b:
+                path = [s]
+                while parent[path[0]] != -1:
+                    path.insert(0, parent[path[0]])
+                return path
+            for d in succ.get(s, []):
+                if d not in parent:
+                    parent[d] = s
+                    nxt.append(d)
+        frontier = nxt
+    raise AssertionError(f"no loop through segment {b}")
 
 
 def test_paths_roundtrip_and_validation(tmp_path):
@@ -72,6 +103,14 @@ def test_paths_roundtrip_and_validation(tmp_path):
     bad.write_text(f"path_id,segments\n0,{g.dst[0]} {g.src[0]} {g.src[0]}\n")
     with pytest.raises(ValueError, match="not a transition"):
         load_paths(bad, g)
+    loop = _a_loop(g, int(g.src[0]))  # b -> ... (back to b)
+    b = loop[0]
+    # the destination absorbs: a path that starts there and comes back has probability 0
+    bad.write_text("path_id,segments\n0," + " ".join(map(str, [*loop, b])) + "\n")
+    with pytest.raises(ValueError, match=f"path 0 reaches its destination {b} at step 0"):
+        load_paths(bad, g)
+    f = save_paths(tmp_path / "q.csv", [np.array([*loop[1:], b])])  # the loop's last part fits
+    assert np.array_equal(load_paths(f, g)[0], [*loop[1:], b])
 
 
 def test_sampled_paths_follow_the_maxent_distribution():
