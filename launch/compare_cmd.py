@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from launch.config import ConfigError, read_config
+from launch.config import ConfigError, config_differences, read_config
 
 
 def add_compare_parser(sub: argparse._SubParsersAction) -> None:
@@ -174,6 +176,19 @@ def _parent_made(path: str) -> Path:
     return out
 
 
+def _warn_if_settings_differ(label: str, first: tuple[str, Any], run: tuple[str, Any]) -> None:
+    """Seeds of one preset are averaged as one curve: say so when a run of the group was
+    trained with other settings (a --set) than the group's first, beyond its seed, budget,
+    bookkeeping and runtime."""
+    from launch.train_cmd import RESUME_MAY_CHANGE
+
+    differ = config_differences(first[1], run[1], (*RESUME_MAY_CHANGE, "run.seed"))
+    if differ:
+        print(f"warning: '{label}' averages runs trained with different settings: {run[0]} vs "
+              f"{first[0]}: {'; '.join(differ)} (--label dir draws one curve per run name)",
+              file=sys.stderr)
+
+
 def run_compare(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
@@ -182,11 +197,15 @@ def run_compare(args: argparse.Namespace) -> int:
     groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     names: dict[str, list[str]] = defaultdict(list)
     modes: dict[str, list[dict]] = defaultdict(list)
+    first_cfg: dict[str, tuple[str, Any]] = {}
     for d in args.run_dirs:
         run_dir = Path(d)
         cfg = read_config(run_dir / "config.yaml")
         label = {"preset": cfg.preset or cfg.algo, "algo": cfg.algo, "dir": run_dir.name}[
             args.label]
+        if args.label == "preset":
+            _warn_if_settings_differ(label, first_cfg.setdefault(label, (str(run_dir), cfg)),
+                                     (str(run_dir), cfg))
         groups[label].append(read_metric(run_dir, args.metric))
         names[label].append(str(run_dir))
         modes[label].append(read_modes(run_dir))

@@ -299,11 +299,11 @@ def test_best_extremes_survive_a_checkpoint_and_old_checkpoints_load(tmp_path):
 
 
 # ---------------------------------------------------------------------- softq compare
-def _fake_run(root, name, preset, metric, curve):
+def _fake_run(root, name, preset, metric, curve, sets=()):
     """A run directory with config.yaml and one scalar series: curve = [(step, value)]."""
     run = root / name
     (run / "tb").mkdir(parents=True)
-    save_config(load_config(preset), run / "config.yaml")
+    save_config(load_config(preset, list(sets)), run / "config.yaml")
     writer = SummaryWriter(str(run / "tb"))
     for step, value in curve:
         writer.add_scalar(metric, value, step)
@@ -342,6 +342,24 @@ def test_compare_below_threshold_share_and_first_steps(tmp_path, capsys):
             in text)
     assert f"{ddpg}: 1/1 seeds reached {metric} <= 3.354 (first at steps 1000)" in text
     assert out.stat().st_size > 0
+
+
+def test_compare_warns_when_a_preset_group_mixes_settings(tmp_path, capsys):
+    """Seeds of one preset form one curve; a run of the group trained with another --set than
+    the others is named (its seed, budget and runtime may differ without a word)."""
+    metric, curve = "eval/return_mean", [(500, 1.0)]
+    a = _fake_run(tmp_path, "a", "multigoal-quick", metric, curve, ["agent.alpha=1"])
+    b = _fake_run(tmp_path, "b", "multigoal-quick", metric, curve,
+                  ["agent.alpha=1", "run.seed=3", "run.total_env_steps=900",
+                   "runtime.num_threads=2"])
+    c = _fake_run(tmp_path, "c", "multigoal-quick", metric, curve, ["agent.alpha=10"])
+    out = str(tmp_path / "c.png")
+    assert main(["compare", str(a), str(b), "--out", out]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["compare", str(a), str(b), str(c), "--out", out]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1
+    assert f"{c} vs {a}: agent.alpha is 1.0 there, 10.0 here" in err
 
 
 def test_compare_writes_into_directories_it_creates(tmp_path, capsys):
