@@ -70,6 +70,18 @@ def test_segment_use_matches_enumeration():
     np.testing.assert_allclose(segment_use(mdp, reward, 0, n - 1), used, atol=1e-10)
 
 
+def test_segment_use_on_a_street_grid_reaches_the_destination_once():
+    """A generated city is nearly bipartite: from origin 519 no path to segment 100 is one step
+    longer than the shortest, and a pass that stopped at that standstill put 5.7 expected
+    visits on the destination (probability > 1). Every path ends there exactly once."""
+    from envs.city_generator import generate_city
+    from launch.irl_cli import TRUE_COST, _mdp
+
+    mdp, phi = _mdp(generate_city(12, 12, seed=0))
+    use = segment_use(mdp, -(phi @ TRUE_COST), 519, 100)
+    assert use[100] == pytest.approx(1.0, abs=1e-8)  # (the origin may be passed again: >= 1)
+
+
 def test_destination_posterior_is_bayes_rule_over_enumerated_paths():
     n = 8
     src, dst, reward = random_graph(n, 3, 2)
