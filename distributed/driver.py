@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from agents.registry import get_algorithm
 from distributed.checkpoint import save_checkpoint
-from distributed.evaluation import evaluate_policy
+from distributed.evaluation import evaluate_policy, evaluation_policy
 from distributed.metrics import TensorBoardLogger
 from distributed.rollout import EpisodeTracker
 
@@ -89,9 +88,7 @@ class Driver:
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.recent_lengths: deque[float] = deque(maxlen=100)
         self.last_eval: dict[str, Any] = {}
-        spec = get_algorithm(cfg.algo)
-        self.eval_policy = spec.make_policy(cfg.agent, observation_space, action_space,
-                                            seed=cfg.run.seed + 999)
+        self._spaces = (observation_space, action_space)
         run = cfg.run
         self._next_log = self._next_multiple(run.log_every)
         self._next_eval = self._next_multiple(run.eval_every)
@@ -178,9 +175,7 @@ class Driver:
 
     def evaluate(self, weights: dict, learner: Any = None) -> dict[str, Any]:
         cfg, step = self.cfg, self.counters.env_steps
-        self.eval_policy.set_weights(weights)
-        if hasattr(self.eval_policy, "set_env_steps"):  # schedules (fine-tuning's fixed xi set)
-            self.eval_policy.set_env_steps(step)
+        self.eval_policy = evaluation_policy(cfg, *self._spaces, step, weights)
         want_images = self.hooks.image_hook is not None and (
             step >= self._next_image or self.done) and cfg.run.image_every > 0
         result = evaluate_policy(self.eval_policy, cfg.env.id, cfg.run.eval_episodes,
@@ -231,6 +226,9 @@ class Driver:
     def close(self) -> dict[str, Any]:
         self.bar.close()
         self.tb.close()
+        path = self.run_dir / "summary.json"
+        if self.counters.env_steps == self._steps0 and not self.last_eval and path.is_file():
+            return json.loads(path.read_text())  # a resume with nothing left to do
         summary = {
             "env_steps": self.counters.env_steps,
             "episodes": self.counters.episodes,
@@ -240,5 +238,7 @@ class Driver:
             **self.counters.best_so_far(),
             **{k: v for k, v in self.last_eval.items() if v is not None},
         }
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        tmp = path.with_name(".summary.json.tmp")
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(path)
         return summary

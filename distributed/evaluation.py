@@ -28,6 +28,22 @@ class EpisodeRecord:
     first_action: Any = None  # [act_dim]: the action taken there
 
 
+def evaluation_policy(cfg: Any, observation_space: gym.Space, action_space: gym.Space,
+                      env_steps: int, weights: dict, seed: int | None = None) -> Any:
+    """The policy an evaluation at run step ``env_steps`` acts with, built afresh: its noise
+    seeded from the run's seed and the step (an evaluation repeats after a resume; ``seed``
+    overrides), on the run's fixed xi set and the schedules at that step (fine-tuning)."""
+    from agents.registry import get_algorithm
+
+    policy = get_algorithm(cfg.algo).build_policy(
+        cfg.agent, observation_space, action_space,
+        seed=cfg.run.seed + 999 + int(env_steps) if seed is None else seed, run_seed=cfg.run.seed)
+    policy.set_weights(weights)
+    if hasattr(policy, "set_env_steps"):
+        policy.set_env_steps(int(env_steps))
+    return policy
+
+
 def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
                     max_episode_steps: int | None = None, env_kwargs: dict | None = None,
                     explore: bool = False, record_positions: bool = False,
@@ -115,7 +131,7 @@ def _run_batch(policy: Any, envs: list[gym.Env], seed: int, explore: bool, recor
     n = len(envs)
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     if hasattr(policy, "reset_noise"):
-        policy.reset_noise(np.ones(n, dtype=bool))
+        policy.reset_noise(None)  # a new batch of envs (the last one may be smaller)
     records = [EpisodeRecord(path=[o.copy()] if record else None) for o in obs]
     weight = np.ones(n)  # gamma^t of each env's next reward
     alive = np.ones(n, dtype=bool)

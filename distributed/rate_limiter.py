@@ -60,6 +60,10 @@ class RateLimiter:
     def record_sample(self, batch_size: int) -> None:
         self.samples += batch_size
 
+    def counted_inserts(self) -> int:
+        """Inserts beyond min_size: those the update-to-data ratio is held against."""
+        return self._counted_inserts()
+
     def ratio(self) -> float:
         """Observed samples per counted insert (nan before min_size)."""
         counted = self._counted_inserts()

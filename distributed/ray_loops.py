@@ -154,6 +154,19 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
         _housekeeping(rt, driver, per_worker, np.full(len(rt.workers), version - 1.0))
 
 
+def pool_shard_stats(shards: list[dict[str, float]]) -> dict[str, float]:
+    """One replay's statistics from its shards': sizes, rates and totals add up; the
+    samples-per-insert ratio is that of the totals (not one shard's, nor a sum of ratios)."""
+    out: dict[str, float] = {}
+    for stats in shards:
+        for k, v in stats.items():
+            out[k] = out.get(k, 0.0) + v
+    counted = out.get("replay/counted_inserts", 0.0)
+    out["replay/samples_per_insert"] = (out.get("replay/total_samples", 0.0) / counted
+                                        if counted else float("nan"))
+    return out
+
+
 def _housekeeping(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
                   versions: np.ndarray) -> None:
     """Evaluate, log and checkpoint when due. A learner that died meanwhile is left to the
@@ -175,9 +188,8 @@ def _evaluate_log_checkpoint(rt: RayRuntime, driver: Driver, per_worker: np.ndar
         elapsed = max(time.perf_counter() - rt.last_log_time, 1e-9)
         rt.last_log_time = time.perf_counter()
         metrics = ray.get(rt.learner.pop_metrics.remote())
-        for shard_stats in ray.get([s.stats.remote() for s in rt.shards]):
-            for k, v in shard_stats.items():
-                metrics[k] = metrics.get(k, 0.0) + v if k != "replay/samples_per_insert" else v
+        if rt.shards:
+            metrics.update(pool_shard_stats(ray.get([s.stats.remote() for s in rt.shards])))
         for i, n in enumerate(per_worker):
             metrics[f"rollout/worker_{i}/env_steps_per_s"] = n / elapsed
         per_worker[:] = 0

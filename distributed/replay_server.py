@@ -110,6 +110,8 @@ class ReplayServer:
             "replay/samples_per_s": (self.limiter.samples - smp) / dt,
             "replay/samples_per_insert": self.limiter.ratio(),
             "replay/total_inserts": float(self.limiter.inserts),
+            "replay/total_samples": float(self.limiter.samples),
+            "replay/counted_inserts": float(self.limiter.counted_inserts()),
         }
 
     def state_dict(self, with_contents: bool) -> dict[str, Any]:

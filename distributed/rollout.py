@@ -160,7 +160,8 @@ class RolloutWorker:
                                    cfg.env.max_episode_steps, **cfg.env.kwargs)
         spec = get_algorithm(cfg.algo)
         self.on_policy = spec.on_policy
-        policy_kwargs = {"worker_index": worker_index, "num_workers": num_workers}
+        policy_kwargs = {"worker_index": worker_index, "num_workers": num_workers,
+                         "run_seed": cfg.run.seed}
         self.policy = spec.build_policy(cfg.agent, self.env.single_observation_space,
                                         self.env.single_action_space, seed=seed, **policy_kwargs)
         self.encoder = self._make_encoder()

@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.registry import get_algorithm
 from distributed.checkpoint import load_checkpoint
-from distributed.evaluation import evaluate_policy
+from distributed.evaluation import evaluate_policy, evaluation_policy
 from distributed.learner import LearnerRunner, probe_spaces
 from launch.arg_types import int_at_least
 from launch.config import read_config
@@ -35,9 +34,9 @@ def run_eval(args: argparse.Namespace) -> int:
     cfg.runtime.device = "cpu"
     runner = LearnerRunner(cfg, obs_space, act_space)
     runner.load_state_dict(state["runner"])
-    policy = get_algorithm(cfg.algo).make_policy(cfg.agent, obs_space, act_space,
-                                                 seed=args.seed)
-    policy.set_weights(runner.learner.get_weights())
+    # as the run's own evaluation at that step acts (fixed xi set, schedules), seeded by --seed
+    policy = evaluation_policy(cfg, obs_space, act_space, state["counters"]["env_steps"],
+                               runner.learner.get_weights(), seed=args.seed)
     multigoal = cfg.env.id == "softq/MultiGoal-v0"
     result = evaluate_policy(policy, cfg.env.id, args.episodes, seed=args.seed,
                              max_episode_steps=cfg.env.max_episode_steps,

@@ -1,6 +1,8 @@
 """Checkpoints are atomic, refuse pickles and name the bad file."""
 
+import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -10,10 +12,19 @@ from distributed import checkpoint as ckpt
 
 def test_round_trip(tmp_path):
     state = {"counters": {"env_steps": 7}, "runner": {"w": torch.arange(3.0)}}
-    ckpt.save_checkpoint(tmp_path, state)
+    stale = tmp_path / ".checkpoint.pt.abc123.tmp"  # what a SIGKILL mid-write leaves
+    stale.write_bytes(b"half a checkpoint")
+    old = os.umask(0o022)
+    try:
+        ckpt.save_checkpoint(tmp_path, state)
+    finally:
+        os.umask(old)
     loaded = ckpt.load_checkpoint(tmp_path)
     assert loaded["counters"] == {"env_steps": 7}
     assert torch.equal(loaded["runner"]["w"], torch.arange(3.0))
+    # an ordinary file's mode (not mkstemp's 0600), and the leftover is gone
+    assert stat.S_IMODE((tmp_path / "checkpoint.pt").stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
 def test_crash_during_write_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):

@@ -92,7 +92,10 @@ def test_resume_restores_parameters_optimizer_and_counters(tmp_path, capsys):
     assert main([*common, "--out", str(run), "--set", "run.total_env_steps=200"]) == 0
     mid = load_checkpoint(run)
     assert mid["counters"]["env_steps"] == 200
+    summary = (run / "summary.json").read_text()
+    assert "eval/return_mean" in json.loads(summary)
     assert main(["train", "--resume", str(run)]) == 0  # nothing left to do
+    assert (run / "summary.json").read_text() == summary  # its evaluation is kept
     again = load_checkpoint(run)
     assert again["counters"] == mid["counters"]
     _assert_same_tensors(again["runner"], mid["runner"])

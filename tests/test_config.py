@@ -55,8 +55,14 @@ def test_dataclass_validation_becomes_config_error():
         load_config("multigoal-quick", ["agent.kernel_bandwidth=median"])
     with pytest.raises(ConfigError, match="kernel_bandwidth='reference'.*>= 2 scoring"):
         load_config("multigoal-quick", ["agent.kernel_bandwidth=reference",
-                                        "agent.kernel_particles=2",
+                                        "agent.kernel_particles=3",
                                         "agent.kernel_update_ratio=0.5"])
+    with pytest.raises(ConfigError, match="kernel_particles must be >= 3, got 2"):
+        load_config("multigoal-quick", ["agent.kernel_particles=2"])
+    with pytest.raises(ConfigError, match="ou_theta must be in \\(0, 2\\)"):
+        load_config("multigoal-quick", ["agent.ou_theta=2.5"])
+    with pytest.raises(ConfigError, match="ou_sigma must be >= 0"):
+        load_config("multigoal-quick", ["agent.ou_sigma=-0.3"])
 
 
 @pytest.mark.parametrize("override,message", [

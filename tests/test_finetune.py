@@ -165,3 +165,31 @@ def test_rollout_worker_drives_the_xi_schedule():
     worker.collect(1)
     assert np.unique(worker.policy.act(obs, False).round(6), axis=0).shape[0] == 1
     worker.close()
+
+
+def test_workers_and_the_evaluation_act_on_one_fixed_xi_set():
+    """App. D.1 fixes one set {xi_i}: every worker (own seeds) and the evaluation policy draw
+    it from the run's seed, so at K_xi = 1 they all take the same action in the same state;
+    the evaluation policy of a step is rebuilt alike (an evaluation repeats after a resume)."""
+    from agents.registry import get_algorithm
+    from distributed.evaluation import evaluation_policy
+
+    cfg = load_config("ant-umaze-sql-finetune-quick", ["agent.fixed_xi_anneal_steps=100"])
+    obs_space, act_space = gym.spaces.Box(-np.inf, np.inf, (29,)), ANT_ACT
+    weights = SQLPolicy(cfg.agent, obs_space, act_space, seed=5).sampler.state_dict()
+    weights = {f"sampler.{k}": v for k, v in weights.items()}
+    spec, obs = get_algorithm("sql"), np.random.default_rng(0).standard_normal((3, 29))
+    acts = []
+    for i in (0, 1):
+        worker_policy = spec.build_policy(cfg.agent, obs_space, act_space, seed=10_007 * i,
+                                          worker_index=i, num_workers=2, run_seed=cfg.run.seed)
+        worker_policy.set_weights(weights)
+        worker_policy.set_env_steps(50)  # 2 workers x 50: the run is at 100, K_xi = 1
+        acts.append(worker_policy.act(obs, explore=False))
+    for _ in range(2):
+        acts.append(evaluation_policy(cfg, obs_space, act_space, 100, weights).act(obs, False))
+    for a in acts[1:]:
+        np.testing.assert_array_equal(a, acts[0])
+    other_run = evaluation_policy(load_config("ant-umaze-sql-finetune-quick", [
+        "agent.fixed_xi_anneal_steps=100", "run.seed=1"]), obs_space, act_space, 100, weights)
+    assert not np.allclose(other_run.act(obs, False), acts[0])  # another run, another set

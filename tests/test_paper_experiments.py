@@ -285,3 +285,21 @@ def test_bench_rate_excludes_the_warm_up():
     assert timed_rate(steps, np.array([5.0, 999.0, 100.0, 300.0]), 1000) == pytest.approx(150.0)
     with pytest.raises(RuntimeError, match="after the warm-up"):
         timed_rate(steps[:2], np.array([5.0, 999.0]), 1000)
+
+
+@pytest.mark.parametrize("preset", ["multigoal-ddpg-quick", "swimmer-finish-line-sql-quick"])
+def test_exploring_evaluation_runs_batches_of_any_size(preset):
+    """`softq eval --explore` steps episodes in batches of max_parallel envs: OU noise restarts
+    for each batch, also for a smaller last one (it used to refuse the batch's reset mask)."""
+    from distributed.evaluation import evaluation_policy
+    from distributed.learner import LearnerRunner, probe_spaces
+    from launch.config import load_config
+
+    cfg = load_config(preset, ["env.max_episode_steps=20"])
+    assert cfg.agent.ou_sigma > 0 and getattr(cfg.agent, "exploration_noise", "ou") == "ou"
+    spaces = probe_spaces(cfg)
+    weights = LearnerRunner(cfg, *spaces, device="cpu").learner.get_weights()
+    policy = evaluation_policy(cfg, *spaces, 0, weights)
+    result = evaluate_policy(policy, cfg.env.id, 5, seed=0, max_episode_steps=20,
+                             env_kwargs=cfg.env.kwargs, explore=True, max_parallel=2)
+    assert len(result["returns"]) == 5 and result["length_mean"] == 20

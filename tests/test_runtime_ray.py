@@ -19,6 +19,7 @@ from distributed.driver import DriverHooks
 from distributed.learner import LearnerRunner, probe_spaces
 from distributed.ray_actors import WeightStore
 from distributed.ray_runtime import train_ray
+from distributed.replay_server import ReplayServer
 from launch.config import load_config
 
 pytestmark = pytest.mark.ray
@@ -212,6 +213,25 @@ def test_a_failure_that_keeps_coming_back_stops_the_run_with_its_error():
     with pytest.raises(RuntimeError, match="rollout worker 1 failed 3 times") as err:
         streak.failed(1, cause)
     assert err.value.__cause__ is cause
+
+
+def test_shard_statistics_pool_into_one_replays():
+    """Two shards' stats (as ReplayServer.stats reports them) -> one replay's: the ratio is
+    total samples over total counted inserts; a shard still below min_size adds no ratio."""
+    from distributed.ray_loops import pool_shard_stats
+
+    cfg = counting_config(**{"replay.shards": 2, "replay.min_size": 20})
+    a, b = ReplayServer(cfg, shard_index=0), ReplayServer(cfg, shard_index=1)
+    chunk = {k: np.zeros((30,) + ((2,) if k in ("obs", "next_obs", "action") else ()),
+                         np.float32) for k in ("obs", "action", "reward", "next_obs", "discount")}
+    a.insert(chunk, force=True)  # 30 inserts: 20 counted beyond the shard's min_size (20 / 2)
+    b.insert({k: v[:5] for k, v in chunk.items()}, force=True)  # below min_size
+    for _ in range(5):
+        assert a.sample(8) is not None
+    pooled = pool_shard_stats([a.stats(), b.stats()])
+    assert pooled["replay/size"] == 35 and pooled["replay/total_samples"] == 40
+    assert pooled["replay/counted_inserts"] == 20
+    assert pooled["replay/samples_per_insert"] == 2.0  # 40 samples / 20 counted inserts
 
 
 def test_restart_watch_counts_a_restart_no_task_reported():

@@ -324,6 +324,8 @@ def test_bad_inputs_raise_named_errors():
         SQLConfig(exploration_noise="gaussian")
     with pytest.raises(ValueError, match="value_target.*'max'"):
         SQLConfig(value_target="max")
+    with pytest.raises(ValueError, match=r"actions in \[-1, 1\]\^d"):
+        SQLLearner(small_cfg(), OBS_SPACE, gym.spaces.Box(-5.0, 5.0, (ACT,), np.float32))
 
 
 def test_plot_helpers_shapes_and_consistency():

@@ -71,8 +71,9 @@ class SQLConfig:
         if not self.hidden_sizes or any(int(h) <= 0 for h in self.hidden_sizes):
             raise ValueError(f"SQLConfig.hidden_sizes must be positive widths, got "
                              f"{self.hidden_sizes}")
-        if self.kernel_particles < 2:
-            raise ValueError("SQLConfig.kernel_particles must be >= 2, got "
+        if self.kernel_particles < 3:  # with 2 the median squared distance (its zero diagonal
+            # included, as in the authors' code) is 0: no repulsion at all
+            raise ValueError("SQLConfig.kernel_particles must be >= 3, got "
                              f"{self.kernel_particles}")
         if self.kernel_update_ratio is not None:
             r = self.kernel_update_ratio
@@ -98,6 +99,11 @@ class SQLConfig:
         if self.exploration_noise not in ("none", "ou"):
             raise ValueError("SQLConfig.exploration_noise must be 'none' or 'ou', got "
                              f"{self.exploration_noise!r}")
+        if not 0.0 < self.ou_theta < 2.0:
+            raise ValueError(f"SQLConfig.ou_theta must be in (0, 2) (stationary noise with "
+                             f"dt = 1), got {self.ou_theta}")
+        if self.ou_sigma < 0:
+            raise ValueError(f"SQLConfig.ou_sigma must be >= 0, got {self.ou_sigma}")
         if self.fixed_xi_start is not None and self.fixed_xi_start < 1:
             raise ValueError("SQLConfig.fixed_xi_start must be >= 1 or None, got "
                              f"{self.fixed_xi_start}")

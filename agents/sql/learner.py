@@ -61,6 +61,10 @@ def box_dims(observation_space: gym.Space, action_space: gym.Space) -> tuple[int
     for name, space in (("observation_space", observation_space), ("action_space", action_space)):
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"soft Q-learning needs a 1-D Box {name}, got {space}")
+    # tanh actions and eq. 10's uniform density 2^-d assume [-1, 1]^d (make_env rescales to it)
+    if not (np.all(action_space.low == -1.0) and np.all(action_space.high == 1.0)):
+        raise ValueError(f"soft Q-learning needs actions in [-1, 1]^d, got {action_space} "
+                         "(envs.make_env rescales Box actions to it)")
     return int(observation_space.shape[0]), int(action_space.shape[0])
 
 

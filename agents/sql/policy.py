@@ -25,7 +25,9 @@ _PREFIX = "sampler."
 
 class SQLPolicy:
     def __init__(self, cfg: SQLConfig, observation_space: gym.Space, action_space: gym.Space,
-                 seed: int = 0, num_workers: int = 1) -> None:
+                 seed: int = 0, num_workers: int = 1, xi_set_seed: int | None = None) -> None:
+        """``seed``: this policy's own noise (fresh xi, OU); ``xi_set_seed``: the fixed xi set's
+        (the run's: every worker and the evaluation act on one set, App. D.1; None: ``seed``)."""
         self.cfg = cfg
         if num_workers < 1:
             raise ValueError(f"SQLPolicy: num_workers must be >= 1, got {num_workers}")
@@ -41,6 +43,7 @@ class SQLPolicy:
         self.gen = torch.Generator().manual_seed(seed)
         self._ou: torch.Tensor | None = None  # [N, act_dim] per-env OU state
         self._xi_pool: torch.Tensor | None = None  # [K_max, act_dim] fixed xi set
+        self._xi_set_seed = int(seed if xi_set_seed is None else xi_set_seed)
         self._k_xi: int | None = None
 
     def set_weights(self, weights: Weights) -> None:
@@ -51,8 +54,9 @@ class SQLPolicy:
         self.sampler.load_state_dict(state)
 
     def set_fixed_xi(self, k: int | None) -> None:
-        """None: fresh xi each step. k >= 1: xi uniformly from a fixed set {xi_i}_{i<k}; a smaller
-        k keeps the first k of the set already drawn, a larger one draws a new set."""
+        """None: fresh xi each step. k >= 1: xi uniformly from a fixed set {xi_i}_{i<k}, the
+        first k of one set of max(k, fixed_xi_start) draws from the xi-set seed: a smaller k
+        keeps a prefix, and a worker that starts mid-schedule acts on the same set."""
         if k is None:
             self._k_xi = None
             return
@@ -60,7 +64,9 @@ class SQLPolicy:
             raise ValueError(f"set_fixed_xi: k must be >= 1 or None, got {k}")
         k = int(k)
         if self._xi_pool is None or self._xi_pool.shape[0] < k:
-            self._xi_pool = torch.randn(k, self.act_dim, generator=self.gen)
+            gen = torch.Generator().manual_seed(self._xi_set_seed)
+            self._xi_pool = torch.randn(max(k, self.cfg.fixed_xi_start or 0), self.act_dim,
+                                        generator=gen)
         self._k_xi = k
 
     def fixed_xi_size(self, env_steps: int) -> int | None:
@@ -77,8 +83,11 @@ class SQLPolicy:
         if k is not None and k != self._k_xi:
             self.set_fixed_xi(k)
 
-    def reset_noise(self, env_mask: np.ndarray) -> None:
-        """Zero the OU state of the envs where ``env_mask`` [N] is True (episode starts)."""
+    def reset_noise(self, env_mask: np.ndarray | None = None) -> None:
+        """Zero the OU state of the envs where ``env_mask`` [N] is True (episode starts); None:
+        a new set of envs (of any number) starts, every process restarts."""
+        if env_mask is None:
+            self._ou = None
         if self._ou is None:
             return
         mask = torch.as_tensor(np.asarray(env_mask, dtype=bool))

@@ -16,8 +16,11 @@ def make_learner(cfg: SQLConfig, observation_space: gym.Space, action_space: gym
 
 
 def make_policy(cfg: SQLConfig, observation_space: gym.Space, action_space: gym.Space,
-                seed: int = 0, num_workers: int = 1) -> SQLPolicy:
-    return SQLPolicy(cfg, observation_space, action_space, seed=seed, num_workers=num_workers)
+                seed: int = 0, num_workers: int = 1, run_seed: int | None = None) -> SQLPolicy:
+    """``run_seed``: the run's seed, which draws the one fixed xi set of fine-tuning."""
+    xi_set_seed = None if run_seed is None else 1_000_003 * int(run_seed) + 17
+    return SQLPolicy(cfg, observation_space, action_space, seed=seed, num_workers=num_workers,
+                     xi_set_seed=xi_set_seed)
 
 
 SPEC = AlgorithmSpec(name="sql", config_cls=SQLConfig, make_learner=make_learner,
