@@ -8,23 +8,34 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from launch.arg_types import int_at_least
 from launch.config import load_config
 
 
 def _run(preset: str, steps: int, overrides: list[str]) -> dict:
+    """Rates after the first quarter of the run (the driver logs every quarter), so that actor
+    start-up (Ray) and the replay warm-up count in neither mode."""
+    from distributed.checkpoint import load_checkpoint
     from distributed.driver import DriverHooks
+    from launch.bench.ddpg import timed_rate
+    from launch.compare_cmd import read_scalars
     from launch.train_cmd import run_runtime
 
     cfg = load_config(preset, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         summary = run_runtime(cfg, Path(tmp), DriverHooks(), resume=False)
-        from distributed.checkpoint import load_checkpoint
-
+        log_steps, env_rates = read_scalars(Path(tmp), "rollout/env_steps_per_s")
+        _, updates = read_scalars(Path(tmp), "train/updates")  # cumulative, at each log
         state = load_checkpoint(Path(tmp))
-    updates = state["runner"]["updates"]
-    return {"env_steps_per_s": summary["env_steps_per_s"],
-            "updates_per_s": updates / summary["wall_s"], "env_steps": summary["env_steps"]}
+    warmup = cfg.run.log_every
+    late = np.flatnonzero(log_steps >= warmup)  # logs from the end of the first quarter on
+    seconds = ((log_steps[late[1:]] - log_steps[late[:-1]]) / env_rates[late[1:]]).sum()
+    return {"env_steps_per_s": timed_rate(log_steps, env_rates, warmup),
+            "updates_per_s": float((updates[late[-1]] - updates[late[0]]) / seconds),
+            "env_steps_per_s_incl_startup": summary["env_steps_per_s"],
+            "updates": state["runner"]["updates"], "env_steps": summary["env_steps"]}
 
 
 def main(argv: list[str]) -> int:
