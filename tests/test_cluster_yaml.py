@@ -22,3 +22,10 @@ def test_cluster_yaml_passes_ray_validation_and_is_locked_down():
     head = " ".join(config["head_start_ray_commands"])
     assert "--dashboard-host=127.0.0.1" in head
     assert "~/.ray/auth_token" in config["file_mounts"]
+    # the checkout mount leaves out runs (checkpoints can hold gigabytes of replay) and venvs
+    assert ".gitignore" in config["rsync_filter"]
+    assert {"runs/", ".venv/"} <= set(config["rsync_exclude"])
+    # the documented job puts the learner on the GPU node: it asks for a GPU, nothing custom
+    doc = (CLUSTER.parent / "README.md").read_text()
+    assert "runtime.learner_num_gpus=1" in doc and "RAY_AUTH_MODE=token ray job submit" in doc
+    assert all(not t.get("resources") for t in raw["available_node_types"].values())
