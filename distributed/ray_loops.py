@@ -32,9 +32,9 @@ class FailureStreak:
         self.counts[i] += 1
         if self.counts[i] >= MAX_FAILURES_IN_A_ROW:
             who = "the learner" if i == self.learner else f"rollout worker {i}"
-            first = str(exc).strip().splitlines()
+            lines = str(exc).strip().splitlines()  # a Ray error: the remote traceback's tail
             raise RuntimeError(f"{who} failed {self.counts[i]} times in a row; giving up. Last "
-                               f"error: {type(exc).__name__}: {' | '.join(first[-6:])[:1500]}"
+                               f"error: {type(exc).__name__}: {' | '.join(lines[-6:])[:1500]}"
                                ) from exc
 
 
