@@ -118,6 +118,11 @@ class RawEpisodeReturn(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+def ale_lives(env: gym.Env) -> int:
+    """Lives left in the ALE game under ``env``'s wrappers."""
+    return int(env.unwrapped.ale.lives())
+
+
 class EpisodicLife(gym.Wrapper):
     """A life loss is a terminal for the learner; the game itself goes on (Mnih et al. 2015).
     Such a step's info says ``life_lost`` (training statistics count whole games)."""
@@ -127,13 +132,10 @@ class EpisodicLife(gym.Wrapper):
         self._lives = 0
         self._game_over = True
 
-    def _ale_lives(self) -> int:
-        return int(self.env.unwrapped.ale.lives())
-
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._game_over = bool(terminated or truncated)
-        lives = self._ale_lives()
+        lives = ale_lives(self.env)
         if 0 < lives < self._lives:
             terminated = True
             if not self._game_over:  # (a time limit on this step ends the game itself)
@@ -149,7 +151,7 @@ class EpisodicLife(gym.Wrapper):
             if terminated or truncated:
                 obs, info = self.env.reset(**kwargs)
         self._game_over = False
-        self._lives = self._ale_lives()
+        self._lives = ale_lives(self.env)
         return obs, info
 
 
@@ -167,24 +169,21 @@ class FireReset(gym.Wrapper):
         self._fire = meanings.index("FIRE")
         self._lives = 0
 
-    def _ale_lives(self) -> int:
-        return int(self.env.unwrapped.ale.lives())
-
     def reset(self, **kwargs: Any):
         self.env.reset(**kwargs)
         obs, _, terminated, truncated, info = self.env.step(self._fire)
         if terminated or truncated:
             obs, info = self.env.reset(**kwargs)
-        self._lives = self._ale_lives()
+        self._lives = ale_lives(self.env)
         return obs, info
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        lives = self._ale_lives()
+        lives = ale_lives(self.env)
         if lives < self._lives and not (terminated or truncated):  # serve again, same step
             obs, more, terminated, truncated, info = self.env.step(self._fire)
             reward += more
-            lives = self._ale_lives()
+            lives = ale_lives(self.env)
         self._lives = lives
         return obs, reward, terminated, truncated, info
 
