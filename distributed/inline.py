@@ -40,7 +40,8 @@ def init_from_pretrained(runner: LearnerRunner, state: dict[str, Any]) -> None:
     misfit = (f"--init-from: the pretrained checkpoint does not fit this config's "
               f"{runner.cfg.algo} learner")
     learner_state = state.get("runner", {}).get("learner")
-    differ = shape_differences(learner_state, runner.learner.state_dict())
+    differ = shape_differences(learner_state, runner.learner.state_dict(),
+                               skip=getattr(runner.learner, "DEVICE_DEPENDENT_STATE", ()))
     if differ:  # other network sizes or observation/action dimensions: name the first ones
         more = f" (and {len(differ) - 2} more)" if len(differ) > 2 else ""
         raise CheckpointError(f"{misfit}: {'; '.join(differ[:2])}{more}")

@@ -121,6 +121,37 @@ def test_alpha_restarts_and_anneals_log_linearly_after_init():
     np.testing.assert_allclose(alphas, expected, rtol=1e-8)
 
 
+def test_init_from_a_checkpoint_saved_on_another_device_type():
+    """A torch.Generator's state is 5,056 bytes on a CPU and 16 on CUDA: a run pretrained on a
+    GPU fine-tunes on a CPU (and back) with the networks loaded exactly, the RNG reseeded."""
+    pre = LearnerRunner(load_config("ant-pretrain-sql", SMALL["sql"]), ANT_OBS, ANT_ACT, "cpu")
+    pre.update(_random_batch())
+    state = pre.state_dict()
+    cuda_like = torch.arange(16, dtype=torch.uint8)  # the size a CUDA generator's state has
+    state["learner"] = {**state["learner"], "rng": cuda_like, "plot_rng": cuda_like + 1}
+    ft = LearnerRunner(load_config("ant-hallway-wide-sql-finetune", SMALL["sql"]), ANT_OBS,
+                       ANT_ACT, device="cpu")
+    with pytest.warns(UserWarning, match="another device type"):
+        init_from_pretrained(ft, {"runner": state})
+    for a, b in zip(pre.learner.q.parameters(), ft.learner.q.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert ft.learner.num_updates == 0
+    ft.update(_random_batch())  # and trains on
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_init_from_a_cpu_checkpoint_onto_a_cuda_learner():
+    pre = LearnerRunner(load_config("ant-pretrain-sql", SMALL["sql"]), ANT_OBS, ANT_ACT, "cpu")
+    pre.update(_random_batch())
+    ft = LearnerRunner(load_config("ant-hallway-wide-sql-finetune", SMALL["sql"]), ANT_OBS,
+                       ANT_ACT, device="cuda")
+    with pytest.warns(UserWarning, match="another device type"):
+        init_from_pretrained(ft, {"runner": pre.state_dict()})
+    for a, b in zip(pre.learner.q.parameters(), ft.learner.q.parameters(), strict=True):
+        assert torch.equal(a, b.cpu())
+    ft.update(_random_batch())
+
+
 @pytest.mark.parametrize("worker_steps, num_workers, k", [
     # K_xi = ceil(32 - 31 * min(n * t / 100, 1)), n workers, t the worker's own env steps;
     # e.g. n = 4, t = 12: ceil(32 - 31 * 0.48) = ceil(17.12) = 18
