@@ -85,6 +85,10 @@ def restore_generator(gen: torch.Generator, saved: torch.Tensor) -> bool:
 class SQLLearner:
     """Owns Q, target Q, sampler, both Adam optimizers, the update counter and the RNG."""
 
+    # state_dict() keys whose tensors' shapes depend on the device type (generator states):
+    # a checkpoint saved on another device type still fits (load_state_dict reseeds them)
+    DEVICE_DEPENDENT_STATE = ("rng", "plot_rng")
+
     def __init__(self, cfg: SQLConfig, observation_space: gym.Space, action_space: gym.Space,
                  device: str = "cpu", seed: int = 0) -> None:
         self.cfg = cfg
@@ -324,8 +328,14 @@ class SQLLearner:
         graph = torch.cuda.CUDAGraph()
         if self._graph_rng:  # replays advance self.gen exactly as eager draws would
             graph.register_generator_state(self.gen)
-        with torch.cuda.graph(graph):
+        capture_stream = self._streams[2]
+        with torch.cuda.graph(graph, stream=capture_stream):
             metrics = self._graph_body()
+        # capture_begin resets each registered generator's device-side offset with a fill on the
+        # capture stream; a replay sets it with a fill on its own stream. Unordered, the first
+        # replay could read offset 0 (the noise of update 0) when the GPU was busy with other
+        # processes' work: the graph-vs-eager test failed so beside six training runs on an H200.
+        torch.cuda.current_stream(self.device).wait_stream(capture_stream)
         self._graph, self._graph_metrics = graph, metrics
 
     def _graph_body(self) -> torch.Tensor:
