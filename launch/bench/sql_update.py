@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.sql.config import VALUE_TARGETS
 from launch.arg_types import int_at_least
 
 OBS_DIM, ACT_DIM = 17, 6
@@ -61,7 +62,8 @@ def bench_softq(args: argparse.Namespace, metrics_every: int) -> tuple[float, fl
     """SQL updates/s; every ``metrics_every``-th update's metrics are read (0: none)."""
     from agents.sql import SQLConfig, SQLLearner
 
-    cfg = SQLConfig(compile=args.compile, cuda_graphs=args.cuda_graphs)
+    cfg = SQLConfig(compile=args.compile, cuda_graphs=args.cuda_graphs,
+                    value_target=args.value_target, value_particles=args.value_particles)
     learner = SQLLearner(cfg, *_spaces(), device=args.device, seed=0)
     batches = _batches(16, args.batch)
     for i in range(args.warmup):
@@ -143,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int_at_least(1), default=64)
     parser.add_argument("--compile", action="store_true", help="SQLConfig.compile")
     parser.add_argument("--cuda-graphs", action="store_true", help="SQLConfig.cuda_graphs")
+    parser.add_argument("--value-target", choices=VALUE_TARGETS, default="importance",
+                        help="SQLConfig.value_target (importance: eq. 10)")
+    parser.add_argument("--value-particles", type=int_at_least(1), default=50,
+                        help="K_V, SQLConfig.value_particles")
     parser.add_argument("--metrics-every", type=int_at_least(0), default=100,
                         help="read every N-th update's metrics (0: never, 1: every update)")
     parser.add_argument("--sb3-updates", type=int_at_least(0), default=0,
@@ -153,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--device {args.device}: CUDA is not available")
     torch.set_num_threads(args.threads)
     print(f"settings: obs {OBS_DIM}, act {ACT_DIM}, batch {args.batch}, hidden [200, 200], "
-          f"K = M = 32, K_V = 50, device {args.device}, threads {args.threads}, "
+          f"K = M = 32, K_V = {args.value_particles} ({args.value_target}), "
+          f"device {args.device}, threads {args.threads}, "
           f"compile {args.compile}, cuda_graphs {args.cuda_graphs}")
     sql_wall, sql_cpu = bench_softq(args, args.metrics_every)
     print(f"softq SQL      updates/s: {sql_wall:8.1f} wall   {sql_cpu:8.1f} per CPU-second"
