@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -464,6 +465,30 @@ def test_cuda_graph_update_matches_eager_cuda_update(streams, ratio, rule, value
     state = graphed.state_dict()  # resume under graphs from its own checkpoint
     graphed.load_state_dict(state)
     assert graphed._graph is None and math.isfinite(graphed.update(make_batch(9))["loss/q"])
+
+
+@needs_cuda
+def test_first_graph_replay_waits_for_the_capture_stream(monkeypatch):
+    """torch <= 2.12: capture_begin resets each registered generator's device-side RNG offset with
+    a fill on the capture stream, and the first replay sets it on the replay stream; unordered,
+    the first replay drew update 0's noise on a busy GPU. Here the capture stream is held busy
+    (~1 s) before capture begins: the learner's stream must wait for it."""
+    original = torch.cuda.CUDAGraph.capture_begin
+
+    def slow_capture_begin(self, *args, **kwargs):
+        torch.cuda._sleep(2_000_000_000)  # ~1 s of GPU cycles on the capture stream
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "capture_begin", slow_capture_begin)
+    learner = graphed_learner(small_cfg())
+    for i in range(3):  # the eager warm-up on the side stream
+        learner.update(make_batch(i))
+    learner._capture()
+    after_capture = torch.cuda.Event()
+    after_capture.record()
+    time.sleep(0.1)  # an idle stream's event completes in microseconds
+    assert not after_capture.query()
+    torch.cuda.synchronize()
 
 
 @needs_cuda

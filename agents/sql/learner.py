@@ -262,7 +262,8 @@ class SQLLearner:
         b = self._check_batch(batch)
         alpha = self.alpha_at(self.num_updates)
         if self.use_graphs:
-            out: Mapping[str, float] = self._graph_update(batch, b, alpha)
+            with torch.cuda.device(self.device):  # events and streams on the learner's GPU
+                out: Mapping[str, float] = self._graph_update(batch, b, alpha)
         else:
             self._alpha_t.fill_(alpha)
             xi, value_noise = self.draw_noise(b)
@@ -331,10 +332,10 @@ class SQLLearner:
         capture_stream = self._streams[2]
         with torch.cuda.graph(graph, stream=capture_stream):
             metrics = self._graph_body()
-        # capture_begin resets each registered generator's device-side offset with a fill on the
-        # capture stream; a replay sets it with a fill on its own stream. Unordered, the first
-        # replay could read offset 0 (the noise of update 0) when the GPU was busy with other
-        # processes' work: the graph-vs-eager test failed so beside six training runs on an H200.
+        # torch <= 2.12: capture_begin resets each registered generator's device-side offset with
+        # a fill on the capture stream; a replay sets it with a fill on its own stream. Unordered,
+        # the first replay could read offset 0 (the noise of update 0) when the GPU was busy with
+        # other processes' work: the graph-vs-eager test failed so beside six runs on an H200.
         torch.cuda.current_stream(self.device).wait_stream(capture_stream)
         self._graph, self._graph_metrics = graph, metrics
 
