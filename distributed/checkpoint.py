@@ -94,6 +94,19 @@ def check_replay_shards(saved: list[dict], servers: int, inline: bool) -> None:
                           "resuming would lose replay contents or counts")
 
 
+def cpu_state(obj: Any) -> Any:
+    """A nested state (dicts, lists, tuples) with every tensor as a detached CPU tensor: what a
+    learner on a GPU sends to a driver that may have no CUDA (Ray unpickles a tensor on the
+    device it was saved from)."""
+    if torch.is_tensor(obj):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: cpu_state(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_state(v) for v in obj)
+    return obj
+
+
 def shape_differences(theirs: Any, ours: Any, prefix: str = "",
                       skip: tuple[str, ...] = ()) -> list[str]:
     """Where a checkpoint's nested state dict (``theirs``) lacks a key of ``ours`` or holds a

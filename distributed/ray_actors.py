@@ -15,6 +15,7 @@ import numpy as np
 import ray
 from ray.exceptions import ObjectLostError
 
+from distributed.checkpoint import cpu_state
 from distributed.learner import LearnerRunner
 from distributed.rollout import RolloutWorker
 
@@ -123,12 +124,22 @@ class RolloutWorkerActor(RolloutWorker):
         return report, data
 
 
+def actor_device(device: str, gpu_ids: list[Any]) -> str:
+    """The learner actor's device: 'auto' is CUDA only when the actor reserved a GPU
+    (runtime.learner_num_gpus > 0; Ray >= 2.4x no longer hides the node's GPUs from an actor
+    that reserved none, so torch would see them); an explicit device is kept."""
+    if device == "auto":
+        return "cuda" if gpu_ids else "cpu"
+    return device
+
+
 class LearnerActor:
     """Owns a LearnerRunner; trains from replay shards with one sample request in flight."""
 
     def __init__(self, cfg: Any, observation_space: Any, action_space: Any, weight_store: Any,
                  replay_shards: list[Any]):
-        self.runner = LearnerRunner(cfg, observation_space, action_space)
+        device = actor_device(cfg.runtime.device, ray.get_gpu_ids())
+        self.runner = LearnerRunner(cfg, observation_space, action_space, device=device)
         self.cfg, self.weight_store, self.shards = cfg, weight_store, replay_shards
         self._inflight: Any = None
         self._shard_i = 0
@@ -187,7 +198,7 @@ class LearnerActor:
         return self.runner.pop_metrics()
 
     def state_dict(self) -> dict[str, Any]:
-        return self.runner.state_dict()
+        return cpu_state(self.runner.state_dict())  # the driver may have no CUDA
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.runner.load_state_dict(state)

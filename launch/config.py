@@ -104,7 +104,8 @@ class RuntimeConfig:
     workers: int = 1
     envs_per_worker: int = 1
     device: str = "auto"
-    """Learner device: 'auto' (CUDA if present), 'cpu', 'cuda', 'cuda:1'."""
+    """Learner device: 'auto' (inline: CUDA if present; Ray: CUDA when the learner actor reserved
+    a GPU, runtime.learner_num_gpus > 0), 'cpu', 'cuda', 'cuda:1'."""
     learner_num_gpus: float = 0.0
     """GPUs reserved for the learner actor (Ray); 'device' picks CUDA when one is visible."""
     learner_num_cpus: float = 1.0
@@ -125,6 +126,16 @@ class RuntimeConfig:
                           "worker_num_cpus")
         if self.learner_train_s <= 0:
             raise ValueError(f"runtime.learner_train_s must be > 0, got {self.learner_train_s}")
+        if self.device != "auto":
+            import torch
+
+            try:
+                kind = torch.device(self.device).type
+            except (RuntimeError, TypeError):
+                kind = None
+            if kind not in ("cpu", "cuda"):
+                raise ValueError(f"runtime.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', "
+                                 f"got {self.device!r}")
 
 
 @dataclass

@@ -80,3 +80,29 @@ def test_shape_differences_names_each_tensor_and_key_that_does_not_match():
     assert "q.b is missing there" in ckpt.shape_differences(theirs, ours)
     # a fresh learner's optimizer has no state yet: the checkpoint's is not a difference
     assert ckpt.shape_differences(theirs, {"opt": {"state": {}}}) == []
+
+
+def test_shape_differences_skips_the_named_top_level_keys():
+    ours = {"rng": torch.zeros(5056, dtype=torch.uint8), "q": {"w": torch.zeros(4, 2)}}
+    theirs = {"rng": torch.zeros(16, dtype=torch.uint8), "q": {"w": torch.zeros(4, 2)}}
+    assert ckpt.shape_differences(theirs, ours) == ["rng is [16] there, [5056] here"]
+    assert ckpt.shape_differences(theirs, ours, skip=("rng",)) == []
+
+
+def test_cpu_state_detaches_every_nested_tensor_and_keeps_the_rest():
+    w = torch.ones(3, requires_grad=True)
+    state = {"net": {"w": w}, "groups": [{"lr": 1e-3, "params": [0, 1]}], "pair": (w, 7), "n": 5}
+    out = ckpt.cpu_state(state)
+    assert not out["net"]["w"].requires_grad and torch.equal(out["net"]["w"], w.detach())
+    assert out["groups"] == [{"lr": 1e-3, "params": [0, 1]}] and out["n"] == 5
+    assert type(out["pair"]) is tuple and out["pair"][1] == 7
+    if torch.cuda.is_available():
+        assert ckpt.cpu_state({"w": w.cuda()})["w"].device.type == "cpu"
+
+
+def test_a_ray_learner_takes_cuda_by_auto_only_with_a_reserved_gpu():
+    from distributed.ray_actors import actor_device
+
+    assert actor_device("auto", []) == "cpu"  # learner_num_gpus 0: the node's GPUs are not ours
+    assert actor_device("auto", [3]) == "cuda"  # Ray sets CUDA_VISIBLE_DEVICES: it is cuda:0
+    assert actor_device("cuda:1", []) == "cuda:1"  # an explicit choice stays
