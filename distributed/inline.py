@@ -35,6 +35,30 @@ def restore(run_dir: Path | None, runner: LearnerRunner, server: ReplayServer | 
     return Counters(**state["counters"])
 
 
+def with_own_optimizer_settings(theirs: Any, ours: dict[str, Any]) -> Any:
+    """``theirs`` (a pretrained learner's state) with every optimizer's hyperparameters (lr,
+    betas, eps, ...) taken from ``ours``: Optimizer.load_state_dict would otherwise bring the
+    pretraining run's, and a fine-tuning run's own ``--set agent.q_lr=...`` would be ignored.
+    The optimizer state (Adam's moments and step counts) is kept."""
+    if not isinstance(theirs, dict):
+        return theirs
+    out = dict(theirs)
+    for key, own in ours.items():
+        saved = theirs.get(key)
+        if not (_is_optimizer_state(own) and _is_optimizer_state(saved)):
+            continue
+        if len(own["param_groups"]) != len(saved["param_groups"]):
+            continue  # another network layout: load_state_dict names the misfit
+        groups = [{**mine, "params": old["params"]}
+                  for mine, old in zip(own["param_groups"], saved["param_groups"], strict=True)]
+        out[key] = {**saved, "param_groups": groups}
+    return out
+
+
+def _is_optimizer_state(obj: Any) -> bool:
+    return isinstance(obj, dict) and "state" in obj and isinstance(obj.get("param_groups"), list)
+
+
 def init_from_pretrained(runner: LearnerRunner, state: dict[str, Any]) -> None:
     """Fine-tuning: take another run's learned parameters, restart every schedule at zero."""
     misfit = (f"--init-from: the pretrained checkpoint does not fit this config's "
@@ -46,7 +70,8 @@ def init_from_pretrained(runner: LearnerRunner, state: dict[str, Any]) -> None:
         more = f" (and {len(differ) - 2} more)" if len(differ) > 2 else ""
         raise CheckpointError(f"{misfit}: {'; '.join(differ[:2])}{more}")
     try:
-        runner.learner.load_state_dict(learner_state)
+        runner.learner.load_state_dict(
+            with_own_optimizer_settings(learner_state, runner.learner.state_dict()))
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # e.g. another algorithm
         raise CheckpointError(f"{misfit} ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200]})") from exc

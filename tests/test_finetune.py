@@ -121,6 +121,26 @@ def test_alpha_restarts_and_anneals_log_linearly_after_init():
     np.testing.assert_allclose(alphas, expected, rtol=1e-8)
 
 
+@pytest.mark.parametrize("algo, pre, ft, lr_key, optim", [
+    ("sql", "ant-pretrain-sql", "ant-hallway-wide-sql-finetune", "q_lr", "q_optim"),
+    ("ddpg", "ant-pretrain-ddpg", "ant-hallway-wide-ddpg-pretrained", "critic_lr", "critic_opt"),
+])
+def test_init_from_keeps_the_fine_tuning_runs_optimizer_settings(algo, pre, ft, lr_key, optim):
+    """Optimizer.load_state_dict would bring the pretraining run's lr: the fine-tuning run's own
+    --set agent.<lr>=... must hold, with the pretrained Adam moments loaded."""
+    pre_runner = LearnerRunner(load_config(pre, SMALL[algo]), ANT_OBS, ANT_ACT, "cpu")
+    pre_runner.update(_random_batch())
+    ft_runner = LearnerRunner(load_config(ft, SMALL[algo] + [f"agent.{lr_key}=1e-5"]), ANT_OBS,
+                              ANT_ACT, "cpu")
+    assert getattr(pre_runner.cfg.agent, lr_key) != 1e-5
+    init_from_pretrained(ft_runner, {"runner": pre_runner.state_dict()})
+    pre_opt, ft_opt = getattr(pre_runner.learner, optim), getattr(ft_runner.learner, optim)
+    assert [g["lr"] for g in ft_opt.param_groups] == [1e-5] * len(ft_opt.param_groups)
+    for p_pre, p_ft in zip(pre_opt.param_groups[0]["params"], ft_opt.param_groups[0]["params"],
+                           strict=True):
+        assert torch.equal(pre_opt.state[p_pre]["exp_avg"], ft_opt.state[p_ft]["exp_avg"])
+
+
 def test_init_from_a_checkpoint_saved_on_another_device_type():
     """A torch.Generator's state is 5,056 bytes on a CPU and 16 on CUDA: a run pretrained on a
     GPU fine-tunes on a CPU (and back) with the networks loaded exactly, the RNG reseeded."""
