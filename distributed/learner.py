@@ -6,7 +6,10 @@ are published as (version, CPU tensor dict); a worker re-loads them only when th
 
 from __future__ import annotations
 
+import contextlib
 import time
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -77,3 +80,14 @@ class LearnerRunner:
         self.learner.load_state_dict(state["learner"])
         self.version, self.updates = int(state["version"]), int(state["updates"])
         self._rate_updates = self.updates
+
+
+@contextlib.contextmanager
+def cpu_copy_quietly() -> Iterator[None]:
+    """Around building a throwaway CPU copy of a learner trained elsewhere (the --init-from fit
+    check, the Ray driver's pictures, softq eval): its warnings that CUDA graphs run eagerly and
+    that the RNG state came from another device type describe the copy, not the run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="SQLConfig.cuda_graphs needs a CUDA device")
+        warnings.filterwarnings("ignore", message="SQL learner: the checkpoint's RNG state")
+        yield

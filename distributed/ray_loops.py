@@ -9,7 +9,7 @@ import numpy as np
 import ray
 
 from distributed.driver import Driver
-from distributed.learner import LearnerRunner
+from distributed.learner import LearnerRunner, cpu_copy_quietly
 from distributed.ray_runtime import ACTOR_ERRORS, RayRuntime
 
 MAX_FAILURES_IN_A_ROW = 3  # replacements of one actor with no success between: give up
@@ -209,7 +209,8 @@ class _ShadowLearner:
     def __getattr__(self, name: str) -> Any:
         if self._learner is None:
             cfg = self._rt.cfg
-            runner = LearnerRunner(cfg, self._rt.obs_space, self._rt.act_space, device="cpu")
-            runner.load_state_dict(ray.get(self._rt.learner.state_dict.remote()))
+            with cpu_copy_quietly():
+                runner = LearnerRunner(cfg, self._rt.obs_space, self._rt.act_space, device="cpu")
+                runner.load_state_dict(ray.get(self._rt.learner.state_dict.remote()))
             self._learner = runner.learner
         return getattr(self._learner, name)

@@ -12,7 +12,7 @@ import numpy as np
 
 from distributed.checkpoint import load_checkpoint
 from distributed.evaluation import evaluate_policy, evaluation_policy
-from distributed.learner import LearnerRunner, probe_spaces
+from distributed.learner import LearnerRunner, cpu_copy_quietly, probe_spaces
 from launch.arg_types import int_at_least
 from launch.config import read_config
 
@@ -32,8 +32,9 @@ def run_eval(args: argparse.Namespace) -> int:
     state = load_checkpoint(run_dir)
     obs_space, act_space = probe_spaces(cfg)
     cfg.runtime.device = "cpu"
-    runner = LearnerRunner(cfg, obs_space, act_space)
-    runner.load_state_dict(state["runner"])
+    with cpu_copy_quietly():
+        runner = LearnerRunner(cfg, obs_space, act_space)
+        runner.load_state_dict(state["runner"])
     # as the run's own evaluation at that step acts (fixed xi set, schedules), seeded by --seed
     policy = evaluation_policy(cfg, obs_space, act_space, state["counters"]["env_steps"],
                                runner.learner.get_weights(), seed=args.seed)

@@ -81,7 +81,24 @@ def resolve_config(args: argparse.Namespace) -> Config:
                               f"{RESUMABLE_LIST}; start a new run to change more (--init-from "
                               f"{args.resume} keeps its weights)")
     _check_env(cfg)
+    _check_device(cfg, resuming=bool(args.resume))
     return cfg
+
+
+def _check_device(cfg: Config, resuming: bool) -> None:
+    """An inline run's learner device must exist here (a Ray learner's is checked on its node)."""
+    import torch
+
+    device = cfg.runtime.device
+    if not cfg.runtime.inline or device == "auto" or torch.device(device).type != "cuda":
+        return
+    index = torch.device(device).index or 0
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if index >= count:
+        hint = " (the run was trained there; resuming on this machine's CPU works)" \
+            if resuming else ""
+        raise ConfigError(f"runtime.device {device!r}: this machine has {count} CUDA device(s)"
+                          f"{hint}; use --set runtime.device=cpu or auto")
 
 
 def _check_env(cfg: Config) -> None:
@@ -172,11 +189,13 @@ def _check_init_fits(cfg: Config, init_state: dict[str, Any], source: Config,
     import gymnasium as gym
 
     from distributed.inline import init_from_pretrained
-    from distributed.learner import LearnerRunner, probe_spaces
+    from distributed.learner import LearnerRunner, cpu_copy_quietly, probe_spaces
 
     obs_space, act_space = probe_spaces(cfg)
     try:
-        init_from_pretrained(LearnerRunner(cfg, obs_space, act_space, device="cpu"), init_state)
+        with cpu_copy_quietly():
+            init_from_pretrained(LearnerRunner(cfg, obs_space, act_space, device="cpu"),
+                                 init_state)
     except CheckpointError as exc:
         causes = list(changed)
         try:

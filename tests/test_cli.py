@@ -190,6 +190,25 @@ def test_eval_writes_json_with_goal_shares(tmp_path, capsys):
     assert (run / "config.yaml").is_file() and any((run / "tb").iterdir())
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_a_cuda_device_this_machine_lacks_is_refused_before_any_write(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
+                 "--set", "runtime.device=cuda"]) == 2
+    assert "runtime.device 'cuda': this machine has 0 CUDA device(s)" in _error_line(capsys)
+    assert not run.exists()
+    # a run trained on a GPU (its config says cuda) resumes here only on the CPU, as told
+    assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
+                 "--set", "run.total_env_steps=60", "--set", "runtime.device=cpu"]) == 0
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("device: cpu", "device: cuda"))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=80"]) == 2
+    assert "resuming on this machine's CPU works" in _error_line(capsys)
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=80",
+                 "--set", "runtime.device=cpu"]) == 0
+
+
 def test_init_from_a_run_of_another_algorithm_or_shape_is_refused(tmp_path, capsys):
     run = tmp_path / "sql"
     assert main(["train", "multigoal-quick", "--out", str(run), *TINY,

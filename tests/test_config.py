@@ -81,6 +81,8 @@ def test_dataclass_validation_becomes_config_error():
     ("runtime.envs_per_worker=0", "runtime.envs_per_worker must be >= 1, got 0"),
     ("runtime.learner_num_gpus=-1", "runtime.learner_num_gpus must be >= 0, got -1.0"),
     ("runtime.learner_train_s=0", "runtime.learner_train_s must be > 0, got 0.0"),
+    ("runtime.device=cdua", "runtime.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'cdua'"),
+    ("runtime.device=meta", "runtime.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'meta'"),
 ])
 def test_out_of_range_runtime_values_name_their_key(override, message):
     with pytest.raises(ConfigError) as err:

@@ -159,6 +159,21 @@ def test_init_from_a_checkpoint_saved_on_another_device_type():
     ft.update(_random_batch())  # and trains on
 
 
+def test_fit_check_of_a_gpu_run_warns_about_nothing(recwarn):
+    """The --init-from fit check loads into a throwaway CPU learner: its 'runs eagerly' and
+    'RNG from another device type' warnings would describe the copy, not the run."""
+    from launch.train_cmd import _check_init_fits
+
+    pre_cfg = load_config("ant-pretrain-sql", SMALL["sql"])
+    pre = LearnerRunner(pre_cfg, ANT_OBS, ANT_ACT, "cpu")
+    state = pre.state_dict()
+    state["learner"] = {**state["learner"], "rng": torch.zeros(16, dtype=torch.uint8)}
+    cfg = load_config("ant-hallway-wide-sql-finetune",
+                      SMALL["sql"] + ["runtime.device=cuda", "agent.cuda_graphs=true"])
+    _check_init_fits(cfg, {"runner": state}, pre_cfg, [])
+    assert [str(w.message) for w in recwarn] == []
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_init_from_a_cpu_checkpoint_onto_a_cuda_learner():
     pre = LearnerRunner(load_config("ant-pretrain-sql", SMALL["sql"]), ANT_OBS, ANT_ACT, "cpu")
