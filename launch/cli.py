@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_parser(sub)
     add_reproduce_parser(sub)
     p = sub.add_parser("bench", help="benchmarks: sql-update, ddpg, atari, irl, runtime")
-    p.add_argument("name", nargs="?", help="which benchmark (without one: the list)")
+    p.add_argument("name", nargs="?", help="which benchmark: atari, ddpg, irl, runtime, sql-update")
     p.add_argument("bench_args", nargs=argparse.REMAINDER,
                    help="the benchmark's own options (softq bench NAME --help)")
     p.set_defaults(func=_run_bench)

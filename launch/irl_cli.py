@@ -153,7 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     graph = _load_graph(data)
     mdp, phi = _mdp(graph)
     paths = load_paths(data / "train_paths.csv", graph)[: args.max_paths]
-    init_cost = _load_costs(Path(args.init), need="maxent")["maxent"] if args.init else None
+    init_costs = _load_costs(Path(args.init), need="maxent") if args.init else {}
+    init_cost = init_costs.get("maxent")
     map_fn = serial_map
     if args.ray or args.address:
         from distributed.irl_tasks import init_ray, ray_map
@@ -164,7 +165,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--address {args.address!r}: {str(exc).splitlines()[0]}") from exc
         map_fn = ray_map
     out = _out_dir(args.out)
-    costs: dict[str, np.ndarray] = {}
+    # the --init run's other models come along, so that this run's costs.json evaluates them too
+    costs: dict[str, np.ndarray] = {k: v for k, v in init_costs.items() if k not in models}
+    if costs:
+        print(f"carried over from --init {args.init}: {', '.join(costs)}")
     log = open(out / "train_log.jsonl", "a")
     t0 = time.perf_counter()
     if "maxent" in models:
@@ -210,7 +214,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         for k, v in costs.items():
             print(f"{k}: correlation with the hidden costs (identifiable part) "
                   f"{identifiable_correlation(v, truth, null):.4f}")
-    print(f"trained {', '.join(costs)} in {time.perf_counter() - t0:.1f} s -> {out}")
+    trained = ", ".join(k for k in costs if k in models)
+    print(f"trained {trained} in {time.perf_counter() - t0:.1f} s -> {out}")
     return 0
 
 

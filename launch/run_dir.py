@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -11,9 +12,11 @@ from launch.config import ConfigError
 
 def new_run_dir(preset: str, out: str | None) -> Path:
     """The directory of a new run: ``out``, or ``runs/<preset>-<timestamp>``. Only checked and
-    chosen here; the caller makes it (mkdir) once nothing else can fail first."""
+    chosen here; the caller makes it (mkdir) once nothing else can fail first. ``~`` and
+    ``$VARS`` in ``out`` are expanded here: ``ray job submit`` hands the command to the head
+    shell-quoted, so ``--out '$HOME/runs/x'`` reaches softq unexpanded."""
     if out is not None:
-        path = Path(out)
+        path = Path(os.path.expandvars(os.path.expanduser(out)))
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {path} is a file, not a directory")
         if (path / CHECKPOINT_NAME).exists() or (path / "config.yaml").exists():

@@ -46,6 +46,13 @@ def test_generate_train_evaluate_destinations(tmp_path):
     assert acc[0] == pytest.approx(fig["prior_only"][0])
     assert acc[-1] > acc[0]
     assert len(TRUE_COST) == 23
+    # a warm start retrains MaxEnt and carries the other models over: Table 1 keeps its rows
+    cont = str(tmp_path / "cont")
+    assert _run(["irl", "train", "--data", d, "--out", cont, "--models", "maxent",
+                 "--init", d, "--iters", "2"]) == 0
+    warm = json.loads((tmp_path / "cont" / "costs.json").read_text())
+    assert set(warm) == {"maxent", "action", "mmp"}
+    assert warm["action"] == costs["action"] and warm["mmp"] == costs["mmp"]
 
 
 def test_bad_arguments_are_named(tmp_path):
