@@ -318,3 +318,15 @@ def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path, mon
     claimed = claim_run_dir(second)  # the second run finds the name taken
     assert claimed.name == "p-20261127-120000-2" and claimed.is_dir()
     assert claim_run_dir(second).name == "p-20261127-120000-3"
+
+
+def test_out_expands_home_and_variables(tmp_path, monkeypatch):
+    """`ray job submit ... -- softq train ... --out '$HOME/runs/x'` reaches softq quoted: the
+    head's shell never expands it, so softq does."""
+    from launch.run_dir import new_run_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SOFTQ_RUNS", str(tmp_path / "runs"))
+    assert new_run_dir("p", "$HOME/runs/x") == tmp_path / "home" / "runs" / "x"
+    assert new_run_dir("p", "~/y") == tmp_path / "home" / "y"
+    assert new_run_dir("p", "${SOFTQ_RUNS}/z") == tmp_path / "runs" / "z"
