@@ -98,6 +98,9 @@ def test_learner_value_loss_uses_brute_force_returns(mode: str) -> None:
     (termination: no bootstrap; truncation: V(final_obs))."""
     cfg = A2CConfig(entropy_mode=mode, tau=0.2, gamma=0.9, hidden_sizes=[8])
     learner = A2CLearner(cfg, OBS, ACT, seed=0)
+    with torch.no_grad():  # a policy far from uniform, so that tau KL_t moves the returns
+        torch.manual_seed(0)
+        learner.net.pi.weight.normal_(0.0, 2.0)
     ro = _rollout(0)
     T, N = ro["action"].shape
     with torch.no_grad():
@@ -108,6 +111,7 @@ def test_learner_value_loss_uses_brute_force_returns(mode: str) -> None:
     p = np.exp(logits - logits.max(-1, keepdims=True))
     p /= p.sum(-1, keepdims=True)
     kl = (p * np.log(p * 3)).sum(-1)  # [T+1, N]
+    assert kl.max() > 0.1
     R = np.zeros((T, N))
     for e in range(N):
         for t in range(T):

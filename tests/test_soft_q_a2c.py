@@ -119,6 +119,9 @@ def test_learner_loss_is_soft_q_regression_on_eq46_target() -> None:
     """loss/q = mean 1/2 (V + tau log(|A| pi(a|s)) - y)^2, y = tau KL_t + proper n-step return."""
     cfg = SoftQA2CConfig(tau=0.2, gamma=0.9, hidden_sizes=[8])
     learner = SoftQA2CLearner(cfg, OBS, ACT, seed=0)
+    with torch.no_grad():  # a policy far from uniform, so that the tau KL terms count
+        torch.manual_seed(0)
+        learner.net.pi.weight.normal_(0.0, 2.0)
     rng = np.random.default_rng(0)
     T, N = 3, 2
     term, trunc = np.zeros((T, N), bool), np.zeros((T, N), bool)
@@ -134,6 +137,7 @@ def test_learner_loss_is_soft_q_regression_on_eq46_target() -> None:
         logits, v = logits.reshape(T + 1, N, A)[:T], v.reshape(T + 1, N)
         v_final = learner.net(torch.as_tensor(ro["final_obs"]).reshape(-1, 5))[1].reshape(T, N)
         kl = kl_to_uniform(logits)
+        assert kl.max() > 0.1
         R = nstep_returns(torch.as_tensor(ro["reward"]).float(), v[T], torch.as_tensor(term),
                           torch.as_tensor(trunc), v_final, 0.9, 0.2 * kl)
         y = 0.2 * kl + R
