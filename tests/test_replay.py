@@ -81,3 +81,26 @@ def test_rate_limiter_never_samples_before_min_size():
     assert not lim.can_sample(8)
     lim.record_insert(1)
     assert lim.can_sample(8)
+
+
+def test_shards_split_the_capacity_and_sample_their_own_indices():
+    """replay.capacity is the run's total: k shards hold capacity // k each (not k times the
+    memory), and shards seeded apart draw different batches from the same contents."""
+    from distributed.replay_server import ReplayServer
+    from launch.config import load_config
+
+    cfg = load_config("multigoal-quick", ["replay.capacity=1000", "replay.min_size=10",
+                                          "replay.batch_size=8"])
+    shards = [ReplayServer(cfg, shard_index=i, num_shards=4) for i in range(2)]
+    assert [s.buffer.capacity for s in shards] == [250, 250]
+    assert ReplayServer(cfg, num_shards=1).buffer.capacity == 1000
+    rng = np.random.default_rng(0)
+    chunk = {"obs": rng.normal(size=(100, 2)).astype(np.float32),
+             "action": rng.normal(size=(100, 2)).astype(np.float32),
+             "reward": np.arange(100, dtype=np.float32),
+             "next_obs": rng.normal(size=(100, 2)).astype(np.float32),
+             "discount": np.ones(100, np.float32)}
+    for s in shards:
+        s.buffer.add(chunk)
+    first, second = (s.buffer.sample(8)["reward"] for s in shards)
+    assert not np.array_equal(first, second)
