@@ -15,6 +15,7 @@ from agents.irl.inference import (
     most_likely_paths,
     path_log_prob,
     segment_use,
+    shortest_to,
 )
 from tests.test_irl_maxent import brute_force, enumerate_paths, figure2_mdp, random_graph
 
@@ -137,3 +138,12 @@ def test_shortest_path_needs_non_negative_costs():
         most_likely_paths(mdp, reward, [0], [6])
     with pytest.raises(ValueError, match="cannot reach"):
         most_likely_paths(mdp, -reward, [6], [0])
+
+
+def test_shortest_paths_take_the_cheaper_of_parallel_actions():
+    """Two parallel actions 0 -> 1 (costs 5 and 1, the costly one first) and 1 -> 2: the tree
+    toward 2 uses the cheaper (not their sum: the sparse graph would add duplicates)."""
+    mdp = GraphMDP(3, np.array([0, 0, 1]), np.array([1, 1, 2]))
+    dist, nxt = shortest_to(mdp, np.array([5.0, 1.0, 2.0]), [2])
+    np.testing.assert_allclose(dist[0], [3.0, 2.0, 0.0])
+    assert nxt[0].tolist() == [1, 2, -1]
