@@ -187,3 +187,12 @@ def test_greedy_epsilon_and_boltzmann_action_frequencies() -> None:
     acts = pol.act(obs, explore=True)
     # P(greedy) = 1 - eps + eps/|A| = 0.8
     assert np.mean(acts == greedy) == pytest.approx(0.8, abs=0.015)
+
+
+def test_td_losses_by_hand() -> None:
+    """'mse' is eq. 44's 1/2 squared error; 'huber' is quadratic below 1, linear above."""
+    from agents.discrete.dqn import td_loss
+
+    q, y = torch.tensor([1.0, 0.0, 3.0]), torch.tensor([0.5, 0.0, 0.0])
+    assert td_loss(q, y, "mse").item() == pytest.approx((0.5 * 0.25 + 0.0 + 0.5 * 9.0) / 3)
+    assert td_loss(q, y, "huber").item() == pytest.approx((0.5 * 0.25 + 0.0 + 2.5) / 3)
