@@ -111,3 +111,17 @@ def test_fire_reset_launches_the_ball_after_every_reset() -> None:
     assert terminated and env.unwrapped.ale.lives() == 0 and "raw_episode_return" in info
     with pytest.raises(ValueError, match="no FIRE"):
         make_atari("ALE/Skiing-v5", fire_reset=True)  # actions: NOOP, RIGHT, LEFT
+
+
+def test_a_seeded_reset_after_a_lost_life_starts_a_new_game() -> None:
+    env = make_atari("ALE/Breakout-v5", training=True)
+    first, _ = env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    for _ in range(600):
+        terminated = env.step(int(rng.integers(0, 4)))[2]
+        if terminated:
+            break
+    assert terminated and env.unwrapped.ale.lives() == 4
+    again, _ = env.reset(seed=0)  # not the no-op continuation of the old game
+    assert env.unwrapped.ale.lives() == 5
+    np.testing.assert_array_equal(again, first)
