@@ -127,6 +127,25 @@ def test_learner_uses_batch_discount_and_reports_metrics() -> None:
     assert 0.0 < m["entropy"] <= math.log(2) + 1e-6
 
 
+def test_learner_double_q_picks_with_the_online_net_and_evaluates_with_the_target() -> None:
+    cfg = DQNConfig(target="hard", double_q=True, hidden_sizes=[8])
+    learner = DQNLearner(cfg, OBS, ACT, seed=1)
+    with torch.no_grad():  # a target net that disagrees with the online one
+        for p in learner.q_target.parameters():
+            p.add_(torch.randn_like(p))
+    batch = _batch(np.random.default_rng(2))
+    batch["discount"][:] = 0.99
+    with torch.no_grad():
+        nxt = torch.as_tensor(batch["next_obs"])
+        pick = learner.q(nxt).argmax(1, keepdim=True)
+        q_t = learner.q_target(nxt)
+        y = torch.as_tensor(batch["reward"]) + torch.as_tensor(batch["discount"]) * \
+            q_t.gather(1, pick).squeeze(1)
+    assert not torch.equal(pick.squeeze(1), q_t.argmax(1))  # the two choices differ somewhere
+    m = learner.update(batch)
+    assert m["q/target_mean"] == pytest.approx(y.mean().item(), rel=1e-5)
+
+
 def test_learner_state_dict_round_trip_continues_identically(tmp_path) -> None:
     cfg = DQNConfig(target="entropy", target_update_interval=2, hidden_sizes=[8])
     rng = np.random.default_rng(2)
