@@ -215,3 +215,13 @@ def test_td_losses_by_hand() -> None:
     q, y = torch.tensor([1.0, 0.0, 3.0]), torch.tensor([0.5, 0.0, 0.0])
     assert td_loss(q, y, "mse").item() == pytest.approx((0.5 * 0.25 + 0.0 + 0.5 * 9.0) / 3)
     assert td_loss(q, y, "huber").item() == pytest.approx((0.5 * 0.25 + 0.0 + 2.5) / 3)
+
+
+def test_boltzmann_entropy_is_that_of_softmax_q_over_tau() -> None:
+    from agents.discrete.dqn_targets import boltzmann_entropy
+
+    q = torch.tensor([[0.0, 0.1], [1.0, 1.0]])
+    p = torch.softmax(q / 0.05, -1)  # row 0: [1/(1+e^2), e^2/(1+e^2)]
+    want = -(p * p.log()).sum(-1)
+    torch.testing.assert_close(boltzmann_entropy(q, 0.05), want)
+    assert want[1].item() == pytest.approx(math.log(2))
