@@ -243,3 +243,14 @@ def test_split_first_layer_equals_one_linear_on_the_concatenation():
     torch.testing.assert_close(net(s, xi), torch.tanh(plain(cat)))
     with pytest.raises(ValueError, match="expected state"):
         net(torch.randn(4, 6), xi)
+
+
+def test_bandwidth_counts_the_scoring_particles_and_never_reaches_zero():
+    """h = med / (2 log(M + 1)) with M the scoring particles x (not the K moving y); coinciding
+    particles (median 0) keep a floor, so the kernel stays 1 rather than exp(-0 / 0)."""
+    x = torch.tensor([[[0.0], [1.0], [3.0]]])  # M = 3
+    y = torch.tensor([[[0.0], [2.0]]])  # K = 2: squared distances 0, 4, 1, 1, 9, 1 -> median 1
+    _, h = rbf_kernel(x, y)
+    torch.testing.assert_close(h, torch.tensor([1.0 / (2 * math.log(3 + 1))]))
+    kappa, h0 = rbf_kernel(torch.zeros(1, 4, 2), torch.zeros(1, 4, 2))
+    assert (h0 > 0).all() and torch.equal(kappa, torch.ones(1, 4, 4))
