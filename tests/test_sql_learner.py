@@ -179,6 +179,22 @@ def test_td_target_by_hand_with_constant_networks():
     assert m["loss/q"] == pytest.approx(float(np.mean(0.5 * (q0 - target) ** 2)), rel=1e-5)
 
 
+def test_soft_value_uses_the_annealed_alpha():
+    """App. D.1 fine-tuning anneals alpha 1 -> 0.01 over 2 updates here: the third update's
+    V(s') = c + 0.01 d log 2 (the score and the value must use the same alpha)."""
+    c = 2.0
+    learner = SQLLearner(small_cfg(alpha=1.0, alpha_final=0.01, alpha_anneal_updates=2,
+                                   target_update_interval=1000), OBS_SPACE, ACT_SPACE)
+    with torch.no_grad():
+        learner.q_target.out.weight.zero_()
+        learner.q_target.out.bias.fill_(c)
+    for i in range(2):
+        learner.update(make_batch(i))
+    m = learner.update(make_batch(2))
+    assert m["alpha"] == pytest.approx(0.01)
+    assert m["v/mean"] == pytest.approx(c + 0.01 * ACT * math.log(2.0), rel=1e-6)
+
+
 def test_policy_max_target_by_hand():
     """'policy_max' (the co-author's hard target): a constant sampler a = tanh(c) makes every
     draw the same action, so V(s') = Q_target(s', tanh(c)) whatever K_V and alpha; a target Q
