@@ -411,6 +411,11 @@ def test_ou_noise_statistics_and_reset():
     assert torch.all(policy._ou[[0, 3]] == 0) and torch.equal(policy._ou[1], kept[1])
     with pytest.raises(ValueError, match="env_mask"):
         policy.reset_noise(np.zeros(3, bool))
+    # large noise is clipped to the action box [-1, 1]^d that eq. 10's uniform proposal covers
+    loud = SQLPolicy(small_cfg(exploration_noise="ou", ou_theta=theta, ou_sigma=2.0), OBS_SPACE,
+                     ACT_SPACE, seed=0)
+    acts = np.stack([loud.act(obs, explore=True) for _ in range(20)])
+    assert np.abs(acts).max() <= 1.0 and np.isclose(np.abs(acts), 1.0).any()
 
 
 # ----------------------------------------------------------------------------- learning
