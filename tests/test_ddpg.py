@@ -162,7 +162,7 @@ def test_critic_gradient_is_the_critic_loss_only_and_actor_ascends_q():
     assert q_new > q_old
 
 
-@pytest.mark.parametrize("tau", [1.0, 0.5])
+@pytest.mark.parametrize("tau", [1.0, 0.5, 0.25])
 def test_target_schedule(tau):
     rng = np.random.default_rng(2)
     cfg = DDPGConfig(hidden_sizes=[8], target_update_interval=3, tau=tau)
