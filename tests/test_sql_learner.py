@@ -158,8 +158,16 @@ def test_update_moves_networks_and_copies_target_on_interval():
     learner.update(make_batch(3))
     for a, b in zip(params(learner.q), params(learner.q_target), strict=True):
         assert torch.equal(a, b)  # hard copy at update 3
+    assert not torch.equal(params(learner.q_target)[0], t0[0])  # Q -> target, not back
     learner.update(make_batch(4))
     assert not torch.equal(params(learner.q)[0], params(learner.q_target)[0])
+
+
+def test_value_noise_is_eq10s_uniform_proposal_over_the_action_box():
+    learner = SQLLearner(small_cfg(), OBS_SPACE, ACT_SPACE, seed=0)
+    _, vn = learner.draw_noise(256)  # [B, K_V, d], a' ~ U[-1, 1]^d
+    assert vn.min() >= -1.0 and vn.max() <= 1.0
+    assert vn.min() < -0.99 and vn.max() > 0.99 and abs(vn.mean().item()) < 0.02
 
 
 def test_td_target_by_hand_with_constant_networks():
