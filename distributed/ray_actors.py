@@ -126,8 +126,8 @@ class RolloutWorkerActor(RolloutWorker):
 
 def actor_device(device: str, gpu_ids: list[Any]) -> str:
     """The learner actor's device: 'auto' is CUDA only when the actor reserved a GPU
-    (runtime.learner_num_gpus > 0; Ray >= 2.4x no longer hides the node's GPUs from an actor
-    that reserved none, so torch would see them); an explicit device is kept."""
+    (runtime.learner_num_gpus > 0; Ray 2.60 does not hide the node's GPUs from an actor that
+    reserved none, so torch would see them); an explicit device is kept."""
     if device == "auto":
         return "cuda" if gpu_ids else "cpu"
     return device
