@@ -64,14 +64,14 @@ def init_from_pretrained(runner: LearnerRunner, state: dict[str, Any]) -> None:
     misfit = (f"--init-from: the pretrained checkpoint does not fit this config's "
               f"{runner.cfg.algo} learner")
     learner_state = state.get("runner", {}).get("learner")
-    differ = shape_differences(learner_state, runner.learner.state_dict(),
+    ours = runner.learner.state_dict()
+    differ = shape_differences(learner_state, ours,
                                skip=getattr(runner.learner, "DEVICE_DEPENDENT_STATE", ()))
     if differ:  # other network sizes or observation/action dimensions: name the first ones
         more = f" (and {len(differ) - 2} more)" if len(differ) > 2 else ""
         raise CheckpointError(f"{misfit}: {'; '.join(differ[:2])}{more}")
     try:
-        runner.learner.load_state_dict(
-            with_own_optimizer_settings(learner_state, runner.learner.state_dict()))
+        runner.learner.load_state_dict(with_own_optimizer_settings(learner_state, ours))
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # e.g. another algorithm
         raise CheckpointError(f"{misfit} ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200]})") from exc
