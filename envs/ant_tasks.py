@@ -17,8 +17,10 @@ documented in docs/tasks.md. Common to all tasks:
   torso recomputed from the post-step qpos.
 - termination: the ant *flipped*, i.e. the world z component of the torso's z axis,
   1 - 2 (q_x^2 + q_y^2) for the unit quaternion q, fell below ``flip_cos = 0.0`` (tilt > 90
-  degrees), or the state became non-finite. There is no height-based termination and no
-  survival bonus by default (App. D.2 adds only this termination); the horizon T = 500 truncates.
+  degrees). There is no height-based termination and no survival bonus by default (App. D.2
+  adds only this termination); the horizon T = 500 truncates. A step in which the simulation
+  went unstable (MuJoCo then resets the state itself; :mod:`envs.mujoco_stability`) also
+  terminates, with reward 0 and ``info["sim_unstable"] = True``.
 - reset: the stock pose + uniform(-0.1, 0.1) on qpos and N(0, 0.1^2) on qvel (as Ant-v5).
 - ``ctrl_cost_weight`` (default 0): optional  - w ||a||^2 term; the paper's rewards have none.
 - ``survive_reward`` (default 0): optional constant per step (rllab's ant pays 0.05).
@@ -46,6 +48,8 @@ import numpy as np
 from gymnasium.envs.mujoco import MujocoEnv
 from gymnasium.spaces import Box
 from gymnasium.utils import EzPickle
+
+from envs.mujoco_stability import simulate_checked
 
 ANT_XML = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets", "ant.xml")
 ANT_TIMESTEP = float(ET.parse(ANT_XML).getroot().find("option").get("timestep"))  # 0.01 s
@@ -155,8 +159,7 @@ class AntTaskEnv(MujocoEnv, EzPickle):
         return float(1.0 - 2.0 * (q[1] * q[1] + q[2] * q[2]))  # R[2, 2] of the rotation
 
     def is_flipped(self) -> bool:
-        finite = bool(np.isfinite(self.data.qpos).all() and np.isfinite(self.data.qvel).all())
-        return (not finite) or self.upright_cos() < self.flip_cos
+        return self.upright_cos() < self.flip_cos
 
     # ------------------------------------------------------------------ task hooks
     def task_reward(self, com_before: np.ndarray, com_after: np.ndarray) -> tuple[float, dict]:
@@ -181,7 +184,9 @@ class AntTaskEnv(MujocoEnv, EzPickle):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         com_before = self.com_xy()
-        self.do_simulation(action, self.frame_skip)
+        if simulate_checked(self, action, self.frame_skip):
+            # MuJoCo reset the state to the reference pose: no motion to pay for.
+            return self._get_obs(), 0.0, True, False, {"sim_unstable": True, "mode": "none"}
         com_after = self.com_xy()
         reward, info = self.task_reward(com_before, com_after)
         if self.ctrl_cost_weight:

@@ -27,7 +27,9 @@ chosen here (all constructor arguments, documented in docs/tasks.md):
 
 The observation is the full qpos (x, y, heading, two joint angles) and qvel, 10 numbers: unlike
 Swimmer-v5 it keeps x and y, because the bonus depends on x (the task must stay Markov).
-Episodes never terminate early; the registered horizon (T = 500, App. D.2) truncates them.
+Episodes never terminate early, except after a step in which the simulation went unstable
+(MuJoCo then resets the state itself; :mod:`envs.mujoco_stability`): that step pays 0, sets
+``info["sim_unstable"]`` and terminates. The registered horizon (T = 500, App. D.2) truncates.
 ``info`` carries ``x_position`` (torso, qpos[0]), ``com_x``, ``x_velocity`` (centre of mass),
 ``crossed`` (c >= finish_line_x) and ``mode``, the behaviour label the evaluation aggregates:
 "forward" past the finish line, "backward" as far behind the origin (c <= -finish_line_x), else
@@ -42,6 +44,8 @@ import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.swimmer_v5 import SwimmerEnv
 from gymnasium.utils import EzPickle
+
+from envs.mujoco_stability import simulate_checked
 
 FINISH_LINE_X = 2.0
 FINISH_BONUS = 1.0
@@ -97,7 +101,9 @@ class SwimmerFinishLineEnv(SwimmerEnv):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         x_before = self.com_x()
-        self.do_simulation(action, self.frame_skip)
+        if simulate_checked(self, action, self.frame_skip):
+            # MuJoCo reset the state to the reference pose: no motion to pay for.
+            return self._get_obs(), 0.0, True, False, {"sim_unstable": True, "mode": "none"}
         reward, info = self.task_reward(x_before, self.com_x(), action)
         info["x_position"] = float(self.data.qpos[0])
         if self.render_mode == "human":

@@ -242,6 +242,26 @@ def test_ant_height_does_not_terminate():
         assert env.step(np.zeros(8, dtype=np.float32))[2] is False
 
 
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_unstable_simulation_ends_the_episode_without_paying_the_reset(env_id):
+    """A velocity MuJoCo finds unstable makes it reset the state to the reference pose, a finite
+    state 1 m from where the robot was: the step must end the episode and pay 0, not pay the
+    jump back as speed (1 m / dt, 20-25) and go on from the reset pose."""
+    env = _unwrapped(env_id)
+    zeros = np.zeros(env.action_space.shape, dtype=np.float32)
+    qpos, qvel = env.data.qpos.copy(), env.data.qvel.copy()
+    qpos[0] += 1.0  # x: the ant's free joint and the swimmer's slide joint
+    qvel[-1] = 1e200
+    env.set_state(qpos, qvel)
+    obs, reward, terminated, truncated, info = env.step(zeros)
+    assert info.get("sim_unstable") is True
+    assert (reward, terminated, truncated) == (0.0, True, False)
+    assert np.isfinite(obs).all()
+    env.reset(seed=1)  # the next episode steps normally
+    _, _, terminated, _, info = env.step(zeros)
+    assert "sim_unstable" not in info and not terminated
+
+
 # ---------------------------------------------------------------------- walls
 def _launch(env, xy, vxy, steps=30):
     """Throw the ant (z = 0.9, below the 1 m walls) and return its centre-of-mass track."""
