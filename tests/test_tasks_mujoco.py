@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -243,6 +244,84 @@ def test_ant_height_does_not_terminate():
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)
+def test_control_cost_is_subtracted(env_id):
+    """With ctrl_cost_weight w the step pays its task reward minus w ||a||^2 (a = 0.5 on every
+    actuator), whatever the task reward is."""
+    w = 0.25
+    plain, costly = _unwrapped(env_id), gym.make(env_id, ctrl_cost_weight=w).unwrapped
+    costly.reset(seed=0)
+    action = np.full(plain.action_space.shape, 0.5, dtype=np.float32)
+    for env in (plain, costly):
+        env.set_state(plain.init_qpos.copy(), plain.init_qvel.copy())
+    reward = plain.step(action)[1]
+    _, reward_costly, _, _, info = costly.step(action)
+    cost = w * 0.25 * action.size
+    assert info["reward_ctrl"] == pytest.approx(-cost, rel=1e-6)
+    assert reward_costly == pytest.approx(reward - cost, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+@pytest.mark.parametrize("tilt_deg, flipped", [(80.0, False), (100.0, True)])
+def test_ant_flip_is_tilt_about_any_horizontal_axis(axis, tilt_deg, flipped):
+    """The flip test is the tilt of the torso's z axis, about x or y alike; a yaw (rotation about
+    the vertical) of any size is no tilt."""
+    env = _unwrapped("softq/AntAnyDirection-v0")
+    qpos, qvel = _ant_state(env)
+    half = np.deg2rad(tilt_deg) / 2
+    qpos[3:7] = (np.cos(half), np.sin(half), 0.0, 0.0) if axis == "x" else \
+        (np.cos(half), 0.0, np.sin(half), 0.0)
+    env.set_state(qpos, qvel)
+    _, _, terminated, _, info = env.step(np.zeros(8, dtype=np.float32))
+    assert info["upright_cos"] == pytest.approx(np.cos(np.deg2rad(tilt_deg)), abs=1e-9)
+    assert terminated == flipped
+    qpos[3:7] = (np.cos(np.deg2rad(170.0) / 2), 0.0, 0.0, np.sin(np.deg2rad(170.0) / 2))
+    env.set_state(qpos, qvel)
+    _, _, terminated, _, info = env.step(np.zeros(8, dtype=np.float32))
+    assert info["upright_cos"] == pytest.approx(1.0, abs=1e-9) and not terminated
+
+
+def test_ant_running_direction_is_measured_from_the_reset_position():
+    """info["mode"] is the compass sector of the displacement since the reset: from a start at
+    (3, 3), a centre of mass at start + (2, 0) ran east (from the origin it would read NE)."""
+    env = gym.make("softq/AntAnyDirection-v0").unwrapped
+    env.init_qpos[0:2] = (3.0, 3.0)
+    env.reset(seed=0)
+    com_start = env.com_xy()
+    assert np.linalg.norm(com_start - 3.0) < 0.2
+    qpos, qvel = _ant_state(env)
+    env.set_state(qpos, qvel)
+    com_offset = env.com_xy() - qpos[0:2]
+    xy = com_start + np.array([2.0, 0.0]) - com_offset
+    env.set_state(*_ant_state(env, xy=tuple(xy)))
+    assert env.step(np.zeros(8, dtype=np.float32))[4]["mode"] == "E"
+    xy = com_start + np.array([-0.5, 0.5]) - com_offset  # within 1 m of the start: no direction
+    env.set_state(*_ant_state(env, xy=tuple(xy)))
+    assert env.step(np.zeros(8, dtype=np.float32))[4]["mode"] == "none"
+
+
+def _mass_weighted_xy(env) -> np.ndarray:
+    """The robot's planar centre of mass from every body's own mass and position, [2]."""
+    mujoco.mj_kinematics(env.model, env.data)
+    mass = env.model.body_mass[1:]  # body 0 is the world
+    return (mass[:, None] * env.data.xipos[1:, :2]).sum(0) / mass.sum()
+
+
+def test_ant_speed_reward_follows_the_centre_of_mass_not_the_torso():
+    """In free flight with two hips swinging, the torso moves against the legs: the speed reward
+    is the whole robot's centre-of-mass speed (mass-weighted over the bodies), not the torso's."""
+    env = _unwrapped("softq/AntAnyDirection-v0")
+    qpos, qvel = _ant_state(env)
+    qvel[6:14] = (8.0, 0.0, 8.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    env.set_state(qpos, qvel)
+    com_before, torso_before = _mass_weighted_xy(env), env.data.qpos[0:2].copy()
+    reward = env.step(np.zeros(8, dtype=np.float32))[1]
+    com_speed = np.linalg.norm(_mass_weighted_xy(env) - com_before) / env.dt
+    torso_speed = np.linalg.norm(env.data.qpos[0:2] - torso_before) / env.dt
+    assert reward == pytest.approx(com_speed, rel=1e-6)
+    assert abs(torso_speed - com_speed) > 0.2
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
 def test_unstable_simulation_ends_the_episode_without_paying_the_reset(env_id):
     """A velocity MuJoCo finds unstable makes it reset the state to the reference pose, a finite
     state 1 m from where the robot was: the step must end the episode and pay 0, not pay the
@@ -284,6 +363,23 @@ def test_hallway_walls_block_sideways_motion(env_id, half_width):
         assert np.abs(track[:, 1]).max() < half_width
     along = _launch(_unwrapped(env_id), (0.0, 0.0), (10.0, 0.0))
     assert along[:, 0].max() > 3.0  # running along the hallway is free
+
+
+@pytest.mark.parametrize("env_id, half_width",
+                         [("softq/AntHallwayWide-v0", HALLWAY_WIDE_HALF_WIDTH),
+                          ("softq/AntHallwayNarrow-v0", HALLWAY_NARROW_HALF_WIDTH)])
+def test_hallway_wall_faces_are_at_the_documented_half_width(env_id, half_width):
+    """The walls' inner faces at y = +-half_width exactly (3 m and 1.25 m), floor to 1 m, and
+    longer than a 500-step run: the throw test above only bounds them from outside."""
+    env = _unwrapped(env_id)
+    faces = {}
+    for name in ("hall_north", "hall_south"):
+        geom = env.model.geom(name)
+        (x, y, z), (hx, hy, hz) = geom.pos, geom.size
+        faces[name] = (y - hy, y + hy)
+        assert (z - hz, z + hz) == pytest.approx((0.0, 1.0)) and abs(x) < 1e-12 and hx >= 50.0
+    assert faces["hall_north"][0] == pytest.approx(half_width, abs=1e-12)
+    assert faces["hall_south"][1] == pytest.approx(-half_width, abs=1e-12)
 
 
 def test_maze_upper_passage_blocked_lower_open():
