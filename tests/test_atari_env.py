@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from envs.atari import area_resize, area_taps, make_atari
+from envs.atari import DQNPreprocessing, area_resize, area_taps, make_atari
 from envs.factory import make_env
 
 
@@ -125,3 +125,48 @@ def test_a_seeded_reset_after_a_lost_life_starts_a_new_game() -> None:
     again, _ = env.reset(seed=0)  # not the no-op continuation of the old game
     assert env.unwrapped.ale.lives() == 5
     np.testing.assert_array_equal(again, first)
+
+
+class _KnownFrames(gym.Env):
+    """Emits frames[t] after its t-th step (frames[0] at reset), reward t; ends at ``end_at``."""
+
+    def __init__(self, frames: np.ndarray, end_at: int | None = None):
+        self.frames, self.end_at = frames, end_at
+        self.observation_space = gym.spaces.Box(0, 255, frames.shape[1:], np.uint8)
+        self.action_space = gym.spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.frames[0], {}
+
+    def step(self, action):
+        self.t += 1
+        return self.frames[self.t], float(self.t), self.t == self.end_at, False, {}
+
+
+def test_frame_skip_max_pools_the_last_two_raw_frames() -> None:
+    """DQNPreprocessing.step repeats the action frame_skip = 4 times and returns the elementwise
+    max of the 3rd and 4th raw frames (Mnih et al. 2015), not the last frame, the min, the first
+    two or all four; an episode that ends inside the skip pools its last two frames (one frame
+    if it ends on the first). 8x8 frames resized to 8x8 are unchanged (area taps = identity)."""
+    frames = np.random.default_rng(0).integers(0, 256, (12, 8, 8)).astype(np.uint8)
+    env = DQNPreprocessing(_KnownFrames(frames), noop_max=0, frame_skip=4, screen_size=8)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, frames[0])
+    for k in (1, 2):  # agent step k covers raw frames 4k-3 .. 4k
+        obs, reward, terminated, truncated, _ = env.step(0)
+        last, before = frames[4 * k], frames[4 * k - 1]
+        np.testing.assert_array_equal(obs, np.maximum(before, last))
+        assert reward == sum(range(4 * k - 3, 4 * k + 1)) and not (terminated or truncated)
+        assert (obs > last).any() and (obs > np.minimum(before, last)).any()  # not trivial
+        assert (obs < frames[4 * k - 3:4 * k + 1].max(0)).any()  # not a max over all four
+        assert not np.array_equal(obs, np.maximum(frames[4 * k - 3], frames[4 * k - 2]))
+    for end_at, pooled in ((3, [2, 3]), (1, [1])):
+        env = DQNPreprocessing(_KnownFrames(frames, end_at=end_at), noop_max=0, frame_skip=4,
+                               screen_size=8)
+        env.reset(seed=0)
+        obs, reward, terminated, _, _ = env.step(0)
+        assert terminated and reward == sum(range(1, end_at + 1))  # stops at the end
+        np.testing.assert_array_equal(obs, frames[pooled].max(0))

@@ -303,3 +303,60 @@ def test_ou_reset_mask_and_errors():
         OrnsteinUhlenbeckNoise(2, theta=2.5)
     with pytest.raises(ValueError, match="action_dim"):
         OrnsteinUhlenbeckNoise(0)
+
+
+def test_ou_step_with_dt_and_mu_is_the_euler_maruyama_update():
+    """x' = x + theta (mu - x) dt + sigma sqrt(dt) eps with dt != 1 and mu != 0, replaying the
+    class's own normals (np.random.default_rng(seed).standard_normal([N, d]), one draw a step).
+    The dt = 1, mu = 0 tests cannot tell sqrt(dt) from dt, or mu from 0."""
+    theta, sigma, mu, dt = 0.5, 0.4, -0.7, 0.25
+    # sigma = 0: the drift alone, by hand: 1 + 0.5 (-0.7 - 1) 0.25 = 0.7875;
+    # -3 + 0.5 (-0.7 + 3) 0.25 = -2.7125
+    drift = OrnsteinUhlenbeckNoise(2, theta=theta, sigma=0.0, mu=mu, dt=dt, seed=0)
+    assert drift.sample(1).tolist() == [[mu, mu]]  # starts at mu
+    drift.state = np.array([[1.0, -3.0]])
+    np.testing.assert_allclose(drift.sample(1), [[0.7875, -2.7125]], rtol=0, atol=1e-12)
+    noise = OrnsteinUhlenbeckNoise(3, theta=theta, sigma=sigma, mu=mu, dt=dt, seed=11)
+    eps = np.random.default_rng(11)
+    e1 = eps.standard_normal((2, 3))
+    np.testing.assert_allclose(noise.sample(2), mu + 0.2 * e1, rtol=0, atol=1e-12)  # 0.4 * 0.5
+    x0 = np.array([[0.3, -1.2, 2.0], [-0.7, 5.0, 0.0]])
+    noise.state = x0.copy()
+    e2 = eps.standard_normal((2, 3))
+    expected = x0 + theta * (mu - x0) * dt + sigma * np.sqrt(dt) * e2
+    np.testing.assert_allclose(noise.sample(2), expected, rtol=0, atol=1e-12)
+    # restarts are at mu, not at 0: a masked reset, a full reset, a new number of envs
+    noise.reset(np.array([False, True]))
+    np.testing.assert_array_equal(noise.state[1], mu)
+    np.testing.assert_allclose(noise.state[0], expected[0], rtol=0, atol=1e-12)
+    noise.reset()
+    np.testing.assert_array_equal(noise.state, mu)
+    e3 = eps.standard_normal((2, 3))
+    np.testing.assert_allclose(noise.sample(2), mu + 0.2 * e3, rtol=0, atol=1e-12)
+    e4 = eps.standard_normal((5, 3))
+    np.testing.assert_allclose(noise.sample(5), mu + 0.2 * e4, rtol=0, atol=1e-12)
+
+
+def test_ou_stationary_law_for_dt_below_one_and_nonzero_mu():
+    """dt = 0.8, theta = 0.5 (rho = 1 - theta dt = 0.6), sigma = 0.4, mu = -0.7: stationary
+    N(mu, V), V = sigma^2 / (theta (2 - theta dt)) = 0.16 / (0.5 * 1.6) = 0.2
+    (= sigma^2 dt / (1 - rho^2) = 0.128 / 0.64), lag-1 autocorrelation rho = 0.6.
+    Ignoring dt in the noise scale would give V = 0.25, in the decay rho = 0.5."""
+    theta, sigma, mu, dt = 0.5, 0.4, -0.7, 0.8
+    v = ou_stationary_variance(theta, sigma, dt)
+    assert v == pytest.approx(0.2, rel=1e-12)
+    assert ou_stationary_variance(theta, sigma, 0.25) == pytest.approx(0.16 / 0.9375, rel=1e-12)
+    noise = OrnsteinUhlenbeckNoise(2, theta=theta, sigma=sigma, mu=mu, dt=dt, seed=3)
+    n_envs = 2000
+    first = noise.sample(n_envs)  # x_1 = mu + sigma sqrt(dt) eps: variance sigma^2 dt = 0.128
+    assert first.mean() == pytest.approx(mu, abs=0.03)
+    assert first.var() == pytest.approx(0.128, rel=0.1)  # 4000 draws: s.e. 2.2%
+    for _ in range(60):  # burn-in: rho^60 ~ 5e-14
+        noise.sample(n_envs)
+    xs = np.stack([noise.sample(n_envs) for _ in range(200)])  # [T, N, 2]
+    # 800k draws, ~200k effective (correlation time (1 + rho)/(1 - rho) = 4): mean s.e. ~0.001,
+    # variance s.e. ~0.25%
+    assert xs.mean() == pytest.approx(mu, abs=0.01)
+    assert xs.var() == pytest.approx(v, rel=0.02)
+    c = xs - mu
+    assert np.mean(c[1:] * c[:-1]) / np.mean(c * c) == pytest.approx(0.6, abs=0.01)

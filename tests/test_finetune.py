@@ -259,3 +259,54 @@ def test_workers_and_the_evaluation_act_on_one_fixed_xi_set():
     other_run = evaluation_policy(load_config("ant-umaze-sql-finetune-quick", [
         "agent.fixed_xi_anneal_steps=100", "run.seed=1"]), obs_space, act_space, 100, weights)
     assert not np.allclose(other_run.act(obs, False), acts[0])  # another run, another set
+
+
+def test_fixed_xi_size_is_the_exact_ceiling_of_the_linear_schedule_at_every_step():
+    """K_xi(t) = ceil(23 - 22 t / 44) in exact arithmetic, for every run step t: one less every
+    2 steps from t = 2 on, 1 from t = 44. In floats 23 - 22 * (30 / 44) is 8.000000000000002:
+    the documented ceil must still give 8 (the 1e-9 guard), not 9."""
+    import math
+    from fractions import Fraction
+
+    policy = SQLPolicy(SQLConfig(hidden_sizes=[16, 16], fixed_xi_start=23,
+                                 fixed_xi_anneal_steps=44), ANT_OBS, ANT_ACT, seed=0)
+    sizes = [policy.fixed_xi_size(t) for t in range(60)]
+    exact = [max(1, math.ceil(23 - Fraction(22 * min(t, 44), 44))) for t in range(60)]
+    assert sizes == exact
+    assert sizes[:4] == [23, 23, 22, 22] and sizes[30] == 8
+    assert sizes[43] == 2 and sizes[44:] == [1] * 16  # 1 exactly at the end, then held
+
+
+def test_a_worker_started_mid_schedule_acts_on_the_right_size_prefix_of_the_set():
+    """A worker (re)started at run step 17 of 3 workers (a resume, a Ray restart) takes its
+    share 17 // 3 = 5 steps, i.e. run step 15: K_xi = ceil(23 - 22 * 15 / 44) = ceil(15.5) = 16,
+    not the start size 23; its 16 members are the first of the run's one set (the 23 a worker
+    at step 0 acts on: a fresh randn(16, 2) is not that prefix). Then each worker step is 3 run
+    steps, K_xi = ceil(23 - 1.5 s) at share s = 6..16: 14, 13, 11, 10, 8 (s = 10: 8.000000000000002
+    in floats), 7, 5, 4, 2, 1 (run step 45 >= 44), 1."""
+    cfg = load_config("multigoal-quick", ["agent.hidden_sizes=[16, 16]",
+                                          "agent.fixed_xi_start=23",
+                                          "agent.fixed_xi_anneal_steps=44"])
+    late = RolloutWorker(cfg, worker_index=1, num_workers=3, start_env_steps=17)
+    early = RolloutWorker(cfg, worker_index=0, num_workers=3, start_env_steps=0)
+    obs_space = late.env.single_observation_space
+    weights = SQLPolicy(cfg.agent, obs_space, late.env.single_action_space, seed=5)
+    weights = {f"sampler.{k}": v for k, v in weights.sampler.state_dict().items()}
+    obs = np.repeat(np.array([[0.3, -0.2]], np.float32), 400, axis=0)  # one state, 400 draws
+
+    def members(worker: RolloutWorker) -> np.ndarray:
+        return np.unique(worker.policy.act(obs, False).round(6), axis=0)
+
+    for worker in (late, early):
+        worker.set_weights(weights, 0)
+        worker.collect(1)  # set_env_steps(own share) before the step: K_xi of the start
+    late_set, early_set = members(late), members(early)
+    assert (len(late_set), len(early_set)) == (16, 23)
+    assert all((np.abs(early_set - row).max(1) < 1e-5).any() for row in late_set)
+    sizes = []
+    for _ in range(11):  # worker steps 6..16: run steps 18..48
+        late.collect(1)
+        sizes.append(len(members(late)))
+    assert sizes == [14, 13, 11, 10, 8, 7, 5, 4, 2, 1, 1]
+    late.close()
+    early.close()
