@@ -266,3 +266,62 @@ def test_bad_inputs_raise_named_errors():
         GraphMDP(3, np.array([0, 1]), np.array([1]))
     with pytest.raises(ValueError, match="no action from state"):
         mdp.action_index(np.array([0, 2]))
+
+
+
+
+def wide_range_mdp(scale):
+    """Two routes 0 -> 3: through 1 (r = +700, then 1 -> 3: -50) and through 2 (+5, +595), all
+    rewards times ``scale``; destination 3. Exact: log Z_0 = logaddexp(650 scale, 600 scale), the
+    route through 1 carries the share 1 / (1 + e^(-50 scale)) of the mass: [m = 4] D_a."""
+    src, dst = np.array([1, 0, 0, 2]), np.array([3, 1, 2, 3])
+    reward = scale * np.array([-50.0, 700.0, 5.0, 595.0])
+    w = np.zeros((4, 1))
+    w[0, 0] = 1.0
+    p, q = 1.0 / (1.0 + np.exp(-50.0 * scale)), 1.0 / (1.0 + np.exp(50.0 * scale))  # q = 1 - p
+    return (GraphMDP(4, src, dst), reward, w, np.logaddexp(650.0 * scale, 600.0 * scale),
+            np.array([p, p, q, q]))
+
+
+@pytest.mark.parametrize("horizon", [None, 2, 5])
+def test_auto_redoes_in_log_space_a_reward_range_whose_weights_underflow(horizon):
+    """At scale 1 (rewards -50 ... +700, e^700 near the float64 limit) the linear engine's
+    weight exp(r - max r) of the step 1 -> 3 is e^-750 = 0: linear space loses the likely route
+    (log Z_0 = 600 instead of 650, every value finite). The engine's underflow flag must send
+    space='auto' straight to log space (the whole pass, not a linear forward pass and a column
+    redone after it: space 'log', not 'linear+log'). At scale 0.1 nothing underflows (a
+    forbidden action, r = -inf, is no underflow either): the fast linear result is kept, and
+    is exact."""
+    mdp, reward, w, log_z, d_a = wide_range_mdp(1.0)
+    lin = backward_pass(mdp, reward, [3], horizon, space="linear", watch=[0])
+    assert lin.engine.underflow
+    assert lin.log_beta[0, 0] == pytest.approx(600.0, abs=1e-9)  # linear space alone: wrong
+    back, vis = visitation(mdp, reward, w, [3], horizon, space="auto")
+    assert back.space == "log"
+    assert back.log_beta[0, 0] == pytest.approx(log_z, abs=1e-9)
+    np.testing.assert_allclose(vis.actions[:, 0], d_a, rtol=1e-9, atol=0)
+    # no underflow: linear space is kept (a forbidden extra action 0 -> 3 changes nothing)
+    mdp, reward, w, log_z, d_a = wide_range_mdp(0.1)
+    mdp = GraphMDP(4, np.append(mdp.src, 0), np.append(mdp.dst, 3))
+    back, vis = visitation(mdp, np.append(reward, -np.inf), w, [3], horizon, space="auto")
+    assert back.space == "linear"
+    assert back.log_beta[0, 0] == pytest.approx(log_z, abs=1e-12)
+    np.testing.assert_allclose(vis.actions[:, 0], [*d_a, 0.0], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("horizon", [10, 800])
+def test_linear_space_matches_log_space_with_positive_rewards_over_long_horizons(horizon):
+    """Reward +1 per step on the chain 0 -> 1 -> 2 (destination 2): the linear engine's columns
+    that are all zero (every path already absorbed; a destination nothing leads to) kept adding
+    the +1 shift to their scale, ~745 steps later it swamped the visitation accumulator (counts
+    and mass 0) and turned a lone destination's log beta from 0 into -inf. Linear and log space
+    must agree at any horizon: one visit to each state, mass 1; beta(0 -> 0) = 1."""
+    mdp = GraphMDP(3, np.array([0, 1]), np.array([1, 2]))
+    reward, origin = np.array([1.0, 1.0]), np.array([1.0, 0.0, 0.0])
+    for space in ("linear", "log"):
+        _, vis = visitation(mdp, reward, origin, [2], horizon, space=space)
+        np.testing.assert_allclose(vis.states[:, 0], [1.0, 1.0, 1.0], rtol=1e-12)
+        assert vis.mass[0] == pytest.approx(1.0, rel=1e-12)
+    lone = GraphMDP(2, np.array([0]), np.array([1]))  # nothing leads to state 0
+    for space in ("linear", "log"):
+        assert backward_pass(lone, np.array([1.0]), [0], horizon, space=space).log_beta[0, 0] == 0.0

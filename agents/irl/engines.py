@@ -64,6 +64,9 @@ class LinearEngine:
             m[:, pos] /= c[pos]
         ls = ls.copy()
         ls[pos] += np.log(c[pos])
+        # An all-zero column is exactly 0: scale -inf, so it cannot drift by +shift per step
+        # (positive rewards) and later swamp an accumulator it is merged into.
+        ls[~pos] = -np.inf
         return m, ls
 
     @staticmethod
