@@ -17,7 +17,13 @@ from agents.irl.inference import (
     segment_use,
     shortest_to,
 )
-from tests.test_irl_maxent import brute_force, enumerate_paths, figure2_mdp, random_graph
+from tests.test_irl_maxent import (
+    brute_force,
+    enumerate_paths,
+    figure2_mdp,
+    random_graph,
+    wide_range_mdp,
+)
 
 
 def test_figure2_action_model_gives_half_quarter_quarter():
@@ -147,3 +153,137 @@ def test_shortest_paths_take_the_cheaper_of_parallel_actions():
     dist, nxt = shortest_to(mdp, np.array([5.0, 1.0, 2.0]), [2])
     np.testing.assert_allclose(dist[0], [3.0, 2.0, 0.0])
     assert nxt[0].tolist() == [1, 2, -1]
+
+
+def test_finite_horizon_policy_is_the_first_step_of_enumerated_paths():
+    """maxent_policy(horizon=N): P(a | s) is eq. 5 over the paths of at most N steps, i.e. the
+    share of Z_N(s) carried by the paths starting with a, which is exp(r[a]) beta_{N-1}(dst[a]) /
+    beta_N(s). Pins the beta_{N-1} choice (beta_N, or beta_N at N = 1, gives other numbers on a
+    cyclic graph) and that the second output is log Z_N, both against brute-force enumeration."""
+    n = 6
+    src, dst, reward = random_graph(n, 2, 1)
+    mdp = GraphMDP(n, src, dst)
+    g = 5
+    checked = 0
+    for N in (1, 2, 4):
+        logp, log_z = maxent_policy(mdp, reward, [g], horizon=N)
+        for o in range(n):
+            paths = enumerate_paths(n, src, dst, o, g, N)
+            if o == g or not paths:
+                assert o == g or log_z[o, 0] == -np.inf
+                continue
+            logw = np.array([reward[p].sum() for p in paths])
+            assert log_z[o, 0] == pytest.approx(np.logaddexp.reduce(logw), abs=1e-12)
+            first = np.array([p[0] for p in paths])
+            for a in np.nonzero(src == o)[0]:
+                expect = np.exp(logw[first == a]).sum() / np.exp(logw).sum()
+                assert np.exp(logp[a, 0]) == pytest.approx(expect, abs=1e-12), (N, o, a)
+                checked += 1
+    assert checked >= 10
+    # by hand: 0 -> 2 (r = -1), 0 -> 1 (-0.5), 1 -> 2 (-0.2), 1 -> 0 (-0.3), destination 2.
+    # N = 1: only the direct step reaches 2; N = 2 adds 0 -> 1 -> 2 and 1 -> 0 -> 2
+    mdp = GraphMDP(3, np.array([0, 0, 1, 1]), np.array([2, 1, 2, 0]))
+    r = np.array([-1.0, -0.5, -0.2, -0.3])
+    p1 = np.exp(maxent_policy(mdp, r, [2], horizon=1)[0][:, 0])
+    np.testing.assert_allclose(p1, [1.0, 0.0, 1.0, 0.0], atol=1e-15)
+    p2 = np.exp(maxent_policy(mdp, r, [2], horizon=2)[0][:, 0])
+    via1, via0 = np.exp(-0.7) / (np.exp(-0.7) + np.exp(-1.0)), np.exp(-1.3) / (np.exp(-1.3)
+                                                                              + np.exp(-0.2))
+    np.testing.assert_allclose(p2, [1 - via1, via1, 1 - via0, via0], rtol=1e-12)
+
+
+def test_destination_posterior_when_the_prefix_just_reached_a_candidate():
+    """A prefix A -> ... -> B that ends ON a candidate g has not passed g: the trip may end there
+    (likelihood exp(r(prefix)) Z_{g->g} / Z_{A->g} with Z_{g->g} = 1, the empty suffix) or go on
+    to another candidate through g. Only candidates strictly before B are excluded. Checked
+    against Bayes rule over the enumerated paths of a DAG (state prefixes: parallel actions sum)."""
+    n = 8
+    src, dst, reward = random_graph(n, 2, 11, dag=True)
+    mdp = GraphMDP(n, src, dst)
+    cands = np.array([4, 5, 7])
+    prior = np.array([0.5, 0.3, 0.2])
+    prefix = [0, 1, 3, 4]  # ends at candidate 4; 4 -> 5 -> ... -> 7 goes on
+    like = []
+    for g in cands:
+        _, _, _, probs = brute_force(n, src, dst, reward, 0, g, n)
+        like.append(sum(pr for p, pr in probs.items()
+                        if [0, *dst[list(p)]][:len(prefix)] == prefix))
+    expect = prior * np.array(like)
+    assert (expect > 0).all()  # every candidate is still possible
+    back = backward_pass(mdp, reward, cands, None)
+    post = destination_posterior(back.log_beta, prior, cands, np.array(prefix))
+    np.testing.assert_allclose(post, expect / expect.sum(), rtol=1e-10)
+    # one step on (4 -> 5): candidate 4 is now passed and impossible, 5 just reached
+    post2 = destination_posterior(back.log_beta, prior, cands, np.array([*prefix, 5]))
+    assert post2[0] == 0.0 and post2[1] > 0.0 and post2[2] > 0.0
+    # a cycle 1 <-> 2 (all rewards -1), candidates 1 and 3 (2 -> 3): at 0 -> 1 the trip may end
+    # at 1 (1 / Z_{0->1} = e) or go on (Z_{1->3} / Z_{0->3} = e): the posterior is the prior; at
+    # 0 -> 1 -> 2 candidate 1 was passed, although 2 leads back to it
+    cyc = GraphMDP(4, np.array([0, 1, 2, 2]), np.array([1, 2, 1, 3]))
+    lz = backward_pass(cyc, -np.ones(4), [1, 3], None).log_beta
+    np.testing.assert_allclose(destination_posterior(lz, np.array([0.4, 0.6]), np.array([1, 3]),
+                                                     np.array([0, 1])), [0.4, 0.6], rtol=1e-9)
+    np.testing.assert_array_equal(destination_posterior(lz, np.array([0.4, 0.6]),
+                                                        np.array([1, 3]), np.array([0, 1, 2])),
+                                  [0.0, 1.0])
+
+
+def test_figure5_prefix_is_ceil_of_the_fraction_and_stops_before_the_destination(monkeypatch):
+    """destination_accuracy observes ceil(f * len) states of each test path, at least the origin
+    and never the destination itself (observing it would give the answer away).
+
+    Chain 0 -> 1 -> 2 -> 3 -> 4 with candidates 3 and 4, prior 0.7 / 0.3: every prefix that has
+    not passed 3 leaves the posterior at the prior (the chain offers each the same routes), so
+    the path to 4 is missed until 3 is passed, which only the destination itself would reveal:
+    with the cap, the path to 4 is always missed and the one to 3 always hit (accuracy 1/2)."""
+    from agents.irl import evaluation
+
+    mdp = GraphMDP(5, np.arange(4), np.arange(1, 5))
+    seen = []
+
+    def spy(log_z, prior, candidates, partial):
+        seen.append(len(partial))
+        return destination_posterior(log_z, prior, candidates, partial)
+
+    monkeypatch.setattr(evaluation, "destination_posterior", spy)
+    paths = [np.arange(5), np.arange(4)]
+    fr = np.array([0.0, 0.3, 0.5, 0.8, 0.81, 1.0])
+    acc, base = evaluation.destination_accuracy(mdp, -np.ones(4), np.array([3, 4]),
+                                                np.array([0.7, 0.3]), paths, fr)
+    # size 5: ceil(0, 1.5, 2.5, 4, 4.05, 5) -> 1, 2, 3, 4, 4 (cap), 4 (cap)
+    # size 4: ceil(0, 1.2, 2, 3.2, 3.24, 4) -> 1, 2, 2, 3 (cap), 3 (cap), 3 (cap)
+    np.testing.assert_allclose(acc, 0.5)  # observing state 4 would make the last two 1.0
+    np.testing.assert_allclose(base, 0.5)
+    assert seen == [1, 1, 2, 2, 3, 2, 4, 3, 4, 3, 4, 3]
+
+
+def test_log_partition_redoes_in_log_space_exactly_when_linear_space_fails(monkeypatch):
+    """log_partition has no mass check to fall back on: it must redo the pass in log space when
+    the linear engine flags an underflowing weight, even though the watched value came out
+    finite (wide_range_mdp: linear gives log Z_0 = 600, the exact value is logaddexp(650, 600)),
+    and when a watched value underflowed without any weight doing so (a 100-state chain at
+    r = -10: Z_0 = e^-990 is below the smallest double). Otherwise the one linear pass stands."""
+    from agents.irl import inference
+
+    spaces = []
+
+    def spy(*args, space, **kw):
+        spaces.append(space)
+        return backward_pass(*args, space=space, **kw)
+
+    monkeypatch.setattr(inference, "backward_pass", spy)
+    mdp, reward, _, log_z, _ = wide_range_mdp(1.0)
+    lz = inference.log_partition(mdp, reward, [3], np.array([0]))
+    assert lz[0, 0] == pytest.approx(log_z, abs=1e-9)
+    assert spaces == ["linear", "log"]
+    spaces.clear()
+    chain = GraphMDP(100, np.arange(99), np.arange(1, 100))
+    lz = inference.log_partition(chain, np.full(99, -10.0), [99], np.array([50, 0]))
+    np.testing.assert_allclose(lz[[0, 50], 0], [-990.0, -490.0], rtol=1e-12)
+    assert spaces == ["linear", "log"]
+    spaces.clear()
+    # nothing underflows: the linear values are exact and returned without a second pass
+    mdp, reward, _, log_z, _ = wide_range_mdp(0.1)
+    lz = inference.log_partition(mdp, reward, [3], np.array([0]))
+    assert lz[0, 0] == pytest.approx(log_z, abs=1e-12)
+    assert spaces == ["linear"]

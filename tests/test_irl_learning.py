@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.optimize import minimize
 
 from agents.irl import GraphMDP
 from agents.irl.baselines import ActionModelObjective, train_action_model
@@ -130,3 +131,69 @@ def test_a_fixed_horizon_refuses_demonstrations_longer_than_it():
     MaxEntObjective(mdp, phi, [path], horizon=3)  # fits
     with pytest.raises(ValueError, match="1 demonstration path.*horizon 2 .*path 0: 3 steps"):
         MaxEntObjective(mdp, phi, [path], horizon=2)
+
+
+def _two_routes():
+    """Routes 0 -> 1 -> 3 (feature 0) and 0 -> 2 -> 3 (feature 1), demonstrated 3 : 1. With
+    d = c1 - c0 the mean NLL is 0.75 c0 + 0.25 c1 + log(e^-c0 + e^-c1) = 0.25 d + log(1 + e^-d),
+    minimised at d = log 3; f_tilde = (0.75, 0.25)."""
+    mdp = GraphMDP(4, np.array([0, 0, 1, 2]), np.array([1, 2, 3, 3]))
+    phi = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    paths = [np.array([0, 1, 3])] * 3 + [np.array([0, 2, 3])]
+    return MaxEntObjective(mdp, phi, paths)
+
+
+def _two_routes_nll(c):
+    d = c[1] - c[0]
+    return 0.25 * d + np.log1p(np.exp(-d))
+
+
+def test_exponentiated_gradient_rejects_a_step_that_raises_the_nll_and_halves_lr():
+    """From c = (3, 3) (d = 0, gradient (0.25, -0.25)) a step at lr 8, 4, 2 or 1 overshoots the
+    optimum d = log 3 (the clipped exponent takes d to 7.05, ..., 5.98): each is rejected (the
+    NLL stays log 2, the cost stays put) and lr halves; at lr 0.5 the unclipped step
+    c * exp(-0.5 g / f_scale) lowers the NLL and is taken."""
+    obj = _two_routes()
+    c0 = np.array([3.0, 3.0])
+    res = train_exponentiated_gradient(obj, c0, iters=5, lr=8.0)
+    assert [h["lr"] for h in res.history] == [4.0, 2.0, 1.0, 0.5, 0.5]
+    np.testing.assert_allclose([h["nll"] for h in res.history[:4]], np.log(2.0), rtol=1e-12)
+    scale = np.array([0.75, 0.25]) + 0.75e-3
+    c_new = c0 * np.exp(-0.5 * np.array([0.25, -0.25]) / scale)
+    np.testing.assert_allclose(res.cost, c_new, rtol=1e-10)
+    assert res.history[4]["nll"] == pytest.approx(_two_routes_nll(c_new), rel=1e-10)
+    assert res.history[4]["nll"] < np.log(2.0)
+
+
+def test_lbfgs_l1_reaches_both_the_objective_and_the_gradient_it_optimises(monkeypatch):
+    """train_lbfgs hands L-BFGS-B a function of u = c * s; with l1 its value must be
+    NLL(c) + l1 sum(c) and its gradient the derivative of exactly that value (else the line
+    search fights the gradient). Checked on the function actually handed to the optimiser
+    (analytic value, central differences), and on the optimum, by hand: with d = c1 - c0 the
+    c1 condition 0.25 - 1 / (1 + e^d) + l1 = 0 gives d = log(1 / (0.25 + l1) - 1), and c0 rests
+    on its bound (its gradient there is 2 l1 > 0)."""
+    from agents.irl import learning
+
+    captured = {}
+
+    def spy(fun, x0, **kw):
+        captured["fun"] = fun
+        return minimize(fun, x0, **kw)
+
+    monkeypatch.setattr(learning, "minimize", spy)
+    obj = _two_routes()
+    l1 = 0.1
+    res = train_lbfgs(obj, np.array([1.0, 2.0]), iters=200, l1=l1)
+    s = obj.f_tilde + 1e-3 * obj.f_tilde.max()
+    fun = captured["fun"]
+    for c in (np.array([1.0, 2.0]), np.array([0.3, 1.7]), np.array([2.0, 0.5])):
+        u = c * s
+        val, grad = fun(u)
+        assert val == pytest.approx(_two_routes_nll(c) + l1 * c.sum(), rel=1e-10)
+        eps = 1e-6
+        fd = [(fun(u + eps * e)[0] - fun(u - eps * e)[0]) / (2 * eps) for e in np.eye(2)]
+        np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+    d = np.log(1 / (0.25 + l1) - 1)
+    np.testing.assert_allclose(res.cost, [1e-6, 1e-6 + d], atol=1e-6)
+    assert res.history[-1]["nll"] == pytest.approx(_two_routes_nll(res.cost) + l1 * res.cost.sum(),
+                                                   abs=1e-8)
