@@ -203,6 +203,9 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"config key {key!r}: expected a string, got {value!r}")
         return value
     if dataclasses.is_dataclass(tp):
+        if value is None:  # `--set run=` or an empty `run:` in YAML: not "all defaults"
+            raise ConfigError(f"config section {key!r}: expected a mapping, got null "
+                              "({} gives the defaults)")
         return build_dataclass(tp, value, key)
     return value
 
@@ -238,6 +241,9 @@ def config_from_dict(data: dict) -> Config:
         agent_cls = get_algorithm(algo).config_cls
     except UnknownAlgorithmError as exc:
         raise ConfigError(f"config key 'algo': {exc}") from exc
+    if "agent" in data and data["agent"] is None:
+        raise ConfigError("config section 'agent': expected a mapping, got null "
+                          "({} gives the defaults)")
     agent_data = data.pop("agent", None)
     cfg = build_dataclass(Config, data)
     cfg.agent = build_dataclass(agent_cls, agent_data, "agent")
@@ -343,8 +349,22 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             child = node.get(part)
             node[part] = dict(child) if isinstance(child, dict) else {}
             node = node[part]
-        node[parts[-1]] = value
+        node[parts[-1]] = _override_value(dotted.strip(), node.get(parts[-1]), value)
     return data
+
+
+def _override_value(dotted: str, current: Any, value: Any) -> Any:
+    """What ``--set dotted=value`` leaves at a key holding ``current``. A mapping given for a
+    section merges into it (``--set 'replay={batch_size: 32}'`` changes one key, not the whole
+    section back to its defaults); ``{}`` resets a section to its defaults (switching ``algo``);
+    ``env.kwargs`` and other free-form mappings are replaced whole, as in presets."""
+    is_section = isinstance(current, dict) and not dotted.endswith("kwargs")
+    if is_section and value is None:
+        raise ConfigError(f"override {dotted!r}: a section needs a mapping (`--set "
+                          f"'{dotted}={{key: value}}'` changes keys, `{dotted}={{}}` resets it)")
+    if is_section and isinstance(value, dict) and value:
+        return deep_merge(current, value)
+    return value
 
 
 def load_config(preset: str, overrides: list[str] | None = None) -> Config:
@@ -369,4 +389,22 @@ def read_config(path: Path) -> Config:
         raise ConfigError(f"{path} is not readable YAML (corrupt?): {detail}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} holds {type(data).__name__}, not a config mapping (corrupt?)")
+    _check_plugin_allowed(data.get("algo"), path)
     return config_from_dict(data)
+
+
+PLUGIN_MODULES_VAR = "SOFTQ_PLUGIN_MODULES"
+
+
+def _check_plugin_allowed(algo: Any, path: Path) -> None:
+    """A plug-in algorithm ("module:ATTR") is imported, running that module's code. From a
+    preset or ``--set`` the user named it; from a run directory's config.yaml (shared, copied,
+    downloaded) only when the module is listed in $SOFTQ_PLUGIN_MODULES (comma-separated)."""
+    if not isinstance(algo, str) or ":" not in algo or algo in algorithm_names():
+        return
+    module = algo.split(":", 1)[0]
+    allowed = {m.strip() for m in os.environ.get(PLUGIN_MODULES_VAR, "").split(",")}
+    if module not in allowed:
+        raise ConfigError(f"{path} names the plug-in algorithm {algo!r}; softq imports a module "
+                          f"named by a run directory only when you allow it: "
+                          f"{PLUGIN_MODULES_VAR}={module}")

@@ -4,6 +4,7 @@ import pytest
 
 from launch.config import (
     ConfigError,
+    ReplayConfig,
     apply_overrides,
     config_from_dict,
     config_to_dict,
@@ -139,3 +140,22 @@ def test_broken_user_presets_are_named(tmp_path, monkeypatch):
         load_preset_dict("c")
     with pytest.raises(ConfigError, match="d.yaml must hold a mapping.*list"):
         load_preset_dict("d")
+
+
+def test_a_mapping_for_a_section_merges_into_it_and_an_empty_one_resets_it():
+    """--set 'replay={batch_size: 32}' changes that key only (it used to put every other replay
+    key back to its default: min_size 10000, no updates for a short run); {} gives the
+    defaults (switching algo); env.kwargs is replaced whole, as presets do."""
+    preset = load_config("cartpole-soft-dqn")
+    merged = load_config("cartpole-soft-dqn", ["replay={batch_size: 32}"])
+    assert merged.replay.batch_size == 32
+    assert (merged.replay.capacity, merged.replay.min_size) == (preset.replay.capacity,
+                                                               preset.replay.min_size)
+    assert preset.replay.min_size != ReplayConfig().min_size  # so the check above means it
+    reset = load_config("cartpole-soft-dqn", ["replay={}"])
+    assert reset.replay == ReplayConfig()
+    kwargs = load_config("multigoal-quick", ["env.kwargs={goal_reward: 2.0}"])
+    assert kwargs.env.kwargs == {"goal_reward": 2.0}
+    for section in ("run", "agent", "env"):
+        with pytest.raises(ConfigError, match=f"override '{section}': a section needs"):
+            load_config("cartpole-soft-dqn", [f"{section}="])

@@ -335,10 +335,11 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert steps >= 400
     size_before = len(before["replay"][0]["buffer"]["data"]["action"])
     assert size_before > 0
-    resume = subprocess.run(
+    resume = subprocess.run(  # config.yaml names a plug-in module: allowed by name
         [sys.executable, "-m", "launch.cli", "train", "--resume", str(run),
          "--set", f"run.total_env_steps={steps + 200}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+        cwd=ROOT, env={**env, "SOFTQ_PLUGIN_MODULES": "tests.counting_algo"},
+        capture_output=True, text=True, timeout=180)
     assert resume.returncode == 0, resume.stderr[-2000:]
     after = load_checkpoint(run)
     assert after["counters"]["env_steps"] >= steps + 200
