@@ -11,6 +11,7 @@ run began, episodes still running included (a new best shows before its episode 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +26,9 @@ from distributed.checkpoint import save_checkpoint
 from distributed.evaluation import evaluate_policy, evaluation_policy
 from distributed.metrics import TensorBoardLogger
 from distributed.rollout import EpisodeTracker
+
+# Learner metrics that are finite in every healthy update: non-finite means divergence.
+DIVERGENCE_PREFIXES = ("loss/", "q/", "v/", "train/grad_norm")
 
 # image_hook(learner_or_None, eval_result, env_steps) -> {tag: [H, W, 3] uint8}
 ImageHook = Callable[[Any, dict, int], dict[str, np.ndarray]]
@@ -96,6 +100,7 @@ class Driver:
         self._next_image = self._next_multiple(run.image_every)
         self._t0 = time.perf_counter()
         self._last_line = self._t0
+        self._warned_divergence = False
         self._steps0 = counters.env_steps
         self._rate = (self._t0, counters.env_steps)
         self.bar = tqdm(total=run.total_env_steps, initial=counters.env_steps, unit="step",
@@ -153,7 +158,14 @@ class Driver:
             metrics["rollout/return_mean"] = float(np.mean(self.recent_returns))
             metrics["rollout/length_mean"] = float(np.mean(self.recent_lengths))
         metrics.update(self.counters.best_so_far())
-        self.tb.scalars(metrics, step)
+        diverged = tuple(k for k, v in metrics.items()
+                         if k.startswith(DIVERGENCE_PREFIXES) and not np.isfinite(v))
+        if diverged and not self._warned_divergence:
+            self._warned_divergence = True
+            print(f"softq: warning: {', '.join(diverged)} not finite at step {step}: the learner "
+                  f"has diverged (lower the learning rates or clip the gradients); checkpoints "
+                  f"from here on may hold non-finite weights", file=sys.stderr, flush=True)
+        self.tb.scalars(metrics, step, keep_nonfinite=diverged)  # TensorBoard shows nan/inf
         self.tb.flush()
         postfix = {"ret": f"{metrics.get('rollout/return_mean', float('nan')):.1f}",
                    "sps": f"{metrics['rollout/env_steps_per_s']:.0f}"}

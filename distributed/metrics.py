@@ -42,9 +42,12 @@ class TensorBoardLogger:
 
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
-    def scalars(self, metrics: dict[str, float], step: int) -> None:
+    def scalars(self, metrics: dict[str, float], step: int,
+                keep_nonfinite: tuple[str, ...] = ()) -> None:
+        """Write the finite values (a nan stands for "not defined yet", as the rate limiter's
+        ratio before min_size), and the non-finite ones of the keys in ``keep_nonfinite``."""
         for key, value in metrics.items():
-            if np.isfinite(value):
+            if np.isfinite(value) or key in keep_nonfinite:
                 self.writer.add_scalar(key, value, step)
 
     def image(self, tag: str, rgb: np.ndarray, step: int) -> None:

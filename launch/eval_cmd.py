@@ -12,9 +12,11 @@ import numpy as np
 
 from distributed.checkpoint import load_checkpoint
 from distributed.evaluation import evaluate_policy, evaluation_policy
-from distributed.learner import LearnerRunner, cpu_copy_quietly, probe_spaces
+from distributed.learner import probe_spaces
 from launch.arg_types import int_at_least
 from launch.config import read_config
+from launch.run_checks import build_cpu_learner, load_run_state
+from launch.train_cmd import check_env
 
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,11 +32,11 @@ def run_eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     cfg = read_config(run_dir / "config.yaml")
     state = load_checkpoint(run_dir)
+    check_env(cfg)
     obs_space, act_space = probe_spaces(cfg)
     cfg.runtime.device = "cpu"
-    with cpu_copy_quietly():
-        runner = LearnerRunner(cfg, obs_space, act_space)
-        runner.load_state_dict(state["runner"])
+    runner = build_cpu_learner(cfg)
+    load_run_state(runner, state, run_dir)
     # as the run's own evaluation at that step acts (fixed xi set, schedules), seeded by --seed
     policy = evaluation_policy(cfg, obs_space, act_space, state["counters"]["env_steps"],
                                runner.learner.get_weights(), seed=args.seed)

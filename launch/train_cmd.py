@@ -23,6 +23,7 @@ from launch.config import (
     read_config,
     save_config,
 )
+from launch.run_checks import build_cpu_learner, load_run_state, space_shapes
 from launch.run_dir import claim_run_dir, new_run_dir
 
 # What a resumed run may change: its budget and bookkeeping, and where it runs. Everything else
@@ -80,7 +81,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
                               f"{'; '.join(changed)}. A resumed run may change only "
                               f"{RESUMABLE_LIST}; start a new run to change more (--init-from "
                               f"{args.resume} keeps its weights)")
-    _check_env(cfg)
+    check_env(cfg)
     _check_device(cfg, resuming=bool(args.resume))
     return cfg
 
@@ -101,7 +102,7 @@ def _check_device(cfg: Config, resuming: bool) -> None:
                           f"{hint}; use --set runtime.device=cpu or auto")
 
 
-def _check_env(cfg: Config) -> None:
+def check_env(cfg: Config) -> None:
     """Build the configured env and take one step, so that a bad id, constructor kwarg or
     horizon is named before a run directory exists (the runtime would fail only after writing
     config.yaml)."""
@@ -129,6 +130,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         state = load_checkpoint(run_dir)  # fail early, before anything is written
+        load_run_state(build_cpu_learner(cfg), state, run_dir)
         spec = get_algorithm(cfg.algo)
         servers = 0 if spec.on_policy else 1 if cfg.runtime.inline else max(1, cfg.replay.shards)
         check_replay_shards(state.get("replay") or [], servers, inline=cfg.runtime.inline)
@@ -146,6 +148,8 @@ def run_train(args: argparse.Namespace) -> int:
             if changed:  # expected for the schedules; worth seeing for anything else
                 print(f"note: --init-from {args.init_from}: agent settings that differ from the "
                       f"pretraining run's: {', '.join(changed)}", file=sys.stderr)
+        else:
+            build_cpu_learner(cfg)
         run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
     ray_started = _start_ray(cfg)  # a cluster that cannot be joined fails before any write
     try:
@@ -189,30 +193,26 @@ def _check_init_fits(cfg: Config, init_state: dict[str, Any], source: Config,
     import gymnasium as gym
 
     from distributed.inline import init_from_pretrained
-    from distributed.learner import LearnerRunner, cpu_copy_quietly, probe_spaces
+    from distributed.learner import cpu_copy_quietly, probe_spaces
 
     obs_space, act_space = probe_spaces(cfg)
+    runner = build_cpu_learner(cfg)
     try:
         with cpu_copy_quietly():
-            init_from_pretrained(LearnerRunner(cfg, obs_space, act_space, device="cpu"),
-                                 init_state)
+            init_from_pretrained(runner, init_state)
     except CheckpointError as exc:
         causes = list(changed)
         try:
-            theirs = _space_shapes(*probe_spaces(source))
+            theirs = space_shapes(*probe_spaces(source))
         except (UnknownEnvError, TypeError, ValueError, gym.error.Error):
             theirs = "(its env cannot be built here)"  # the refusal itself still stands
-        if theirs != _space_shapes(obs_space, act_space):  # fine-tuning changes env.id anyway
+        if theirs != space_shapes(obs_space, act_space):  # fine-tuning changes env.id anyway
             causes.insert(0, f"env.id {source.env.id!r} {theirs} -> {cfg.env.id!r} "
-                             f"{_space_shapes(obs_space, act_space)}")
+                             f"{space_shapes(obs_space, act_space)}")
         if not causes:
             raise
         raise CheckpointError(f"{exc}; settings that differ from the pretraining run's: "
                               f"{', '.join(causes)}") from exc
-
-
-def _space_shapes(obs_space: Any, act_space: Any) -> str:
-    return f"(obs {list(obs_space.shape)}, action {list(getattr(act_space, 'shape', ()))})"
 
 
 def agent_changes(pretrained: Any, now: Any) -> list[str]:

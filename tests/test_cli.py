@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,6 +44,20 @@ def _error_line(capsys):
     (["train", "atari-dqn", "--set", "env.id=ALE/Nope-v5"], "ALE/Nope-v5"),
     # a cluster that does not answer is named at once (Ray itself retries for minutes)
     (["train", "multigoal-quick", "--address", "127.0.0.1:1"], "no Ray head answers at"),
+    # the learner is built once (on the CPU) before the run directory is made
+    (["train", "cartpole-soft-dqn", "--set", "env.id=Pendulum-v1"], "Discrete action space"),
+    (["train", "multigoal-quick", "--set", "env.id=CartPole-v1"], "1-D Box action"),
+    (["train", "cartpole-a2c", "--set", "env.id=MountainCarContinuous-v0"], "Discrete action"),
+    # ranges every algorithm's config checks (the discrete ones trained a zero-width net and
+    # failed at their first evaluation with gamma 5)
+    (["train", "cartpole-soft-dqn", "--set", "agent.gamma=5"], "gamma must be in [0, 1]"),
+    (["train", "cartpole-a2c", "--set", "agent.gamma=-1"], "gamma must be in [0, 1]"),
+    (["train", "cartpole-soft-dqn", "--set", "agent.hidden_sizes=[0]"], "hidden_sizes"),
+    (["train", "cartpole-a2c", "--set", "agent.hidden_sizes=[]"], "hidden_sizes"),
+    (["train", "cartpole-soft-dqn", "--set", "agent.adam_eps=-1"], "adam_eps"),
+    (["train", "multigoal-quick", "--set", "agent.q_lr=-1"], "q_lr"),
+    # a whole section set to nothing is refused, not silently replaced by the defaults
+    (["train", "cartpole-soft-dqn", "--set", "run="], "override 'run': a section needs"),
 ])
 def test_bad_input_is_one_line_naming_it_with_exit_2(argv, needle, capsys, tmp_path,
                                                       monkeypatch):
@@ -330,3 +345,69 @@ def test_out_expands_home_and_variables(tmp_path, monkeypatch):
     assert new_run_dir("p", "$HOME/runs/x") == tmp_path / "home" / "runs" / "x"
     assert new_run_dir("p", "~/y") == tmp_path / "home" / "y"
     assert new_run_dir("p", "${SOFTQ_RUNS}/z") == tmp_path / "runs" / "z"
+
+
+def test_a_config_yaml_that_does_not_fit_its_checkpoint_is_named_and_left_alone(tmp_path,
+                                                                                capsys):
+    """A hand-edited or copied config.yaml (other networks, another env) is refused by resume
+    and eval with one line naming the misfit (a raw size-mismatch traceback), before resume
+    rewrites config.yaml."""
+    good = tmp_path / "good"
+    assert main(["train", "cartpole-soft-dqn", "--out", str(good), "--set", "run.eval_every=0",
+                 "--set", "run.total_env_steps=120", "--set", "replay.min_size=50"]) == 0
+    capsys.readouterr()
+    text = (good / "config.yaml").read_text()
+    for old, new, needle in (("- 128\n  - 128", "- 32\n  - 32", "size mismatch"),
+                             ("id: CartPole-v1", "id: Acrobot-v1", "size mismatch")):
+        assert old in text, old
+        (good / "config.yaml").write_text(text.replace(old, new))
+        edited = (good / "config.yaml").read_bytes()
+        assert main(["train", "--resume", str(good),
+                     "--set", "run.total_env_steps=200"]) == 2
+        line = _error_line(capsys)
+        assert "does not fit its config.yaml" in line and needle in line, line
+        assert (good / "config.yaml").read_bytes() == edited  # not rewritten with the budget
+        assert main(["eval", str(good), "--episodes", "1"]) == 2
+        assert "does not fit its config.yaml" in _error_line(capsys)
+    (good / "config.yaml").write_text(text)
+    assert main(["eval", str(good), "--episodes", "1"]) == 0
+
+
+def test_a_plugin_algorithm_in_a_run_directory_is_imported_only_when_allowed(tmp_path, capsys,
+                                                                           monkeypatch):
+    """algo: "module:ATTR" imports (runs) that module. From a preset or --set the user named it;
+    from a run directory (shared, downloaded) only when $SOFTQ_PLUGIN_MODULES lists it."""
+    from launch.config import ConfigError, read_config
+
+    marker = tmp_path / "imported"
+    (tmp_path / "strangers_module.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nSPEC = None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("algo: strangers_module:SPEC\n")
+    monkeypatch.delenv("SOFTQ_PLUGIN_MODULES", raising=False)
+    for argv in (["eval", str(run)], ["compare", str(run)], ["train", "--resume", str(run)]):
+        assert main(argv) == 2
+        line = _error_line(capsys)
+        assert "SOFTQ_PLUGIN_MODULES=strangers_module" in line, line
+    assert not marker.exists()
+    monkeypatch.setenv("SOFTQ_PLUGIN_MODULES", "other, strangers_module")
+    with pytest.raises(ConfigError, match="not an AlgorithmSpec"):
+        read_config(run / "config.yaml")
+    assert marker.exists()  # allowed by name: imported
+
+
+def test_a_diverged_learner_is_reported_and_its_nan_losses_are_logged(tmp_path, capsys):
+    """A learning rate of 1e12 turns the Q network's weights into nan within a few updates: the
+    run warns once on stderr and TensorBoard shows loss/q as nan (the non-finite values were
+    dropped, leaving no sign of the divergence)."""
+    run = tmp_path / "run"
+    assert main(["train", "cartpole-soft-dqn", "--out", str(run), "--set", "run.eval_every=0",
+                 "--set", "run.total_env_steps=400", "--set", "replay.min_size=64",
+                 "--set", "run.log_every=100", "--set", "agent.lr=1e12",
+                 "--set", "agent.grad_clip=0"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("softq: warning:") == 1 and "loss/q" in err and "diverged" in err
+    steps, values = read_scalars(run, "loss/q")
+    assert len(values) >= 2 and not np.isfinite(values[-1])

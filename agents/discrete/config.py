@@ -23,6 +23,16 @@ def _positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be > 0, got {value!r}")
 
 
+def _shared_checks(cfg) -> None:
+    """Checks every discrete config needs: the discount, the torso, the optimizer's clipping."""
+    if not 0.0 <= cfg.gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {cfg.gamma!r}")
+    if not cfg.hidden_sizes or any(int(h) <= 0 for h in cfg.hidden_sizes):
+        raise ValueError(f"hidden_sizes must be positive widths, got {cfg.hidden_sizes}")
+    if not cfg.grad_clip >= 0:
+        raise ValueError(f"grad_clip must be >= 0 (0 disables it), got {cfg.grad_clip!r}")
+
+
 @dataclass
 class DQNConfig:
     gamma: float = 0.99
@@ -67,6 +77,8 @@ class DQNConfig:
     """Hidden layer widths of the MLP torso (vector observations; images use the Nature conv)."""
 
     def __post_init__(self) -> None:
+        _shared_checks(self)
+        _positive("adam_eps", self.adam_eps)
         _choice("target", self.target, DQN_TARGETS)
         _choice("exploration", self.exploration, EXPLORATIONS)
         _choice("loss", self.loss, ("huber", "mse"))
@@ -107,7 +119,11 @@ class OnPolicyConfig:
     """Hidden layer widths of the MLP torso (vector observations; images use the Nature conv)."""
 
     def __post_init__(self) -> None:
+        _shared_checks(self)
         _positive("lr", self.lr)
+        _positive("rms_eps", self.rms_eps)
+        if not 0.0 <= self.rms_alpha < 1.0:
+            raise ValueError(f"rms_alpha must be in [0, 1), got {self.rms_alpha!r}")
         if self.n_steps < 1:
             raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
 

@@ -110,8 +110,11 @@ class SQLConfig:
         if self.fixed_xi_anneal_steps <= 0:
             raise ValueError("SQLConfig.fixed_xi_anneal_steps must be positive, got "
                              f"{self.fixed_xi_anneal_steps}")
-        if self.gamma < 0 or self.gamma > 1:
+        if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"SQLConfig.gamma must be in [0, 1], got {self.gamma}")
+        for name in ("q_lr", "policy_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SQLConfig.{name} must be > 0, got {getattr(self, name)}")
 
     def particle_split(self) -> tuple[int, int]:
         """(M score particles, K moving particles). Same set: (P, P). Split: the first P - K draws

@@ -1,0 +1,50 @@
+"""Checks that a config builds its learner, and that a checkpoint fits it, before any write.
+
+``softq train`` and ``softq eval`` build a throwaway CPU copy of the configured learner: an agent
+setting the learner or torch refuses (an action space the algorithm cannot act in, an optimizer
+setting out of range) or a checkpoint of another algorithm, env or network is one error line
+naming it, and no run directory is made or touched (the runtime would fail only after writing
+config.yaml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distributed.checkpoint import CheckpointError
+from distributed.learner import LearnerRunner, cpu_copy_quietly, probe_spaces
+from launch.config import Config, ConfigError
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def space_shapes(obs_space: Any, act_space: Any) -> str:
+    return f"(obs {list(obs_space.shape)}, action {list(getattr(act_space, 'shape', ()))})"
+
+
+def build_cpu_learner(cfg: Config) -> LearnerRunner:
+    """A throwaway CPU copy of the configured learner; a ConfigError when it cannot be built."""
+    obs_space, act_space = probe_spaces(cfg)
+    try:
+        with cpu_copy_quietly():
+            return LearnerRunner(cfg, obs_space, act_space, device="cpu")
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ConfigError(f"config section 'agent': the {cfg.algo!r} learner cannot be built for "
+                          f"{cfg.env.id!r} {space_shapes(obs_space, act_space)}: "
+                          f"{_one_line(exc)}") from exc
+
+
+def load_run_state(runner: LearnerRunner, state: dict[str, Any], run_dir: Path) -> None:
+    """Load a run's own checkpoint into ``runner`` (built from its config.yaml); a
+    CheckpointError naming the misfit when the two do not belong together."""
+    try:
+        with cpu_copy_quietly():
+            runner.load_state_dict(state["runner"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{run_dir}: its checkpoint does not fit its config.yaml (algo "
+                              f"{runner.cfg.algo!r}, env {runner.cfg.env.id!r}): "
+                              f"{_one_line(exc)}. Was config.yaml edited, or copied from "
+                              f"another run?") from exc
