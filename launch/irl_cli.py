@@ -12,8 +12,12 @@ Each command writes into ``--out`` (default ``runs/irl-<timestamp>/``); see docs
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +44,63 @@ def _out_dir(arg: str | None) -> Path:
     return out
 
 
+# what reading a corrupt or hand-edited input file raises (RoadGraphError is a ValueError)
+_READ_ERRORS = (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error,
+                csv.Error)
+
+
+def _unreadable(f: Path, exc: BaseException, what: str) -> ConfigError:
+    """The one-line error for an input file ``f`` that could not be read: its name first, then
+    the loader's own message (which often names the file already)."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not msg.startswith(str(f)):
+        msg = f"{f}: {msg}"
+    return ConfigError(f"{msg} (not a valid {what}; see docs/irl.md)")
+
+
 def _load_graph(data: Path) -> RoadGraph:
-    for cand in (data / "graph.npz", data / "graph"):
+    npz, csv_dir = data / "graph.npz", data / "graph"
+    if npz.exists() and csv_dir.exists():
+        raise ConfigError(f"{data} holds both graph.npz and graph/ (one is left from an earlier "
+                          "`softq irl generate`); remove the stale one")
+    for cand in (npz, csv_dir):
         if cand.exists():
-            return RoadGraph.load(cand)
+            if cand.suffix == ".npz" and not (cand.is_file() and zipfile.is_zipfile(cand)):
+                # np.load would take it for a pickle and refuse it as one (allow_pickle is off)
+                raise ConfigError(f"{cand} is not an .npz archive (not a zip file); regenerate "
+                                  "it with `softq irl generate` or see docs/irl.md")
+            try:
+                return RoadGraph.load(cand)
+            except FileNotFoundError:  # graph/ without one of its CSV files: names it
+                raise
+            except _READ_ERRORS as exc:
+                raise _unreadable(cand, exc, "road graph") from exc
     raise FileNotFoundError(f"{data}: no graph.npz or graph/ (run `softq irl generate` first)")
+
+
+def _load_paths(f: Path, graph: RoadGraph) -> list[np.ndarray]:
+    """``load_paths`` with a bad line, id or step as a one-line error naming the file."""
+    try:
+        return load_paths(f, graph)
+    except FileNotFoundError:
+        raise
+    except _READ_ERRORS as exc:
+        raise _unreadable(f, exc, "path file") from exc
+
+
+def _write_text_atomic(f: Path, text: str) -> None:
+    """Write ``f`` through a temporary file beside it and a rename: a crash or a full disk
+    leaves the previous ``f`` whole (as launch.config.save_config does for config.yaml)."""
+    tmp = f.with_name(f".{f.name}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, f)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _mdp(graph: RoadGraph):
@@ -62,10 +118,16 @@ def _load_costs(model: Path, need: str | None = None) -> dict[str, np.ndarray]:
     try:
         raw = json.loads(f.read_text())
         costs = {k: np.array([v[n] for n in FEATURE_NAMES], dtype=float) for k, v in raw.items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise ConfigError(f"{f} is not a costs file of `softq irl train` (model -> "
                           f"{{feature: weight}} with features {', '.join(FEATURE_NAMES)}): "
                           f"{type(exc).__name__}: {exc}") from exc
+    # weights for features this version does not compute: costs of another feature set, refused
+    # rather than silently cut down to FEATURE_NAMES
+    extra = sorted({n for v in raw.values() for n in v} - set(FEATURE_NAMES))
+    if extra:
+        raise ConfigError(f"{f} has weights for unknown features {', '.join(extra)} (costs of "
+                          f"another feature set; the features are {', '.join(FEATURE_NAMES)})")
     if need is not None and need not in costs:
         raise ConfigError(f"{f} has no {need!r} costs (it holds {', '.join(costs) or 'none'}); "
                           f"train them with `softq irl train --models {need}`")
@@ -85,6 +147,34 @@ def _near(graph: RoadGraph, dests: np.ndarray, radius: float | None):
     return np.concatenate(rows), np.concatenate(cols)
 
 
+def _remove_other_graph(out: Path, fmt: str) -> None:
+    """Regenerating in the other ``--format`` would leave the earlier graph beside the new one,
+    and the commands reading ``out`` would pick the stale one: remove it (it belongs to the
+    paths this call overwrites), or refuse when it is not what `generate` writes."""
+    if fmt == "csv":
+        stale, files = out / "graph.npz", []
+        if stale.exists() and not stale.is_file():
+            raise ConfigError(f"{stale} is not a file; move it away to generate into {out}")
+    else:
+        stale = out / "graph"
+        if stale.exists() and not stale.is_dir():
+            raise ConfigError(f"{stale} is not a directory; move it away to generate into {out}")
+        files = sorted(p.name for p in stale.iterdir()) if stale.is_dir() else []
+        if set(files) - {"segments.csv", "transitions.csv"}:
+            raise ConfigError(f"{stale}/ holds files other than segments.csv and transitions.csv "
+                              f"({', '.join(files)}); move it away to generate into {out}")
+    if not stale.exists():
+        return
+    if stale.is_dir():
+        for name in files:
+            (stale / name).unlink()
+        stale.rmdir()
+    else:
+        stale.unlink()
+    print(f"removed {stale}{'/' if files else ''} of an earlier `softq irl generate` "
+          f"(--format {fmt} writes the graph anew)")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from agents.irl.inference import log_partition
     from agents.irl.maxent import action_log_probs
@@ -98,6 +188,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n-destinations {args.n_destinations} exceeds the city's "
                           f"{graph.n_segments} road segments")
     out = _out_dir(args.out)
+    _remove_other_graph(out, args.format)
     graph.save(out / ("graph.npz" if args.format == "npz" else "graph"))
     mdp, phi = _mdp(graph)
     rng = np.random.default_rng(args.seed + 1)
@@ -126,7 +217,35 @@ def cmd_generate(args: argparse.Namespace) -> int:
     print(f"city {graph.n_segments} segments, {graph.n_transitions} transitions; "
           f"{args.n_train}+{args.n_test} paths (mean {info['mean_path_len']:.1f} segments) "
           f"in {info['seconds']:.1f} s -> {out}")
+    if (out / "costs.json").exists():  # `train --out` keeps the models it does not retrain
+        print(f"note: {out / 'costs.json'} holds costs learned from the data this call replaced; "
+              f"retrain every model (`softq irl train --data {out} --out {out}`)")
     return 0
+
+
+def _existing_costs(out: Path) -> dict[str, np.ndarray]:
+    """The costs ``out/costs.json`` holds already ({} if none). One that cannot be read is
+    refused rather than overwritten: nothing already written is lost."""
+    if not (out / "costs.json").exists():
+        return {}
+    try:
+        return _load_costs(out)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; --out {out} holds it and this run would replace it: move it "
+                          "away or choose another --out") from exc
+
+
+def _load_true_cost(data: Path) -> np.ndarray | None:
+    """The hidden costs of `generate`'s drivers (data/true_cost.json), None if there are none."""
+    f = data / "true_cost.json"
+    if not f.exists():
+        return None
+    try:
+        return np.array([json.loads(f.read_text())[n] for n in FEATURE_NAMES], dtype=float)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise ConfigError(f"{f}: not a costs file of `softq irl generate` ({{feature: weight}} "
+                          f"with features {', '.join(FEATURE_NAMES)}): "
+                          f"{type(exc).__name__}: {exc}") from exc
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -152,9 +271,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = Path(args.data)
     graph = _load_graph(data)
     mdp, phi = _mdp(graph)
-    paths = load_paths(data / "train_paths.csv", graph)[: args.max_paths]
+    paths = _load_paths(data / "train_paths.csv", graph)[: args.max_paths]
     init_costs = _load_costs(Path(args.init), need="maxent") if args.init else {}
     init_cost = init_costs.get("maxent")
+    # costs.json already in --out (e.g. --out = --data, as docs/irl.md does): the models this
+    # call does not train stay in it
+    out_costs = _existing_costs(Path(args.out)) if args.out else {}
+    truth = _load_true_cost(data)
     map_fn = serial_map
     if args.ray or args.address:
         from distributed.irl_tasks import init_ray, ray_map
@@ -165,10 +288,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--address {args.address!r}: {str(exc).splitlines()[0]}") from exc
         map_fn = ray_map
     out = _out_dir(args.out)
-    # the --init run's other models come along, so that this run's costs.json evaluates them too
-    costs: dict[str, np.ndarray] = {k: v for k, v in init_costs.items() if k not in models}
-    if costs:
-        print(f"carried over from --init {args.init}: {', '.join(costs)}")
+    # models not trained in this call: those --out's costs.json already holds are kept, and the
+    # --init run's others come along, so that this run's costs.json evaluates them too
+    # (precedence: this call's models > --out's costs.json > --init's)
+    kept = {k: v for k, v in out_costs.items() if k not in models}
+    carried = {k: v for k, v in init_costs.items() if k not in models and k not in kept}
+    if kept:
+        print(f"kept from {out / 'costs.json'} (not retrained): {', '.join(kept)}")
+    if carried:
+        print(f"carried over from --init {args.init}: {', '.join(carried)}")
+    costs: dict[str, np.ndarray] = {**carried, **kept}
     log = open(out / "train_log.jsonl", "a")
     t0 = time.perf_counter()
     if "maxent" in models:
@@ -204,12 +333,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  batch=min(args.mmp_batch, len(paths)))
         print(f"max margin planning: {time.perf_counter() - t1:.1f} s")
     log.close()
-    (out / "costs.json").write_text(json.dumps(
+    order = ("maxent", "action", "mmp")  # whichever call trained them: one stable order
+    costs = dict(sorted(costs.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order
+                        else len(order)))
+    _write_text_atomic(out / "costs.json", json.dumps(
         {k: dict(zip(FEATURE_NAMES, v.tolist(), strict=True)) for k, v in costs.items()},
         indent=1))
-    true_f = data / "true_cost.json"
-    if true_f.exists():
-        truth = np.array([json.loads(true_f.read_text())[n] for n in FEATURE_NAMES])
+    if truth is not None:
         null = feature_null_space(phi)
         for k, v in costs.items():
             print(f"{k}: correlation with the hidden costs (identifiable part) "
@@ -226,7 +356,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     graph = _load_graph(data)
     mdp, phi = _mdp(graph)
     costs = _load_costs(Path(args.model or args.data))
-    test = load_paths(data / "test_paths.csv", graph)[: args.max_paths]
+    test = _load_paths(data / "test_paths.csv", graph)[: args.max_paths]
     out = _out_dir(args.out)
     t0 = time.perf_counter()
     rows = table1(mdp, phi, graph.length_miles, graph.travel_time_s(), test, costs,
@@ -255,8 +385,8 @@ def cmd_destinations(args: argparse.Namespace) -> int:
     graph = _load_graph(data)
     mdp, phi = _mdp(graph)
     cost = _load_costs(Path(args.model or args.data), need="maxent")["maxent"]
-    train = load_paths(data / "train_paths.csv", graph)
-    test = load_paths(data / "test_paths.csv", graph)
+    train = _load_paths(data / "train_paths.csv", graph)
+    test = _load_paths(data / "test_paths.csv", graph)
     train_dest = np.array([p[-1] for p in train])
     uniq, cnt = np.unique(train_dest, return_counts=True)
     cand = uniq[np.argsort(-cnt, kind="stable")[: args.n_dest]]  # the most frequent destinations

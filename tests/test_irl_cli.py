@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import builtins
+import errno
+import io
 import json
+import os
 
 import numpy as np
 import pytest
 
+from envs.road_graph import FEATURE_NAMES
 from launch.cli import main
 from launch.config import ConfigError
 from launch.irl_cli import TRUE_COST, add_irl_parser
@@ -125,3 +130,190 @@ def test_commands_read_their_inputs_before_making_the_output_directory(tmp_path,
         assert main(["irl", *cmd, "--data", str(d), "--out", str(out)]) == 2  # no costs.json
         assert "costs.json not found" in capsys.readouterr().err
         assert not out.exists()
+
+
+def _tiny_city(d, *more: str, train: bool = True, fmt: str = "npz") -> str:
+    """generate a tiny city into ``d`` (and train every model into it, --out = --data as
+    docs/irl.md does); returns ``d`` as a string."""
+    d = str(d)
+    assert _run(["irl", "generate", "--size", "tiny", "--n-train", "30", "--n-test", "10",
+                 "--n-destinations", "3", "--format", fmt, "--out", d, *more]) == 0
+    if train:
+        assert _run(["irl", "train", "--data", d, "--out", d, "--iters", "3", "--mmp-iters", "2",
+                     "--mmp-batch", "4"]) == 0
+    return d
+
+
+def test_retraining_one_model_keeps_the_others_in_costs_json(tmp_path, capsys):
+    d = _tiny_city(tmp_path / "city")
+    before = json.loads((tmp_path / "city" / "costs.json").read_text())
+    assert set(before) == {"maxent", "action", "mmp"}
+    capsys.readouterr()
+    assert _run(["irl", "train", "--data", d, "--out", d, "--models", "maxent",
+                 "--iters", "2"]) == 0
+    after = json.loads((tmp_path / "city" / "costs.json").read_text())
+    assert list(after) == ["maxent", "action", "mmp"]
+    assert after["action"] == before["action"] and after["mmp"] == before["mmp"]
+    assert after["maxent"] != before["maxent"]  # 2 iterations, not 3: retrained
+    assert "(not retrained): action, mmp" in capsys.readouterr().out
+    # --out's own costs.json outranks --init's: its action model stays, --init's mmp comes along
+    o = str(tmp_path / "o")
+    assert _run(["irl", "train", "--data", d, "--out", o, "--models", "action",
+                 "--iters", "1"]) == 0
+    own = json.loads((tmp_path / "o" / "costs.json").read_text())["action"]
+    assert own != before["action"]
+    assert _run(["irl", "train", "--data", d, "--out", o, "--models", "maxent", "--init", d,
+                 "--iters", "1"]) == 0
+    both = json.loads((tmp_path / "o" / "costs.json").read_text())
+    assert set(both) == {"maxent", "action", "mmp"}
+    assert both["action"] == own and both["mmp"] == before["mmp"]
+
+
+class _FullDisk:
+    """A text file whose write stores half of the data, then fails as a full disk does."""
+
+    def __init__(self, fh):
+        self.fh = fh
+
+    def write(self, data: str) -> int:
+        self.fh.write(data[: len(data) // 2])
+        self.fh.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.fh.close()
+
+
+@pytest.mark.parametrize("crash", ["disk full while writing", "rename fails"])
+def test_a_crash_while_writing_costs_json_leaves_the_old_one_whole(crash, tmp_path, monkeypatch):
+    d = _tiny_city(tmp_path / "city")
+    f = tmp_path / "city" / "costs.json"
+    old = f.read_bytes()
+    if crash == "rename fails":
+        def fail(*args, **kwargs):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+        monkeypatch.setattr(os, "replace", fail)
+    else:
+        real_open = io.open
+
+        def full_disk_open(file, mode="r", *args, **kwargs):
+            fh = real_open(file, mode, *args, **kwargs)
+            return _FullDisk(fh) if "costs.json" in str(file) and "w" in mode else fh
+
+        monkeypatch.setattr(io, "open", full_disk_open)
+        monkeypatch.setattr(builtins, "open", full_disk_open)
+    with pytest.raises(OSError):
+        _run(["irl", "train", "--data", d, "--out", d, "--models", "maxent", "--iters", "2"])
+    assert f.read_bytes() == old
+    assert sorted(p.name for p in (tmp_path / "city").glob("*costs.json*")) == ["costs.json"]
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("{not json", "is not a costs file of `softq irl train`"),
+    (json.dumps({"action": {n: 1.0 for n in (*FEATURE_NAMES, "miles_unpaved")}}),
+     "has weights for unknown features miles_unpaved"),
+])
+def test_an_unreadable_costs_json_in_out_is_refused_not_overwritten(content, needle, tmp_path,
+                                                                     capsys):
+    d = _tiny_city(tmp_path / "city", train=False)
+    f = tmp_path / "city" / "costs.json"
+    f.write_text(content)
+    capsys.readouterr()
+    assert main(["irl", "train", "--data", d, "--out", d, "--models", "maxent"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "move it away" in err[0], err
+    assert f.read_text() == content
+
+
+def _object_array_npz(d) -> None:
+    z = dict(np.load(d / "graph.npz"))
+    z["lanes"] = z["lanes"].astype(object)
+    np.savez(d / "graph.npz", **z)
+
+
+def _corrupt_member(d) -> None:
+    raw = bytearray((d / "graph.npz").read_bytes())
+    raw[200:260] = b"x" * 60  # inside the first compressed array
+    (d / "graph.npz").write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("cmd,file,damage,needle", [
+    ("train", "train_paths.csv", "path_id,segments\n0,99999 1\n",
+     "train_paths.csv: path 0 has a segment id outside the graph"),
+    ("train", "train_paths.csv", "path_id,segments\n0,abc\n",
+     "train_paths.csv:2: bad segment list"),
+    ("train", "train_paths.csv", "id,path\n", "train_paths.csv: header must be"),
+    ("evaluate", "test_paths.csv", "path_id,segments\n0,abc\n",
+     "test_paths.csv:2: bad segment list"),
+    ("destinations", "test_paths.csv", "path_id,segments\n0,99999 1\n",
+     "test_paths.csv: path 0 has a segment id outside the graph"),
+    ("train", "graph.npz", np.random.default_rng(0).bytes(2000),
+     "graph.npz is not an .npz archive"),
+    ("evaluate", "graph.npz", b"", "graph.npz is not an .npz archive"),
+    ("train", "graph.npz", _object_array_npz, "graph.npz: Object arrays cannot be loaded"),
+    ("train", "graph.npz", _corrupt_member, "graph.npz: "),
+    ("train", "true_cost.json", "[1, 2]", "true_cost.json: not a costs file"),
+], ids=["segment-outside-graph", "not-a-number", "header", "evaluate-test-paths",
+        "destinations-test-paths", "npz-random-bytes", "npz-empty", "npz-object-array",
+        "npz-corrupt-member", "true-cost"])
+def test_corrupt_input_files_are_one_line_errors_naming_the_file(cmd, file, damage, needle,
+                                                                 tmp_path, capsys):
+    city, out = tmp_path / "city", tmp_path / "out"
+    _tiny_city(city)
+    if callable(damage):
+        damage(city)
+    elif isinstance(damage, bytes):
+        (city / file).write_bytes(damage)
+    else:
+        (city / file).write_text(damage)
+    capsys.readouterr()
+    assert main(["irl", cmd, "--data", str(city), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("softq: error:") and needle in err[0], err
+    assert str(city / file) in err[0]
+    assert not out.exists()
+
+
+def test_a_csv_graph_with_a_bad_value_is_a_one_line_error(tmp_path, capsys):
+    city = tmp_path / "city"
+    _tiny_city(city, train=False, fmt="csv")
+    seg = city / "graph" / "segments.csv"
+    lines = seg.read_text().splitlines()
+    lines[1] = "abc" + lines[1][lines[1].index(","):]
+    seg.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main(["irl", "train", "--data", str(city), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{seg}: non-numeric value" in err[0], err
+
+
+def test_regenerating_in_the_other_format_replaces_the_earlier_graph(tmp_path, capsys):
+    d = tmp_path / "city"
+    _tiny_city(d, train=False)  # graph.npz of an 8 x 8 city
+    capsys.readouterr()
+    _tiny_city(d, "--rows", "9", "--cols", "9", train=False, fmt="csv")
+    assert f"removed {d / 'graph.npz'}" in capsys.readouterr().out
+    assert not (d / "graph.npz").exists() and (d / "graph" / "segments.csv").exists()
+    # the new paths are of the 9 x 9 city: training reads the new graph, not the stale one
+    assert _run(["irl", "train", "--data", str(d), "--out", str(d), "--models", "action",
+                 "--iters", "1"]) == 0
+    _tiny_city(d, train=False)  # and back to npz: graph/ goes
+    assert (d / "graph.npz").exists() and not (d / "graph").exists()
+    # both at once (a directory an older softq regenerated): refused by name, not guessed
+    (d / "graph").mkdir()
+    capsys.readouterr()
+    assert main(["irl", "train", "--data", str(d), "--out", str(tmp_path / "out")]) == 2
+    assert "holds both graph.npz and graph/" in capsys.readouterr().err
+    # a graph/ with files generate did not write is not deleted: generate refuses instead
+    (d / "graph" / "notes.txt").write_text("mine")
+    assert main(["irl", "generate", "--size", "tiny", "--format", "npz", "--n-train", "30",
+                 "--n-test", "10", "--n-destinations", "3", "--out", str(d)]) == 2
+    assert "holds files other than segments.csv and transitions.csv" in capsys.readouterr().err
+    assert (d / "graph" / "notes.txt").read_text() == "mine"
