@@ -1,4 +1,4 @@
-"""argparse value types that refuse an out-of-range number by name.
+"""argparse value types that refuse an out-of-range number (or an unknown device) by name.
 
 argparse turns the ArgumentTypeError into one line, ``softq eval: error: argument --episodes:
 must be >= 1, got 0``, and exit code 2, before the command has touched anything.
@@ -39,6 +39,41 @@ def float_at_least(minimum: float, *, strictly: bool = False) -> Callable[[str],
                                              f"got {text}")
         return value
     return parse
+
+
+def finite_float(text: str) -> float:
+    """Any finite number (nan and inf refused)."""
+    value = _number(text, float)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def int_list_at_least(minimum: int) -> Callable[[str], list[int]]:
+    """Comma-separated integers, each >= ``minimum`` (``1000,5000``; empty items are skipped)."""
+    one = int_at_least(minimum)
+
+    def parse(text: str) -> list[int]:
+        return [one(item) for item in text.split(",") if item.strip()]
+    return parse
+
+
+def torch_device(text: str) -> str:
+    """'cpu', 'cuda' or 'cuda:N', where a CUDA device must exist on this machine."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"expected 'cpu', 'cuda' or 'cuda:N', got {text!r}")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {count} CUDA "
+                                             "device(s)")
+    return text
 
 
 def probability_below_one(text: str) -> float:

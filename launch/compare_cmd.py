@@ -1,7 +1,8 @@
 """``softq compare RUN_DIR...``: mean +- std learning curves over seeds from TensorBoard events.
 
 Runs are grouped by preset (from each run's config.yaml): every group becomes one curve, its
-seeds aligned on the union of logged steps by linear interpolation over their common range.
+seeds aligned on the union of logged steps by linear interpolation over their common range. A run
+listed twice (``good ./good/``, overlapping globs) counts once, with a warning.
 
 Runs whose env labels behaviour (``eval/mode_share/<label>``, ``eval/modes_covered``, written by
 the driver) also get a mode report per group: the share of seeds that found ``--mode`` (majority
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from launch.arg_types import finite_float
 from launch.config import ConfigError, config_differences, read_config
 
 
@@ -33,7 +35,8 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="plot mean +- std over seeds from TensorBoard events")
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--metric", default="eval/return_mean")
-    p.add_argument("--out", default="compare.png")
+    p.add_argument("--out", type=figure_path, default="compare.png",
+                   help="the figure; its suffix picks the format (none: .png)")
     p.add_argument("--label", choices=["preset", "algo", "dir"], default="preset",
                    help="how runs are grouped into curves")
     p.add_argument("--mode", help="the better mode's label (e.g. 'forward' for the swimmer, "
@@ -42,12 +45,32 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-seed", action="store_true",
                    help="draw every run as its own line (Figure 3) instead of mean +- std")
     threshold = p.add_mutually_exclusive_group()
-    threshold.add_argument("--above", type=float, metavar="X",
+    threshold.add_argument("--above", type=finite_float, metavar="X",
                            help="report the share of seeds whose --metric reached >= X "
                            "(and the first step), draw X as a dashed line")
-    threshold.add_argument("--below", type=float, metavar="X",
+    threshold.add_argument("--below", type=finite_float, metavar="X",
                            help="as --above, for <= X (e.g. a distance to the goal)")
     p.set_defaults(func=run_compare)
+
+
+def figure_path(text: str) -> str:
+    """``--out`` as the file matplotlib will write: a format it supports, named by the suffix
+    (none: its default, appended as ``savefig`` does), checked before any run is read."""
+    import os
+
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if not text.strip() or text.endswith(("/", os.sep)) or Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is no figure file name (a directory or "
+                                         "empty); name the file, e.g. compare.png")
+    suffix = os.path.splitext(text)[1][1:]
+    if not suffix:
+        return text.rstrip(".") + "." + FigureCanvasBase.get_default_filetype()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix.lower() not in formats:
+        raise argparse.ArgumentTypeError(f"cannot write a {suffix!r} figure; use one of "
+                                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return text
 
 
 def _accumulator(run_dir: Path):  # noqa: ANN202 - tensorboard's EventAccumulator
@@ -189,6 +212,23 @@ def _warn_if_settings_differ(label: str, first: tuple[str, Any], run: tuple[str,
               file=sys.stderr)
 
 
+def _distinct_runs(run_dirs: list[str]) -> list[str]:
+    """``run_dirs`` with each run once (first listing kept, in order): ``good ./good/`` or
+    overlapping globs would otherwise count one run as two seeds. Says what it dropped."""
+    first: dict[Path, str] = {}
+    dropped: list[str] = []
+    for d in run_dirs:
+        key = Path(d).resolve()
+        if key in first:
+            dropped.append(d if d == first[key] else f"{d} (= {first[key]})")
+        else:
+            first[key] = d
+    if dropped:
+        print(f"warning: counting each run once; dropped repeated {', '.join(dropped)}",
+              file=sys.stderr)
+    return list(first.values())
+
+
 def run_compare(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
@@ -198,7 +238,7 @@ def run_compare(args: argparse.Namespace) -> int:
     names: dict[str, list[str]] = defaultdict(list)
     modes: dict[str, list[dict]] = defaultdict(list)
     first_cfg: dict[str, tuple[str, Any]] = {}
-    for d in args.run_dirs:
+    for d in _distinct_runs(args.run_dirs):
         run_dir = Path(d)
         cfg = read_config(run_dir / "config.yaml")
         label = {"preset": cfg.preset or cfg.algo, "algo": cfg.algo, "dir": run_dir.name}[
@@ -213,8 +253,15 @@ def run_compare(args: argparse.Namespace) -> int:
     for label, series in groups.items():
         steps, mean, std = aggregate(series)
         curves[label] = (steps, mean, std, len(series))
-        final = f"{mean[-1]:.2f} +- {std[-1]:.2f}" if len(mean) else "n/a"
-        print(f"{label}: {len(series)} run(s), final {args.metric} = {final}")
+        if len(mean):
+            print(f"{label}: {len(series)} run(s), final {args.metric} = {mean[-1]:.2f} +- "
+                  f"{std[-1]:.2f}")
+            continue
+        # aggregate() averages only over the steps every run covers: say why there are none
+        ranges = "; ".join(f"{name}: steps {st[0]:g}..{st[-1]:g}, final {v[-1]:.2f}"
+                           for name, (st, v) in zip(names[label], series))
+        print(f"{label}: {len(series)} run(s), final {args.metric} = n/a: no step is common to "
+              f"all runs ({ranges})")
     reports = {label: mode_report(runs, args.mode) for label, runs in modes.items()}
     for label, rep in reports.items():
         if not rep:
@@ -247,7 +294,7 @@ def run_compare(args: argparse.Namespace) -> int:
         print(f"wrote {args.report}")
     fig = curves_figure(curves, args.metric, threshold=threshold,
                         seeds=groups if getattr(args, "per_seed", False) else None)
-    fig.savefig(_parent_made(args.out))
+    fig.savefig(_parent_made(args.out))  # figure_path named the format (and added .png)
     plt.close(fig)
     print(f"wrote {args.out}")
     return 0

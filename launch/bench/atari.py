@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from launch.arg_types import int_at_least
-from launch.config import load_config
+from launch.arg_types import int_at_least, torch_device
+from launch.config import load_config, preset_names
 
 COMMON = ["run.eval_every=0", "run.image_every=0", "run.checkpoint_every=1000000000",
           "run.log_every=250"]
@@ -228,6 +228,39 @@ def _row(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
             f"{int(r['measured_steps']):9d} {ratio}")
 
 
+def _softq_presets(args: argparse.Namespace) -> list[str]:
+    """The presets that ``main`` will train (softq_rates), given --skip and --presets."""
+    used = []
+    if "dqn" not in args.skip and not {"inline", "ray"} <= set(args.skip):
+        used.append("pong-dqn")
+    if "a2c" not in args.skip and ("inline" not in args.skip or
+                                   ("ray" not in args.skip and args.a2c_envs % 2 == 0)):
+        used.append("pong-a2c-naive")
+    return [*used, *args.presets]
+
+
+def _check_before_running(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse, before the first benchmark, what would fail only once its run came up: an
+    unknown --presets name, a bad --set, and --steps too few for two driver logs after the
+    warm-up (softq_rates measures between the first and the last of them)."""
+    known = set(preset_names())
+    unknown = [name for name in args.presets if name not in known]
+    if unknown:
+        parser.error(f"argument --presets: unknown preset(s) {', '.join(map(repr, unknown))}; "
+                     "run `softq presets` to list them")
+    used = _softq_presets(args)
+    if not used:
+        return
+    log_every = max(load_config(name, [*COMMON, *args.overrides]).run.log_every for name in used)
+    if log_every == 0:
+        parser.error("--set run.log_every=0 turns off the driver's logs, which the softq rates "
+                     "are read from; keep it >= 1")
+    if args.steps < 2 * log_every:
+        parser.error(f"argument --steps: must be >= {2 * log_every} (two driver logs, every "
+                     f"run.log_every={log_every} env steps, must follow the warm-up), "
+                     f"got {args.steps}")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="softq bench atari")
     parser.add_argument("--steps", type=int_at_least(1), default=3000,
@@ -248,14 +281,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sb3-threads", type=int_at_least(1), default=1,
                         help="torch threads for the SB3 runs (softq's learner uses "
                              "runtime.num_threads, 1 by default)")
-    parser.add_argument("--device", default="cpu",
+    parser.add_argument("--device", type=torch_device, default="cpu",
                         help="learner device of softq (runtime.device) and of SB3, e.g. cuda")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="extra config override for every softq run")
     args = parser.parse_args(argv)
-    if args.device != "cpu" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: no CUDA device here")
     args.overrides = [f"runtime.device={args.device}", *args.overrides]
+    _check_before_running(parser, args)
     torch.set_num_threads(1)
     total = args.warmup + args.steps
     results: dict[str, Any] = {}

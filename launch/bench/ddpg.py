@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from launch.arg_types import int_at_least
+from launch.config import RuntimeConfig
 
 ENV_ID = "HalfCheetah-v5"
 
@@ -110,6 +111,12 @@ def main(argv: list[str]) -> int:
                    help="also run the Ray runtime with this many rollout workers (0: skip)")
     p.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3")
     args = p.parse_args(argv)
+    chunk = RuntimeConfig().steps_per_push  # env steps per Ray worker report (1 env each)
+    if args.workers > 0 and args.steps < chunk:
+        # the driver logs at the warm-up's end and at the end: under Ray, one report apart
+        p.error(f"argument --steps: must be >= {chunk} with --workers (a Ray worker reports "
+                f"{chunk} env steps at a time; the rate needs two driver logs after the "
+                f"warm-up), got {args.steps}")
     torch.set_num_threads(1)
     print(f"{ENV_ID}: 2x200 nets, batch 64, OU(0.15, 0.3), 1 update per env step, 1 thread; "
           f"{args.warmup} warm-up steps untimed, {args.steps} timed")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from launch.arg_types import int_at_least
+from launch.arg_types import int_at_least, int_list_at_least
 
 BUILD_SRC = '''
 import numpy as np
@@ -163,13 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cols", type=int_at_least(2), default=280)
     p.add_argument("--horizon", type=int_at_least(1), default=100)
     p.add_argument("--batch", type=int_at_least(1), default=8)
-    p.add_argument("--ref-sizes", default="1000,5000")
+    p.add_argument("--ref-sizes", type=int_list_at_least(1), default="1000,5000",
+                   help="states of each reference MDP, comma-separated")
     p.add_argument("--ref-actions", type=int_at_least(1), default=3)
     p.add_argument("--reference-python", default=os.environ.get("SOFTQ_IMITATION_PYTHON"))
     p.add_argument("--repeats", type=int_at_least(1), default=3)
     p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--skip-city", action="store_true")
     args = p.parse_args(argv)
+    if args.reference_python and args.ref_sizes and shutil.which(args.reference_python) is None:
+        p.error(f"--reference-python {args.reference_python!r} (or $SOFTQ_IMITATION_PYTHON): "
+                "no such executable")
     try:
         import torch
 
@@ -179,9 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, one core (SciPy CSR)")
     if not args.skip_city:
         bench_city(args.rows, args.cols, args.horizon, args.batch, args.repeats, args.seed)
-    sizes = [int(s) for s in args.ref_sizes.split(",") if s]
-    bench_reference(sizes, args.horizon, args.ref_actions, args.reference_python, args.repeats,
-                    args.seed)
+    bench_reference(args.ref_sizes, args.horizon, args.ref_actions, args.reference_python,
+                    args.repeats, args.seed)
     return 0
 
 

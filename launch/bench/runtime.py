@@ -38,6 +38,21 @@ def _run(preset: str, steps: int, overrides: list[str]) -> dict:
             "updates": state["runner"]["updates"], "env_steps": summary["env_steps"]}
 
 
+def _min_steps(preset: str, overrides: list[str], envs_per_worker: int, workers: int) -> int:
+    """Fewest --steps for which ``_run`` sees two driver logs after the first quarter in every
+    mode: a quarter (``run.log_every``) must hold the env steps of one worker report under Ray
+    (off-policy: one push; on-policy: one rollout of every worker). Also checks --preset and
+    --set before anything runs."""
+    from agents.registry import get_algorithm
+
+    cfg = load_config(preset, [*overrides, f"runtime.envs_per_worker={envs_per_worker}"])
+    if get_algorithm(cfg.algo).on_policy:
+        report = cfg.agent.n_steps * envs_per_worker * workers
+    else:
+        report = cfg.runtime.steps_per_push * envs_per_worker
+    return 4 * report
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="softq bench runtime")
     parser.add_argument("--preset", default="halfcheetah")
@@ -47,6 +62,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--envs-per-worker", type=int_at_least(1), default=1)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
+    minimum = _min_steps(args.preset, args.overrides, args.envs_per_worker, max(args.workers))
+    if args.steps < minimum:
+        parser.error(f"argument --steps: must be >= {minimum} for preset {args.preset!r} (a "
+                     "quarter of the run, the driver's log interval, must hold one worker "
+                     f"report, so that two logs follow the first quarter), got {args.steps}")
     common = [f"run.total_env_steps={args.steps}", "run.eval_every=0", "run.image_every=0",
               f"run.log_every={max(1, args.steps // 4)}", "run.checkpoint_every=100000000",
               f"replay.min_size={min(1000, args.steps // 4)}",

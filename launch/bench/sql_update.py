@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from agents.sql.config import VALUE_TARGETS
-from launch.arg_types import int_at_least
+from launch.arg_types import int_at_least, torch_device
 
 OBS_DIM, ACT_DIM = 17, 6
 
@@ -138,7 +138,8 @@ def bench_sb3_sac(args: argparse.Namespace) -> tuple[float, float] | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="softq bench sql-update", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'cuda:1', ...")
+    parser.add_argument("--device", type=torch_device, default="cpu",
+                        help="'cpu', 'cuda', 'cuda:1', ...")
     parser.add_argument("--threads", type=int_at_least(1), default=1, help="torch intra-op threads")
     parser.add_argument("--updates", type=int_at_least(1), default=300, help="timed updates")
     parser.add_argument("--warmup", type=int_at_least(0), default=20, help="untimed updates first")
@@ -155,8 +156,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="SAC steps (0: --updates)")
     parser.add_argument("--no-sb3", action="store_true", help="skip the SB3 SAC baseline")
     args = parser.parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: CUDA is not available")
     torch.set_num_threads(args.threads)
     print(f"settings: obs {OBS_DIM}, act {ACT_DIM}, batch {args.batch}, hidden [200, 200], "
           f"K = M = 32, K_V = {args.value_particles} ({args.value_target}), "
