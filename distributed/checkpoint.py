@@ -73,11 +73,25 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, foreign pickle, ...
-        raise CheckpointError(f"corrupt or unsafe checkpoint {path}: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise CheckpointError(f"corrupt or unsafe checkpoint {path}: "
+                              f"{_load_failure(exc)}") from exc
     if not isinstance(state, dict) or state.get("format") != "softq-checkpoint-v1":
         raise CheckpointError(f"{path} is not a softq checkpoint")
     return state
+
+
+def _load_failure(exc: Exception) -> str:
+    """One line on why torch.load refused a file. Its weights-only refusal advises loading with
+    weights_only=False, which softq never does (that would run the file's pickled code): keep
+    only the unpickler's reason."""
+    text = str(exc)
+    if "Weights only load failed" not in text:
+        return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+    reason = next((line.split("WeightsUnpickler error:", 1)[1].strip()
+                   for line in text.splitlines() if "WeightsUnpickler error:" in line), "")
+    reason = reason.split(". ")[0]  # not its advice to allowlist the global
+    return ("not a file of tensors and plain types, the only kind softq loads"
+            + (f" ({reason})" if reason else ""))
 
 
 def check_replay_shards(saved: list[dict], servers: int, inline: bool) -> None:

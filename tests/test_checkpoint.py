@@ -52,8 +52,13 @@ class Evil:
 def test_arbitrary_pickles_are_refused(tmp_path):
     path = tmp_path / "checkpoint.pt"
     torch.save({"format": "softq-checkpoint-v1", "x": Evil()}, path, pickle_module=pickle)
-    with pytest.raises(ckpt.CheckpointError, match="corrupt or unsafe"):
+    with pytest.raises(ckpt.CheckpointError, match="corrupt or unsafe") as refused:
         ckpt.load_checkpoint(tmp_path)
+    # named as what it is, without torch's advice to load it with weights_only=False (which
+    # would run the pickled print) or to allowlist the global
+    message = str(refused.value)
+    assert "not a file of tensors and plain types" in message and "print" in message
+    assert "weights_only" not in message and "allowlist" not in message
 
 
 def test_corrupt_missing_and_foreign_files_are_named(tmp_path):
