@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -17,8 +18,14 @@ def new_run_dir(preset: str, out: str | None) -> Path:
     shell-quoted, so ``--out '$HOME/runs/x'`` reaches softq unexpanded."""
     if out is not None:
         path = Path(os.path.expandvars(os.path.expanduser(out)))
+        unset = re.search(r"\$(\w+|\{[^}]*\})", str(path))
+        if unset:  # expandvars leaves an unset variable as it is: a directory named "$X"
+            raise ConfigError(f"--out {out}: the variable {unset.group(0)} is not set")
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {path} is a file, not a directory")
+        blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise ConfigError(f"--out {path}: {blocked} is a file, not a directory")
         if (path / CHECKPOINT_NAME).exists() or (path / "config.yaml").exists():
             raise ConfigError(f"run directory {path} already holds a run; "
                               f"use --resume {path} or another --out")

@@ -130,6 +130,11 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
         state = load_checkpoint(run_dir)  # fail early, before anything is written
+        done = int(state["counters"]["env_steps"])
+        if cfg.run.total_env_steps < done:  # config.yaml would record a budget already spent
+            raise ConfigError(f"--resume {run_dir}: run.total_env_steps "
+                              f"{cfg.run.total_env_steps} is below the {done} env steps the run "
+                              f"has taken; give a larger budget")
         load_run_state(build_cpu_learner(cfg), state, run_dir)
         spec = get_algorithm(cfg.algo)
         servers = 0 if spec.on_policy else 1 if cfg.runtime.inline else max(1, cfg.replay.shards)

@@ -411,3 +411,30 @@ def test_a_diverged_learner_is_reported_and_its_nan_losses_are_logged(tmp_path, 
     assert err.count("softq: warning:") == 1 and "loss/q" in err and "diverged" in err
     steps, values = read_scalars(run, "loss/q")
     assert len(values) >= 2 and not np.isfinite(values[-1])
+
+
+def test_out_with_an_unset_variable_or_under_a_file_is_refused(tmp_path, monkeypatch):
+    """An unset $VAR stayed in the path (a directory literally named "$SOFTQ_NOPE" was made);
+    a --out below a file gave a raw NotADirectoryError after the checks."""
+    from launch.config import ConfigError
+    from launch.run_dir import new_run_dir
+
+    monkeypatch.delenv("SOFTQ_NOPE", raising=False)
+    for out in ("$SOFTQ_NOPE/x", "${SOFTQ_NOPE}/x"):
+        with pytest.raises(ConfigError, match=r"variable \$\{?SOFTQ_NOPE\}? is not set"):
+            new_run_dir("p", out)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="file is a file, not a directory"):
+        new_run_dir("p", str(tmp_path / "file" / "sub"))
+    assert not list(tmp_path.glob("*NOPE*"))
+
+
+def test_resume_refuses_a_budget_below_the_steps_already_taken(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
+                 "--set", "run.total_env_steps=60"]) == 0
+    capsys.readouterr()
+    config_before = (run / "config.yaml").read_bytes()
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=40"]) == 2
+    assert "below the 60 env steps the run has taken" in _error_line(capsys)
+    assert (run / "config.yaml").read_bytes() == config_before
