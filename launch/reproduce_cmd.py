@@ -36,6 +36,7 @@ from launch.experiments import (
     build_plan,
     parse_seeds,
 )
+from launch.run_dir import run_dir_in_use
 
 EXTENDABLE_KEYS = ("run.total_env_steps",)  # what a later call may change in an existing run
 POLL_S = 0.5
@@ -142,6 +143,9 @@ def is_finished(run_dir: Path, total_env_steps: int | None = None) -> bool:
 def _set_aside_incomplete(run_dir: Path) -> None:
     """A directory with a config but no checkpoint cannot be resumed; keep it under a new name."""
     if run_dir.exists() and not (run_dir / CHECKPOINT_NAME).exists() and any(run_dir.iterdir()):
+        if run_dir_in_use(run_dir):  # still training towards its first checkpoint
+            raise ConfigError(f"{run_dir} is in use: another softq process is training there "
+                              "(a second `softq reproduce` with the same --out?)")
         aside = run_dir.with_name(f"{run_dir.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
         run_dir.rename(aside)
         print(f"moved the unfinished {run_dir} (no checkpoint) to {aside}")

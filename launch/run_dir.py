@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from distributed.checkpoint import CHECKPOINT_NAME
@@ -51,3 +54,37 @@ def claim_run_dir(path: Path) -> Path:
         except FileExistsError:
             suffix += 1
             path = base.with_name(f"{base.name}-{suffix}")
+
+
+LOCK_NAME = ".lock"  # flock'ed by the process training in the directory; the OS drops it on exit
+
+
+@contextlib.contextmanager
+def hold_run_dir(path: Path) -> Iterator[None]:
+    """Hold ``path``'s lock while a run trains there: a second ``--resume`` of the same run, or
+    a second ``softq reproduce`` moving it aside, is refused instead of writing beside it."""
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{path} is in use: another softq process is training there") \
+                from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def run_dir_in_use(path: Path) -> bool:
+    """Whether a softq process holds ``path``'s lock now."""
+    try:
+        fd = os.open(path / LOCK_NAME, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from launch.config import (
     save_config,
 )
 from launch.run_checks import build_cpu_learner, load_run_state, space_shapes
-from launch.run_dir import claim_run_dir, new_run_dir
+from launch.run_dir import claim_run_dir, hold_run_dir, new_run_dir
 
 # What a resumed run may change: its budget and bookkeeping, and where it runs. Everything else
 # (algorithm, env, agent, replay, seed, random warm-up) is what its checkpoint was trained with.
@@ -127,8 +128,16 @@ def check_env(cfg: Config) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
+    with contextlib.ExitStack() as held:
+        return _run_train(args, cfg, held)
+
+
+def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack) -> int:
+    """run_train with ``held`` keeping the run directory's lock until the run ends."""
     if args.resume:
         run_dir = Path(args.resume)
+        if run_dir.is_dir():
+            held.enter_context(hold_run_dir(run_dir))
         state = load_checkpoint(run_dir)  # fail early, before anything is written
         done = int(state["counters"]["env_steps"])
         if cfg.run.total_env_steps < done:  # config.yaml would record a budget already spent
@@ -162,6 +171,10 @@ def run_train(args: argparse.Namespace) -> int:
             run_dir.mkdir(parents=True, exist_ok=True)
         else:  # runs/<preset>-<time>: another run may have taken the name meanwhile
             run_dir = claim_run_dir(run_dir)
+        if not args.resume:
+            held.enter_context(hold_run_dir(run_dir))
+            if (run_dir / "config.yaml").exists():  # another run took --out meanwhile
+                raise ConfigError(f"run directory {run_dir} already holds a run")
         save_config(cfg, run_dir / "config.yaml")
         hooks = make_hooks(cfg, run_dir)
         print(f"run directory: {run_dir}")

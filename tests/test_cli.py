@@ -438,3 +438,40 @@ def test_resume_refuses_a_budget_below_the_steps_already_taken(tmp_path, capsys)
     assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=40"]) == 2
     assert "below the 60 env steps the run has taken" in _error_line(capsys)
     assert (run / "config.yaml").read_bytes() == config_before
+
+
+def test_a_run_directory_in_use_is_not_resumed_or_moved_aside_by_a_second_process(tmp_path,
+                                                                                capsys):
+    """A run holds its directory's lock while it trains (here a second process's lock stands
+    in for it): a second --resume of the same run, or `softq reproduce` setting the "unfinished"
+    directory aside (it has no checkpoint yet), is refused; once it is released both proceed."""
+    from launch.config import ConfigError
+    from launch.reproduce_cmd import _set_aside_incomplete
+    from launch.run_dir import LOCK_NAME, run_dir_in_use
+
+    run = tmp_path / "run"
+    assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
+                 "--set", "run.total_env_steps=60"]) == 0
+    capsys.readouterr()
+    assert not run_dir_in_use(run)  # released when the run ended
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(run / LOCK_NAME)!r}, os.O_RDWR)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert run_dir_in_use(run)
+        checkpoint = (run / "checkpoint.pt").read_bytes()
+        assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=80"]) == 2
+        assert "in use: another softq process is training there" in _error_line(capsys)
+        assert (run / "checkpoint.pt").read_bytes() == checkpoint
+        (run / "checkpoint.pt").rename(tmp_path / "kept.pt")  # as before its first checkpoint
+        with pytest.raises(ConfigError, match="in use"):
+            _set_aside_incomplete(run)
+        assert run.is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    _set_aside_incomplete(run)  # released: set aside as before
+    assert not run.exists() and len(list(tmp_path.glob("run.incomplete-*"))) == 1
