@@ -37,6 +37,15 @@ class MultiGoalEnv(gym.Env):
     def __init__(self, goal_reward: float = 1.0, goal_sigma: float = 0.5**0.5,
                  action_cost: float = 1.0, init_sigma: float = 0.1, bound: float = 7.0,
                  goal_threshold: float = 1.5, render_mode: str | None = None):
+        for name, value in (("goal_sigma", goal_sigma), ("bound", bound),
+                            ("goal_threshold", goal_threshold)):
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not (np.isfinite(init_sigma) and init_sigma >= 0):
+            raise ValueError(f"init_sigma must be a finite number >= 0, got {init_sigma!r}")
+        for name, value in (("goal_reward", goal_reward), ("action_cost", action_cost)):
+            if not np.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value!r}")
         self.goal_reward, self.goal_sigma = goal_reward, goal_sigma
         self.action_cost, self.init_sigma = action_cost, init_sigma
         self.bound, self.goal_threshold = bound, goal_threshold

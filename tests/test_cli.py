@@ -41,6 +41,9 @@ def _error_line(capsys):
     # the env is built and stepped once before the run directory is made
     (["train", "multigoal-quick", "--set", "env.kwargs.foo=1"], "unexpected keyword argument"),
     (["train", "multigoal-quick", "--set", "env.kwargs.goal_reward=x"], "'goal_reward': 'x'"),
+    # (a zero width made every reward nan: the run trained on nan and exited 0)
+    (["train", "multigoal-quick", "--set", "env.kwargs.goal_sigma=0"], "goal_sigma must be"),
+    (["train", "multigoal-quick", "--set", "env.kwargs.goal_sigma=.nan"], "goal_sigma must be"),
     (["train", "atari-dqn", "--set", "env.id=ALE/Nope-v5"], "ALE/Nope-v5"),
     # a cluster that does not answer is named at once (Ray itself retries for minutes)
     (["train", "multigoal-quick", "--address", "127.0.0.1:1"], "no Ray head answers at"),
