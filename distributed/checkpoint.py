@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -35,10 +36,11 @@ def _umask() -> int:
     return mask
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write ``obj`` to a temporary file beside ``path``, fsync, rename over ``path``. The file
-    gets the mode an ordinary write would (mkstemp's 0600 would hide it from other users of a
-    shared run directory); temporary files a killed process left behind are removed first."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, fsync, rename over ``path``: a crash or
+    a full disk leaves the previous ``path`` whole. The file gets the mode an ordinary write
+    would (mkstemp's 0600 would hide it from other users of a shared run directory); temporary
+    files a killed process left behind are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
@@ -46,7 +48,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -55,6 +57,16 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """``path.write_text(text)`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save(obj, path)`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from distributed.checkpoint import save_checkpoint
+from distributed.checkpoint import atomic_write_text, save_checkpoint
 from distributed.evaluation import evaluate_policy, evaluation_policy
 from distributed.metrics import TensorBoardLogger
 from distributed.rollout import EpisodeTracker
@@ -250,7 +250,5 @@ class Driver:
             **self.counters.best_so_far(),
             **{k: v for k, v in self.last_eval.items() if v is not None},
         }
-        tmp = path.with_name(".summary.json.tmp")
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(summary, indent=2))
         return summary

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from agents.registry import UnknownAlgorithmError, algorithm_names, get_algorithm
+from distributed.checkpoint import atomic_write_text
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -374,9 +375,7 @@ def load_config(preset: str, overrides: list[str] | None = None) -> Config:
 
 def save_config(cfg: Config, path: Path) -> None:
     """Write config.yaml atomically (a crash leaves the previous one whole)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
 def read_config(path: Path) -> Config:

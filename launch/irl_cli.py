@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import time
 import zipfile
 import zlib
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distributed.checkpoint import atomic_write_text
 from envs.city_generator import PRESETS, generate_city
 from envs.demonstrations import load_paths, save_paths, synthetic_drivers
 from envs.road_graph import FEATURE_NAMES, RoadGraph
@@ -86,21 +86,6 @@ def _load_paths(f: Path, graph: RoadGraph) -> list[np.ndarray]:
         raise
     except _READ_ERRORS as exc:
         raise _unreadable(f, exc, "path file") from exc
-
-
-def _write_text_atomic(f: Path, text: str) -> None:
-    """Write ``f`` through a temporary file beside it and a rename: a crash or a full disk
-    leaves the previous ``f`` whole (as launch.config.save_config does for config.yaml)."""
-    tmp = f.with_name(f".{f.name}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, f)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _mdp(graph: RoadGraph):
@@ -336,7 +321,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     order = ("maxent", "action", "mmp")  # whichever call trained them: one stable order
     costs = dict(sorted(costs.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order
                         else len(order)))
-    _write_text_atomic(out / "costs.json", json.dumps(
+    atomic_write_text(out / "costs.json", json.dumps(
         {k: dict(zip(FEATURE_NAMES, v.tolist(), strict=True)) for k, v in costs.items()},
         indent=1))
     if truth is not None:

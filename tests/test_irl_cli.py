@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import builtins
 import errno
-import io
 import json
 import os
 
@@ -169,46 +167,33 @@ def test_retraining_one_model_keeps_the_others_in_costs_json(tmp_path, capsys):
     assert both["action"] == own and both["mmp"] == before["mmp"]
 
 
-class _FullDisk:
-    """A text file whose write stores half of the data, then fails as a full disk does."""
-
-    def __init__(self, fh):
-        self.fh = fh
-
-    def write(self, data: str) -> int:
-        self.fh.write(data[: len(data) // 2])
-        self.fh.flush()
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __getattr__(self, name):
-        return getattr(self.fh, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.fh.close()
-
-
 @pytest.mark.parametrize("crash", ["disk full while writing", "rename fails"])
 def test_a_crash_while_writing_costs_json_leaves_the_old_one_whole(crash, tmp_path, monkeypatch):
     d = _tiny_city(tmp_path / "city")
     f = tmp_path / "city" / "costs.json"
     old = f.read_bytes()
+    from distributed import checkpoint
+
+    real_fdopen = os.fdopen
+
+    def fail(*args, **kwargs):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    def full_disk_fdopen(fd, *args, **kwargs):  # half the data reaches the disk, then ENOSPC
+        fh = real_fdopen(fd, *args, **kwargs)
+        write = fh.write
+
+        def half_then_full(data):
+            write(data[: len(data) // 2])
+            fh.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fh.write = half_then_full
+        return fh
+
     if crash == "rename fails":
-        def fail(*args, **kwargs):
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-        monkeypatch.setattr(os, "replace", fail)
+        monkeypatch.setattr(checkpoint.os, "replace", fail)
     else:
-        real_open = io.open
-
-        def full_disk_open(file, mode="r", *args, **kwargs):
-            fh = real_open(file, mode, *args, **kwargs)
-            return _FullDisk(fh) if "costs.json" in str(file) and "w" in mode else fh
-
-        monkeypatch.setattr(io, "open", full_disk_open)
-        monkeypatch.setattr(builtins, "open", full_disk_open)
+        monkeypatch.setattr(checkpoint.os, "fdopen", full_disk_fdopen)
     with pytest.raises(OSError):
         _run(["irl", "train", "--data", d, "--out", d, "--models", "maxent", "--iters", "2"])
     assert f.read_bytes() == old
