@@ -68,12 +68,21 @@ def torch_device(text: str) -> str:
         device = None
     if device is None or device.type not in ("cpu", "cuda"):
         raise argparse.ArgumentTypeError(f"expected 'cpu', 'cuda' or 'cuda:N', got {text!r}")
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (device.index or 0) >= count:
-            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {count} CUDA "
-                                             "device(s)")
+    count = missing_cuda_device(device)
+    if count is not None:
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has {count} CUDA device(s)")
     return text
+
+
+def missing_cuda_device(device) -> int | None:
+    """This machine's CUDA device count when ``device`` (a torch.device) names a CUDA device it
+    lacks; None when the device is there or is no CUDA device."""
+    import torch
+
+    if device.type != "cuda":
+        return None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return count if (device.index or 0) >= count else None
 
 
 def probability_below_one(text: str) -> float:

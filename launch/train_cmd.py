@@ -13,6 +13,7 @@ from agents.registry import get_algorithm
 from distributed.checkpoint import CheckpointError, check_replay_shards, load_checkpoint
 from distributed.driver import DriverHooks
 from envs import UnknownEnvError
+from launch.arg_types import missing_cuda_device
 from launch.config import (
     Config,
     ConfigError,
@@ -92,11 +93,10 @@ def _check_device(cfg: Config, resuming: bool) -> None:
     import torch
 
     device = cfg.runtime.device
-    if not cfg.runtime.inline or device == "auto" or torch.device(device).type != "cuda":
+    if not cfg.runtime.inline or device == "auto":
         return
-    index = torch.device(device).index or 0
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if index >= count:
+    count = missing_cuda_device(torch.device(device))
+    if count is not None:
         hint = " (the run was trained there; resuming on this machine's CPU works)" \
             if resuming else ""
         raise ConfigError(f"runtime.device {device!r}: this machine has {count} CUDA device(s)"
