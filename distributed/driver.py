@@ -10,6 +10,7 @@ run began, episodes still running included (a new best shows before its episode 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -229,7 +230,10 @@ class Driver:
 
     def checkpoint(self, learner_state: dict, replay_state: list[dict] | None) -> None:
         """``replay_state``: one state per replay shard (None for on-policy runs)."""
-        state = {"counters": self.counters.state_dict(), "runner": learner_state}
+        # the config it was trained with, as plain types (resume and eval compare config.yaml)
+        config = json.loads(json.dumps(dataclasses.asdict(self.cfg)))
+        state = {"counters": self.counters.state_dict(), "runner": learner_state,
+                 "config": config}
         if replay_state is not None:
             state["replay"] = replay_state
         save_checkpoint(self.run_dir, state)

@@ -269,7 +269,12 @@ def _flat(data: dict, prefix: str = "") -> dict[str, Any]:
 def config_differences(there: Config, here: Config, allowed: tuple[str, ...] = ()) -> list[str]:
     """"key is X there, Y here" for every dotted key whose value differs, skipping the keys in
     ``allowed`` and those under an ``allowed`` prefix that ends in a dot ("runtime.")."""
-    a, b = _flat(config_to_dict(there)), _flat(config_to_dict(here))
+    return dict_differences(config_to_dict(there), config_to_dict(here), allowed)
+
+
+def dict_differences(there: dict, here: dict, allowed: tuple[str, ...] = ()) -> list[str]:
+    """config_differences of two plain nested config dicts."""
+    a, b = _flat(there), _flat(here)
 
     def free(key: str) -> bool:
         return any(key == k or (k.endswith(".") and key.startswith(k)) for k in allowed)

@@ -14,7 +14,12 @@ from typing import Any
 
 from distributed.checkpoint import CheckpointError
 from distributed.learner import LearnerRunner, cpu_copy_quietly, probe_spaces
-from launch.config import Config, ConfigError
+from launch.config import Config, ConfigError, config_to_dict, dict_differences
+
+# What a resumed run may change: its budget and bookkeeping, and where it runs. Everything else
+# (algorithm, env, agent, replay, seed, random warm-up) is what its checkpoint was trained with.
+RESUME_MAY_CHANGE = ("run.total_env_steps", "run.eval_every", "run.eval_episodes",
+                     "run.log_every", "run.checkpoint_every", "run.image_every", "runtime.")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -39,7 +44,17 @@ def build_cpu_learner(cfg: Config) -> LearnerRunner:
 
 def load_run_state(runner: LearnerRunner, state: dict[str, Any], run_dir: Path) -> None:
     """Load a run's own checkpoint into ``runner`` (built from its config.yaml); a
-    CheckpointError naming the misfit when the two do not belong together."""
+    CheckpointError naming the misfit when the two do not belong together: settings the
+    checkpoint records it was trained with that config.yaml now says otherwise (checkpoints
+    written since 2026-11-27), or tensors of other shapes."""
+    trained = state.get("config")
+    if isinstance(trained, dict):
+        changed = dict_differences(trained, config_to_dict(runner.cfg), RESUME_MAY_CHANGE)
+        if changed:
+            raise CheckpointError(f"{run_dir}: its config.yaml is not what its checkpoint was "
+                                  f"trained with ({'; '.join(changed)}; 'there' is the "
+                                  f"checkpoint's). Was config.yaml edited, or copied from "
+                                  f"another run?")
     try:
         with cpu_copy_quietly():
             runner.load_state_dict(state["runner"])

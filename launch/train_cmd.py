@@ -25,13 +25,9 @@ from launch.config import (
     read_config,
     save_config,
 )
-from launch.run_checks import build_cpu_learner, load_run_state, space_shapes
+from launch.run_checks import RESUME_MAY_CHANGE, build_cpu_learner, load_run_state, space_shapes
 from launch.run_dir import claim_run_dir, hold_run_dir, new_run_dir
 
-# What a resumed run may change: its budget and bookkeeping, and where it runs. Everything else
-# (algorithm, env, agent, replay, seed, random warm-up) is what its checkpoint was trained with.
-RESUME_MAY_CHANGE = ("run.total_env_steps", "run.eval_every", "run.eval_episodes",
-                     "run.log_every", "run.checkpoint_every", "run.image_every", "runtime.")
 RESUMABLE_LIST = ", ".join(k + "*" if k.endswith(".") else k for k in RESUME_MAY_CHANGE)
 
 

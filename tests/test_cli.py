@@ -354,26 +354,39 @@ def test_out_expands_home_and_variables(tmp_path, monkeypatch):
 
 def test_a_config_yaml_that_does_not_fit_its_checkpoint_is_named_and_left_alone(tmp_path,
                                                                                 capsys):
-    """A hand-edited or copied config.yaml (other networks, another env) is refused by resume
-    and eval with one line naming the misfit (a raw size-mismatch traceback), before resume
-    rewrites config.yaml."""
+    """A hand-edited or copied config.yaml is refused by resume and eval with one line, before
+    resume rewrites config.yaml: the checkpoint records the config it was trained with and the
+    line names what changed (an edited learning rate resumed silently, the optimizer keeping the
+    old one); for a checkpoint without that record (older ones) the tensors that do not fit are
+    named (it was a raw size-mismatch traceback)."""
     good = tmp_path / "good"
     assert main(["train", "cartpole-soft-dqn", "--out", str(good), "--set", "run.eval_every=0",
                  "--set", "run.total_env_steps=120", "--set", "replay.min_size=50"]) == 0
     capsys.readouterr()
     text = (good / "config.yaml").read_text()
-    for old, new, needle in (("- 128\n  - 128", "- 32\n  - 32", "size mismatch"),
-                             ("id: CartPole-v1", "id: Acrobot-v1", "size mismatch")):
+    recorded = load_checkpoint(good)
+    assert recorded["config"]["agent"]["hidden_sizes"] == [128, 128]
+    without_record = {k: v for k, v in recorded.items() if k not in ("format", "config")}
+    for old, new, named in (("- 128\n  - 128", "- 32\n  - 32", "agent.hidden_sizes is [128, 128] "
+                                                             "there, [32, 32] here"),
+                            ("id: CartPole-v1", "id: Acrobot-v1", "env.id is 'CartPole-v1' there"),
+                            ("  lr: 0.0023", "  lr: 0.1", "agent.lr is 0.0023 there, 0.1 here")):
         assert old in text, old
         (good / "config.yaml").write_text(text.replace(old, new))
         edited = (good / "config.yaml").read_bytes()
-        assert main(["train", "--resume", str(good),
-                     "--set", "run.total_env_steps=200"]) == 2
+        assert main(["train", "--resume", str(good), "--set", "run.total_env_steps=200"]) == 2
         line = _error_line(capsys)
-        assert "does not fit its config.yaml" in line and needle in line, line
+        assert "is not what its checkpoint was trained with" in line and named in line, line
         assert (good / "config.yaml").read_bytes() == edited  # not rewritten with the budget
         assert main(["eval", str(good), "--episodes", "1"]) == 2
-        assert "does not fit its config.yaml" in _error_line(capsys)
+        assert named in _error_line(capsys)
+        if "lr" in old:
+            continue  # same shapes: only the record tells
+        save_checkpoint(good, without_record)
+        assert main(["train", "--resume", str(good), "--set", "run.total_env_steps=200"]) == 2
+        line = _error_line(capsys)
+        assert "does not fit its config.yaml" in line and "size mismatch" in line, line
+        save_checkpoint(good, {k: v for k, v in recorded.items() if k != "format"})
     (good / "config.yaml").write_text(text)
     assert main(["eval", str(good), "--episodes", "1"]) == 0
 
