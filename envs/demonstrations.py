@@ -194,7 +194,9 @@ def load_paths(path: str | Path, graph: RoadGraph | None = None) -> list[np.ndar
         keys = set(zip(graph.src.tolist(), graph.dst.tolist()))
         for i, p in enumerate(out):
             if p.min() < 0 or p.max() >= graph.n_segments:
-                raise ValueError(f"{path}: path {i} has a segment id outside the graph")
+                bad = int(p.min()) if p.min() < 0 else int(p.max())
+                raise ValueError(f"{path}: path {i} has segment id {bad}, outside the graph's "
+                                 f"0..{graph.n_segments - 1}")
             for s, s2 in zip(p[:-1].tolist(), p[1:].tolist()):
                 if (s, s2) not in keys:
                     raise ValueError(f"{path}: path {i} steps {s} -> {s2}, not a transition")

@@ -40,6 +40,9 @@ TRUE_COST = np.array([
 
 def _out_dir(arg: str | None) -> Path:
     out = Path(arg) if arg else Path("runs") / time.strftime("irl-%Y%m%d-%H%M%S")
+    blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ConfigError(f"--out {out}: {blocked} is a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
     return out
 

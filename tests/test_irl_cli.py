@@ -231,14 +231,14 @@ def _corrupt_member(d) -> None:
 
 @pytest.mark.parametrize("cmd,file,damage,needle", [
     ("train", "train_paths.csv", "path_id,segments\n0,99999 1\n",
-     "train_paths.csv: path 0 has a segment id outside the graph"),
+     "train_paths.csv: path 0 has segment id 99999, outside the graph's 0.."),
     ("train", "train_paths.csv", "path_id,segments\n0,abc\n",
      "train_paths.csv:2: bad segment list"),
     ("train", "train_paths.csv", "id,path\n", "train_paths.csv: header must be"),
     ("evaluate", "test_paths.csv", "path_id,segments\n0,abc\n",
      "test_paths.csv:2: bad segment list"),
     ("destinations", "test_paths.csv", "path_id,segments\n0,99999 1\n",
-     "test_paths.csv: path 0 has a segment id outside the graph"),
+     "test_paths.csv: path 0 has segment id 99999, outside the graph's 0.."),
     ("train", "graph.npz", np.random.default_rng(0).bytes(2000),
      "graph.npz is not an .npz archive"),
     ("evaluate", "graph.npz", b"", "graph.npz is not an .npz archive"),
@@ -302,3 +302,14 @@ def test_regenerating_in_the_other_format_replaces_the_earlier_graph(tmp_path, c
                  "--n-test", "10", "--n-destinations", "3", "--out", str(d)]) == 2
     assert "holds files other than segments.csv and transitions.csv" in capsys.readouterr().err
     assert (d / "graph" / "notes.txt").read_text() == "mine"
+
+
+def test_an_out_that_is_or_lies_below_a_file_is_one_line(tmp_path, capsys):
+    """`irl generate --out FILE` (or FILE/sub) raised a raw FileExistsError from mkdir."""
+    f = tmp_path / "file"
+    f.write_text("mine")
+    for out in (f, f / "sub"):
+        assert main(["irl", "generate", "--size", "tiny", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"softq: error: --out {out}: {f} is a file, not a directory"], err
+    assert f.read_text() == "mine"
