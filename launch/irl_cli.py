@@ -27,6 +27,7 @@ from envs.demonstrations import load_paths, save_paths, synthetic_drivers
 from envs.road_graph import FEATURE_NAMES, RoadGraph
 from launch.arg_types import float_at_least, int_at_least, probability_below_one
 from launch.config import ConfigError
+from launch.run_dir import check_no_file_in_the_way
 
 # hidden "true" costs of the synthetic drivers, in units of ~10 s (order of FEATURE_NAMES)
 TRUE_COST = np.array([
@@ -40,9 +41,7 @@ TRUE_COST = np.array([
 
 def _out_dir(arg: str | None) -> Path:
     out = Path(arg) if arg else Path("runs") / time.strftime("irl-%Y%m%d-%H%M%S")
-    blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocked is not None:
-        raise ConfigError(f"--out {out}: {blocked} is a file, not a directory")
+    check_no_file_in_the_way(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -97,6 +96,11 @@ def _mdp(graph: RoadGraph):
     return GraphMDP(graph.n_segments, graph.src, graph.dst), graph.action_features()
 
 
+def _feature_weights(weights: dict) -> np.ndarray:
+    """{feature: weight} -> [n_features] in FEATURE_NAMES order (KeyError/TypeError if not)."""
+    return np.array([weights[n] for n in FEATURE_NAMES], dtype=float)
+
+
 def _load_costs(model: Path, need: str | None = None) -> dict[str, np.ndarray]:
     """model name -> cost weights [n_features] from costs.json; ``need``: a model that must be
     there (e.g. 'maxent' for the commands that plan with the learned costs)."""
@@ -105,7 +109,7 @@ def _load_costs(model: Path, need: str | None = None) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"{f} not found (run `softq irl train --out {model}` first)")
     try:
         raw = json.loads(f.read_text())
-        costs = {k: np.array([v[n] for n in FEATURE_NAMES], dtype=float) for k, v in raw.items()}
+        costs = {k: _feature_weights(v) for k, v in raw.items()}
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise ConfigError(f"{f} is not a costs file of `softq irl train` (model -> "
                           f"{{feature: weight}} with features {', '.join(FEATURE_NAMES)}): "
@@ -229,7 +233,7 @@ def _load_true_cost(data: Path) -> np.ndarray | None:
     if not f.exists():
         return None
     try:
-        return np.array([json.loads(f.read_text())[n] for n in FEATURE_NAMES], dtype=float)
+        return _feature_weights(json.loads(f.read_text()))
     except (ValueError, KeyError, TypeError, OSError) as exc:
         raise ConfigError(f"{f}: not a costs file of `softq irl generate` ({{feature: weight}} "
                           f"with features {', '.join(FEATURE_NAMES)}): "

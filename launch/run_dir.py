@@ -26,9 +26,7 @@ def new_run_dir(preset: str, out: str | None) -> Path:
             raise ConfigError(f"--out {out}: the variable {unset.group(0)} is not set")
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {path} is a file, not a directory")
-        blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-        if blocked is not None:
-            raise ConfigError(f"--out {path}: {blocked} is a file, not a directory")
+        check_no_file_in_the_way(path)
         if (path / CHECKPOINT_NAME).exists() or (path / "config.yaml").exists():
             raise ConfigError(f"run directory {path} already holds a run; "
                               f"use --resume {path} or another --out")
@@ -40,6 +38,13 @@ def new_run_dir(preset: str, out: str | None) -> Path:
             suffix += 1
             path = Path("runs") / f"{preset}-{stamp}-{suffix}"
     return path
+
+
+def check_no_file_in_the_way(out: Path) -> None:
+    """``--out`` ``out`` can be made: neither it nor a parent is a file (mkdir would fail)."""
+    blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ConfigError(f"--out {out}: {blocked} is a file, not a directory")
 
 
 def claim_run_dir(path: Path) -> Path:
