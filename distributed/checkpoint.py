@@ -133,6 +133,23 @@ def cpu_state(obj: Any) -> Any:
     return obj
 
 
+def non_finite_tensors(state: Any, prefix: str = "") -> list[str]:
+    """Paths ('learner.q.out.weight') of the floating-point tensors in a nested state that hold
+    a nan or an inf: a diverged learner, whose state must not replace a good checkpoint."""
+    if torch.is_tensor(state):
+        finite = not state.is_floating_point() or bool(torch.isfinite(state).all())
+        return [] if finite else [prefix]
+    items: Any = ()
+    if isinstance(state, dict):
+        items = state.items()
+    elif isinstance(state, (list, tuple)):
+        items = enumerate(state)
+    out = []
+    for key, value in items:
+        out.extend(non_finite_tensors(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
 def shape_differences(theirs: Any, ours: Any, prefix: str = "",
                       skip: tuple[str, ...] = ()) -> list[str]:
     """Where a checkpoint's nested state dict (``theirs``) lacks a key of ``ours`` or holds a

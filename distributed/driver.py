@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from distributed.checkpoint import atomic_write_text, save_checkpoint
+from distributed.checkpoint import atomic_write_text, non_finite_tensors, save_checkpoint
 from distributed.evaluation import evaluate_policy, evaluation_policy
 from distributed.metrics import TensorBoardLogger
 from distributed.rollout import EpisodeTracker
@@ -102,6 +102,8 @@ class Driver:
         self._t0 = time.perf_counter()
         self._last_line = self._t0
         self._warned_divergence = False
+        self.diverged_at: int | None = None  # the step whose learner state was not finite
+        self._last_checkpoint = counters.env_steps if counters.env_steps else None
         self._steps0 = counters.env_steps
         self._rate = (self._t0, counters.env_steps)
         self.bar = tqdm(total=run.total_env_steps, initial=counters.env_steps, unit="step",
@@ -137,7 +139,8 @@ class Driver:
 
     @property
     def done(self) -> bool:
-        return self.counters.env_steps >= self.cfg.run.total_env_steps
+        return (self.counters.env_steps >= self.cfg.run.total_env_steps
+                or self.diverged_at is not None)
 
     def env_steps_per_s(self) -> float:
         now = time.perf_counter()
@@ -164,8 +167,9 @@ class Driver:
         if diverged and not self._warned_divergence:
             self._warned_divergence = True
             print(f"softq: warning: {', '.join(diverged)} not finite at step {step}: the learner "
-                  f"has diverged (lower the learning rates or clip the gradients); checkpoints "
-                  f"from here on may hold non-finite weights", file=sys.stderr, flush=True)
+                  f"has diverged (lower the learning rates or clip the gradients)",
+                  file=sys.stderr, flush=True)
+            self._next_ckpt = step  # look at the weights now: the run stops if they are gone
         self.tb.scalars(metrics, step, keep_nonfinite=diverged)  # TensorBoard shows nan/inf
         self.tb.flush()
         postfix = {"ret": f"{metrics.get('rollout/return_mean', float('nan')):.1f}",
@@ -229,7 +233,20 @@ class Driver:
         return self.counters.env_steps >= self._next_ckpt
 
     def checkpoint(self, learner_state: dict, replay_state: list[dict] | None) -> None:
-        """``replay_state``: one state per replay shard (None for on-policy runs)."""
+        """``replay_state``: one state per replay shard (None for on-policy runs). A learner
+        state holding nan or inf is not written (it would replace the last good checkpoint with
+        weights nothing can be learned from): the run stops instead."""
+        step = self.counters.env_steps
+        bad = non_finite_tensors(learner_state)
+        if bad:
+            if self.diverged_at is None:
+                self.diverged_at = step
+                kept = (f"checkpoint.pt keeps step {self._last_checkpoint}"
+                        if self._last_checkpoint is not None else "no checkpoint was written")
+                more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+                print(f"softq: error: the learner's state is not finite at step {step} "
+                      f"({bad[0]}{more}): the run stops; {kept}", file=sys.stderr, flush=True)
+            return
         # the config it was trained with, as plain types (resume and eval compare config.yaml)
         config = json.loads(json.dumps(dataclasses.asdict(self.cfg)))
         state = {"counters": self.counters.state_dict(), "runner": learner_state,
@@ -237,6 +254,7 @@ class Driver:
         if replay_state is not None:
             state["replay"] = replay_state
         save_checkpoint(self.run_dir, state)
+        self._last_checkpoint = step
         self._next_ckpt = self._next_multiple(self.cfg.run.checkpoint_every)
 
     def close(self) -> dict[str, Any]:
@@ -254,5 +272,7 @@ class Driver:
             **self.counters.best_so_far(),
             **{k: v for k, v in self.last_eval.items() if v is not None},
         }
+        if self.diverged_at is not None:
+            summary["diverged_at_step"] = self.diverged_at
         atomic_write_text(path, json.dumps(summary, indent=2))
         return summary

@@ -182,7 +182,7 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
 
             ray.shutdown()
     print(json.dumps(summary, indent=2))
-    return 0
+    return 1 if "diverged_at_step" in summary else 0  # the driver said why, on stderr
 
 
 def _start_ray(cfg: Config) -> bool:

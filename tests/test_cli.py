@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from distributed.checkpoint import load_checkpoint, save_checkpoint
+from distributed.checkpoint import load_checkpoint, non_finite_tensors, save_checkpoint
 from launch.cli import main
 from launch.compare_cmd import read_scalars
 
@@ -416,19 +416,36 @@ def test_a_plugin_algorithm_in_a_run_directory_is_imported_only_when_allowed(tmp
     assert marker.exists()  # allowed by name: imported
 
 
-def test_a_diverged_learner_is_reported_and_its_nan_losses_are_logged(tmp_path, capsys):
-    """A learning rate of 1e12 turns the Q network's weights into nan within a few updates: the
-    run warns once on stderr and TensorBoard shows loss/q as nan (the non-finite values were
-    dropped, leaving no sign of the divergence)."""
+def test_a_diverged_learner_stops_the_run_and_keeps_the_last_finite_checkpoint(tmp_path, capsys):
+    """A learning rate of 1e12 turns the Q network's weights into nan within a few updates
+    (they start at replay.min_size = 64). The run warns once on stderr, TensorBoard shows loss/q
+    as nan (non-finite values used to be dropped, leaving no sign of the divergence), and the
+    run stops at the first look at its weights (step 100, the warning's log) with exit code 1:
+    the checkpoint written before any update is not replaced by nan weights."""
     run = tmp_path / "run"
     assert main(["train", "cartpole-soft-dqn", "--out", str(run), "--set", "run.eval_every=0",
                  "--set", "run.total_env_steps=400", "--set", "replay.min_size=64",
-                 "--set", "run.log_every=100", "--set", "agent.lr=1e12",
-                 "--set", "agent.grad_clip=0"]) == 0
+                 "--set", "run.log_every=100", "--set", "run.checkpoint_every=50",
+                 "--set", "agent.lr=1e12", "--set", "agent.grad_clip=0"]) == 1
     err = capsys.readouterr().err
     assert err.count("softq: warning:") == 1 and "loss/q" in err and "diverged" in err
+    assert err.count("softq: error:") == 1
     steps, values = read_scalars(run, "loss/q")
-    assert len(values) >= 2 and not np.isfinite(values[-1])
+    assert steps[-1] == 100 and not np.isfinite(values[-1])
+    kept = load_checkpoint(run)
+    before_updates = kept["counters"]["env_steps"]  # the first step >= 50 a chunk ends on
+    assert 50 <= before_updates < 64 and kept["runner"]["updates"] == 0
+    assert "not finite at step 100 (learner.q." in err
+    assert f"checkpoint.pt keeps step {before_updates}" in err
+    assert non_finite_tensors(kept["runner"]) == []
+    assert json.loads((run / "summary.json").read_text())["diverged_at_step"] == 100
+
+
+def test_non_finite_tensors_names_every_nan_or_inf_float_tensor_by_path():
+    state = {"a": torch.tensor([1.0, float("nan")]), "b": [torch.ones(2), torch.tensor(-np.inf)],
+             "c": {"d": torch.tensor([3], dtype=torch.int64), "e": torch.tensor(2.0)},
+             "rng": torch.zeros(4, dtype=torch.uint8), "lr": float("nan")}
+    assert non_finite_tensors(state) == ["a", "b.1"]
 
 
 def test_out_with_an_unset_variable_or_under_a_file_is_refused(tmp_path, monkeypatch):
