@@ -1,8 +1,10 @@
 """``softq compare RUN_DIR...``: mean +- std learning curves over seeds from TensorBoard events.
 
 Runs are grouped by preset (from each run's config.yaml): every group becomes one curve, its
-seeds aligned on the union of logged steps by linear interpolation over their common range. A run
-listed twice (``good ./good/``, overlapping globs) counts once, with a warning.
+seeds aligned on the union of logged steps by linear interpolation over their common range (no
+smoothing). The "final" mean and std are at the last step every run logged: a run that goes on
+past it is named on stderr, and ``--report`` lists each run's range. A run listed twice (``good
+./good/``, overlapping globs) counts once, with a warning.
 
 Runs whose env labels behaviour (``eval/mode_share/<label>``, ``eval/modes_covered``, written by
 the driver) also get a mode report per group: the share of seeds that found ``--mode`` (majority
@@ -192,6 +194,29 @@ def aggregate(series: list[tuple[np.ndarray, np.ndarray]]
     return grid, stacked.mean(axis=0), stacked.std(axis=0)
 
 
+def run_ranges(names: list[str], series: list[tuple[np.ndarray, np.ndarray]],
+               final_step: float | None) -> list[dict]:
+    """Per run: its first and last logged step, its last value, and the value that entered the
+    group's final mean (interpolated at ``final_step``; None when no step is common)."""
+    out = []
+    for name, (steps, values) in zip(names, series):
+        at_final = None if final_step is None else float(np.interp(final_step, steps, values))
+        out.append({"run": name, "first_step": float(steps[0]), "last_step": float(steps[-1]),
+                    "last_value": float(values[-1]), "value_at_final_step": at_final})
+    return out
+
+
+def _warn_if_runs_go_on(label: str, final_step: float, runs: list[dict]) -> None:
+    """The group's curve ends where its shortest run ends: name the runs cut off there."""
+    longer = [r for r in runs if r["last_step"] > final_step]
+    if longer:
+        cut = ", ".join(f"{r['run']} (to step {r['last_step']:g}, last value "
+                        f"{r['last_value']:.2f})" for r in longer)
+        print(f"warning: '{label}': mean and std end at step {final_step:g}, where its shortest "
+              f"run ends; cut off there: {cut} (--per-seed draws every step; --report lists "
+              "each run's range)", file=sys.stderr)
+
+
 def _parent_made(path: str) -> Path:
     """``path`` with its directory created (``--out figures/new/x.png`` just works)."""
     out = Path(path)
@@ -250,12 +275,15 @@ def run_compare(args: argparse.Namespace) -> int:
         names[label].append(str(run_dir))
         modes[label].append(read_modes(run_dir))
     curves = {}
+    per_run: dict[str, list[dict]] = {}
     for label, series in groups.items():
         steps, mean, std = aggregate(series)
         curves[label] = (steps, mean, std, len(series))
+        per_run[label] = run_ranges(names[label], series, steps[-1] if len(steps) else None)
         if len(mean):
             print(f"{label}: {len(series)} run(s), final {args.metric} = {mean[-1]:.2f} +- "
-                  f"{std[-1]:.2f}")
+                  f"{std[-1]:.2f} at step {steps[-1]:g}")
+            _warn_if_runs_go_on(label, steps[-1], per_run[label])
             continue
         # aggregate() averages only over the steps every run covers: say why there are none
         ranges = "; ".join(f"{name}: steps {st[0]:g}..{st[-1]:g}, final {v[-1]:.2f}"
@@ -286,8 +314,9 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.report:
         summary = {label: {"seeds": n, "final_mean": float(m[-1]) if len(m) else None,
                            "final_std": float(sd[-1]) if len(sd) else None,
-                           "modes": reports[label]}
-                   for label, (_, m, sd, n) in curves.items()}
+                           "final_step": float(st[-1]) if len(st) else None,
+                           "runs": per_run[label], "modes": reports[label]}
+                   for label, (st, m, sd, n) in curves.items()}
         for label, rep in crossings.items():
             summary[label]["threshold"] = rep
         _parent_made(args.report).write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,55 @@
+"""``softq compare``'s numbers against hand-computed ones, on run directories whose events are
+written by the driver's own TensorBoardLogger."""
+
+from __future__ import annotations
+
+import json
+
+from distributed.metrics import TensorBoardLogger
+from launch.cli import main
+from launch.config import load_config, save_config
+
+METRIC = "eval/return_mean"
+
+
+def _run(root, name, curve, preset="multigoal-quick"):
+    run = root / name
+    (run / "tb").mkdir(parents=True)
+    save_config(load_config(preset), run / "config.yaml")
+    tb = TensorBoardLogger(run / "tb")
+    for step, value in curve:
+        tb.scalars({METRIC: value}, step)
+    tb.close()
+    return run
+
+
+def test_a_run_longer_than_the_others_is_named_and_the_final_step_reported(tmp_path, capsys):
+    # the group's curve ends at 2000, where "short" ends; "long" goes on to 10 at 4000
+    long = _run(tmp_path, "long", [(1000, 0.0), (2000, 4.0), (3000, 10.0), (4000, 10.0)])
+    short = _run(tmp_path, "short", [(1000, 2.0), (2000, 2.0)])
+    report = tmp_path / "c.json"
+    assert main(["compare", str(long), str(short), "--out", str(tmp_path / "c.png"),
+                 "--report", str(report)]) == 0
+    out, err = capsys.readouterr()
+    assert f"final {METRIC} = 3.00 +- 1.00 at step 2000" in out  # mean(4, 2), std of (4, 2)
+    assert f"cut off there: {long} (to step 4000, last value 10.00)" in err
+    rep = json.loads(report.read_text())["multigoal-quick"]
+    assert rep["final_step"] == 2000 and rep["final_mean"] == 3.0
+    assert rep["runs"] == [
+        {"run": str(long), "first_step": 1000, "last_step": 4000, "last_value": 10.0,
+         "value_at_final_step": 4.0},
+        {"run": str(short), "first_step": 1000, "last_step": 2000, "last_value": 2.0,
+         "value_at_final_step": 2.0}]
+
+
+def test_runs_without_a_common_step_keep_their_ranges_in_the_report(tmp_path, capsys):
+    early = _run(tmp_path, "early", [(100, 1.0), (200, 2.0)])
+    late = _run(tmp_path, "late", [(1000, 3.0), (2000, 5.0)])
+    report = tmp_path / "c.json"
+    assert main(["compare", str(early), str(late), "--out", str(tmp_path / "c.png"),
+                 "--report", str(report)]) == 0
+    rep = json.loads(report.read_text())["multigoal-quick"]
+    assert rep["final_mean"] is None and rep["final_step"] is None
+    assert [(r["first_step"], r["last_step"], r["last_value"], r["value_at_final_step"])
+            for r in rep["runs"]] == [(100, 200, 2.0, None), (1000, 2000, 5.0, None)]
+    assert "warning" not in capsys.readouterr().err
