@@ -122,6 +122,8 @@ def curves_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, in
             continue
         ax.plot(steps, mean, color=color, label=f"{label} (n={n})")
         ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.25)
+    ax.set_title("one line per run" if seeds is not None
+                 else "mean over seeds; band: \u00b11 std (population, ddof=0)", fontsize=9)
     if threshold is not None:
         ax.axhline(threshold, color="black", linestyle="--", linewidth=1.0,
                    label=f"threshold {threshold:g}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from distributed.metrics import TensorBoardLogger
 from launch.cli import main
 from launch.config import load_config, save_config
@@ -53,3 +55,26 @@ def test_runs_without_a_common_step_keep_their_ranges_in_the_report(tmp_path, ca
     assert [(r["first_step"], r["last_step"], r["last_value"], r["value_at_final_step"])
             for r in rep["runs"]] == [(100, 200, 2.0, None), (1000, 2000, 5.0, None)]
     assert "warning" not in capsys.readouterr().err
+
+
+def test_std_over_seeds_is_the_population_std_and_says_so(tmp_path, capsys):
+    # values 0, 0, 3 at both steps: mean 1, population std sqrt(2) (the sample std is sqrt(3))
+    runs = [_run(tmp_path, f"s{i}", [(1000, v), (2000, v)]) for i, v in enumerate((0.0, 0.0, 3.0))]
+    report, out = tmp_path / "c.json", tmp_path / "c.png"
+    assert main(["compare", *map(str, runs), "--out", str(out), "--report", str(report)]) == 0
+    rep = json.loads(report.read_text())["multigoal-quick"]
+    assert rep["final_mean"] == 1.0 and rep["final_std"] == pytest.approx(2 ** 0.5)
+    assert rep["std_ddof"] == 0
+    assert f"final {METRIC} = 1.00 +- 1.41 at step 2000" in capsys.readouterr().out
+
+
+def test_the_figure_says_what_its_band_is():
+    import numpy as np
+
+    from launch.plots import curves_figure
+
+    steps = np.array([0.0, 1.0])
+    curves = {"a": (steps, np.array([1.0, 2.0]), np.array([0.5, 0.5]), 3)}
+    assert "1 std (population, ddof=0)" in curves_figure(curves, "m").axes[0].get_title()
+    per_seed = curves_figure(curves, "m", seeds={"a": [(steps, np.array([1.0, 2.0]))]})
+    assert per_seed.axes[0].get_title() == "one line per run"
