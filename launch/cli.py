@@ -13,7 +13,7 @@ import sys
 from agents.registry import UnknownAlgorithmError
 from distributed.checkpoint import CheckpointError
 from envs import UnknownEnvError
-from launch.compare_cmd import add_compare_parser
+from launch.compare_cmd import add_compare_parser, attach_threshold_values
 from launch.config import ConfigError, load_preset_dict, preset_names
 from launch.eval_cmd import add_eval_parser
 from launch.irl_cli import add_irl_parser
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(attach_threshold_values(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:

@@ -58,6 +58,32 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_compare)
 
 
+THRESHOLD_FLAGS = ("--above", "--below")
+
+
+def attach_threshold_values(argv: list[str]) -> list[str]:
+    """``compare ... --below -1e-3`` as ``--below=-1e-3``: argparse takes a value that starts with
+    '-' for an option unless it looks like ``-2`` or ``-0.5``, so ``-1e-3`` or ``-inf`` would be
+    "expected one argument" instead of a threshold (or finite_float's message)."""
+    if argv[:1] != ["compare"]:
+        return list(argv)
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in THRESHOLD_FLAGS and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            try:
+                float(argv[i + 1])
+            except ValueError:
+                pass
+            else:
+                out.append(f"{argv[i]}={argv[i + 1]}")
+                i += 2
+                continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def figure_path(text: str) -> str:
     """``--out`` as the file matplotlib will write: a format it supports, named by the suffix
     (none: its default, appended as ``savefig`` does), checked before any run is read."""

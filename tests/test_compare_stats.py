@@ -78,3 +78,19 @@ def test_the_figure_says_what_its_band_is():
     assert "1 std (population, ddof=0)" in curves_figure(curves, "m").axes[0].get_title()
     per_seed = curves_figure(curves, "m", seeds={"a": [(steps, np.array([1.0, 2.0]))]})
     assert per_seed.axes[0].get_title() == "one line per run"
+
+
+@pytest.mark.parametrize("value,reached", [("-1e-3", [1000]), ("-2.5E+0", [2000]),
+                                           ("-3", [None])])
+def test_negative_thresholds_in_any_float_notation_are_values(tmp_path, capsys, value, reached):
+    run = _run(tmp_path, "r", [(500, 0.0), (1000, -0.001), (2000, -2.5)])
+    report = tmp_path / "c.json"
+    assert main(["compare", str(run), "--below", value, "--out", str(tmp_path / "c.png"),
+                 "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["multigoal-quick"]["threshold"]["first_steps"] == reached
+
+
+def test_a_negative_infinite_threshold_is_refused_as_not_finite(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", str(tmp_path), "--below", "-inf"])
+    assert "argument --below: must be a finite number, got -inf" in capsys.readouterr().err
