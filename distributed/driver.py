@@ -54,13 +54,15 @@ class Counters:
     learner_restarts: int = 0
     best_max_com_x: float | None = None
     best_min_distance_to_target: float | None = None
+    last_eval_step: int | None = None  # -1: none yet; None: not recorded (older checkpoints)
 
     def state_dict(self) -> dict[str, int | float | None]:
         return {"env_steps": self.env_steps, "episodes": self.episodes,
                 "worker_restarts": self.worker_restarts,
                 "learner_restarts": self.learner_restarts,
                 "best_max_com_x": self.best_max_com_x,
-                "best_min_distance_to_target": self.best_min_distance_to_target}
+                "best_min_distance_to_target": self.best_min_distance_to_target,
+                "last_eval_step": self.last_eval_step}
 
     def best_so_far(self) -> dict[str, float]:
         """TensorBoard tag -> value of the best-so-far extremes known yet."""
@@ -99,6 +101,11 @@ class Driver:
         self._next_eval = self._next_multiple(run.eval_every)
         self._next_ckpt = self._next_multiple(run.checkpoint_every)
         self._next_image = self._next_multiple(run.image_every)
+        if counters.env_steps == 0 and counters.last_eval_step is None:
+            counters.last_eval_step = -1
+        # an evaluation that was due when the run was interrupted (a Ctrl-C or crash between the
+        # step that made it due and the housekeeping that makes it): the loops make it first
+        self.owes_evaluation = self._evaluation_was_due()
         self._t0 = time.perf_counter()
         self._last_line = self._t0
         self._warned_divergence = False
@@ -108,6 +115,17 @@ class Driver:
         self._rate = (self._t0, counters.env_steps)
         self.bar = tqdm(total=run.total_env_steps, initial=counters.env_steps, unit="step",
                         dynamic_ncols=True, disable=None, desc=cfg.preset or cfg.algo)
+
+    def _evaluation_was_due(self) -> bool:
+        """Whether this (resumed) run's checkpoint was written after an evaluation fell due and
+        before it was made: at the budget's end a final one, else one per eval_every boundary."""
+        every, last = self.cfg.run.eval_every, self.counters.last_eval_step
+        step = self.counters.env_steps
+        if every <= 0 or last is None or step == 0:
+            return False
+        if step >= self.cfg.run.total_env_steps:
+            return last != step
+        return step // every * every > last
 
     def _next_multiple(self, every: int) -> float:
         if every <= 0:
@@ -192,6 +210,8 @@ class Driver:
 
     def evaluate(self, weights: dict, learner: Any = None) -> dict[str, Any]:
         cfg, step = self.cfg, self.counters.env_steps
+        self.counters.last_eval_step = step
+        self.owes_evaluation = False
         self.eval_policy = evaluation_policy(cfg, *self._spaces, step, weights)
         want_images = self.hooks.image_hook is not None and (
             step >= self._next_image or self.done) and cfg.run.image_every > 0

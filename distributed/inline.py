@@ -99,6 +99,8 @@ def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
     driver = Driver(cfg, run_dir, counters, hooks, obs_space, act_space)
     worker.set_weights(*runner.current())
     try:
+        if driver.owes_evaluation:
+            driver.evaluate(runner.learner.get_weights(), runner.learner)
         while not driver.done:
             if server is None:
                 _on_policy_iteration(cfg, worker, runner, driver)

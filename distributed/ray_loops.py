@@ -181,8 +181,7 @@ def _housekeeping(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
 def _evaluate_log_checkpoint(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
                              versions: np.ndarray) -> None:
     if driver.due_eval():
-        weights, _ = ray.get(rt.learner.current_weights.remote())
-        driver.evaluate(weights, _ShadowLearner(rt))
+        evaluate_now(rt, driver)
     if driver.due_log():
         rt.note_env_steps(driver.counters.env_steps)  # for workers restarting from here on
         elapsed = max(time.perf_counter() - rt.last_log_time, 1e-9)
@@ -197,6 +196,11 @@ def _evaluate_log_checkpoint(rt: RayRuntime, driver: Driver, per_worker: np.ndar
         driver.log(metrics)
     if driver.due_checkpoint():
         driver.checkpoint(ray.get(rt.learner.state_dict.remote()), rt.replay_states())
+
+
+def evaluate_now(rt: RayRuntime, driver: Driver) -> None:
+    weights, _ = ray.get(rt.learner.current_weights.remote())
+    driver.evaluate(weights, _ShadowLearner(rt))
 
 
 class _ShadowLearner:

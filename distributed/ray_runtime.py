@@ -164,10 +164,12 @@ def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume:
             ray.get(runtime.learner.init_from_pretrained.remote(init_state))
         runtime.start_workers(counters.env_steps)
         driver = Driver(cfg, run_dir, counters, hooks, runtime.obs_space, runtime.act_space)
-        from distributed.ray_loops import off_policy_loop, on_policy_loop
+        from distributed.ray_loops import evaluate_now, off_policy_loop, on_policy_loop
 
         loop = on_policy_loop if runtime.on_policy else off_policy_loop
         try:
+            if driver.owes_evaluation:
+                evaluate_now(runtime, driver)
             loop(runtime, driver)
         except KeyboardInterrupt:
             driver.bar.write("interrupted: writing a final checkpoint")

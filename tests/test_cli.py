@@ -139,6 +139,38 @@ def test_resume_restores_parameters_optimizer_and_counters(tmp_path, capsys):
     assert steps.tolist() == [200, 300, 400] and -99.0 not in values
 
 
+def test_an_evaluation_due_when_the_run_was_interrupted_is_made_on_resume(tmp_path, monkeypatch):
+    """A Ctrl-C between the step that makes an evaluation due and the housekeeping that makes
+    it: the final checkpoint is written at that step without it, and the resumed run used to
+    go on from the next boundary (at the budget's end: finished with no final evaluation)."""
+    import distributed.inline as inline
+
+    real = inline._housekeeping
+
+    def interrupted_at(step):
+        def housekeeping(cfg, driver, runner, server):
+            if driver.counters.env_steps == step and driver.due_eval():
+                raise KeyboardInterrupt
+            real(cfg, driver, runner, server)
+        return housekeeping
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(inline, "_housekeeping", interrupted_at(200))  # the budget's end
+    assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
+                 "--set", "run.total_env_steps=200"]) == 0
+    assert load_checkpoint(run)["counters"]["last_eval_step"] == -1  # none made
+    monkeypatch.setattr(inline, "_housekeeping", real)
+    assert main(["train", "--resume", str(run)]) == 0
+    assert read_scalars(run, "eval/return_mean")[0].tolist() == [200]
+    assert "eval/return_mean" in json.loads((run / "summary.json").read_text())
+    assert load_checkpoint(run)["counters"]["last_eval_step"] == 200
+    monkeypatch.setattr(inline, "_housekeeping", interrupted_at(400))  # mid-run
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=600"]) == 0
+    monkeypatch.setattr(inline, "_housekeeping", real)
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=600"]) == 0
+    assert read_scalars(run, "eval/return_mean")[0].tolist() == [200, 400, 600]
+
+
 def test_resume_refuses_settings_its_checkpoint_was_not_trained_with(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "multigoal-quick", *TINY, "--out", str(run),

@@ -20,6 +20,7 @@ from distributed.learner import LearnerRunner, probe_spaces
 from distributed.ray_actors import WeightStore
 from distributed.ray_runtime import train_ray
 from distributed.replay_server import ReplayServer
+from launch.compare_cmd import read_scalars
 from launch.config import load_config
 
 pytestmark = pytest.mark.ray
@@ -349,6 +350,17 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert len(acts) >= size_before + 200
     # the resumed worker went on from the run's step count: no second random warm-up
     assert random_actions(acts) == 200
+    # with evaluation turned on, a run with nothing left to do still makes its final one
+    done = after["counters"]["env_steps"]
+    final = subprocess.run(
+        [sys.executable, "-m", "launch.cli", "train", "--resume", str(run),
+         "--set", f"run.total_env_steps={done}", "--set", "run.eval_every=1000000",
+         "--set", "run.eval_episodes=1"],
+        cwd=ROOT, env={**env, "SOFTQ_PLUGIN_MODULES": "tests.counting_algo"},
+        capture_output=True, text=True, timeout=180)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert read_scalars(run, "eval/return_mean")[0].tolist() == [done]
+    assert load_checkpoint(run)["counters"]["last_eval_step"] == done
 
 
 def random_actions(acts: np.ndarray) -> int:
