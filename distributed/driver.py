@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from distributed.checkpoint import atomic_write_text, non_finite_tensors, save_checkpoint
-from distributed.evaluation import evaluate_policy, evaluation_policy
+from distributed.evaluation import evaluate_policy, evaluation_policy, evaluation_seeds
 from distributed.metrics import TensorBoardLogger
 from distributed.rollout import EpisodeTracker
 
@@ -216,7 +216,7 @@ class Driver:
         want_images = self.hooks.image_hook is not None and (
             step >= self._next_image or self.done) and cfg.run.image_every > 0
         result = evaluate_policy(self.eval_policy, cfg.env.id, cfg.run.eval_episodes,
-                                 seed=cfg.run.seed + 10_000 + step,
+                                 seed=evaluation_seeds(cfg.run.seed, step)[0],
                                  max_episode_steps=cfg.env.max_episode_steps,
                                  env_kwargs=cfg.env.kwargs, record_positions=want_images,
                                  gamma=getattr(cfg.agent, "gamma", None))

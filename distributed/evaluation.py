@@ -28,16 +28,29 @@ class EpisodeRecord:
     first_action: Any = None  # [act_dim]: the action taken there
 
 
+def evaluation_seeds(run_seed: int, env_steps: int) -> tuple[int, int]:
+    """(env seed, policy seed) of a run's evaluation at ``env_steps``; episode i resets its env
+    with env seed + i. Mixed through SeedSequence, so that two run seeds (and two evaluations of
+    one run) start from unrelated states: ``run_seed + step`` gave seeds s and s + 1 all but one
+    evaluation start state in common, and the seeds' spread came from correlated replicates. A
+    function of (seed, step) only: an evaluation repeats after a resume, and every algorithm run
+    with one seed is evaluated from the same start states (common random numbers)."""
+    env_seed, policy_seed = np.random.SeedSequence([run_seed, int(env_steps), 0xE7A1]
+                                                   ).generate_state(2)
+    return int(env_seed >> 2), int(policy_seed >> 2)  # < 2**30: room for + i, ALE's int32
+
+
 def evaluation_policy(cfg: Any, observation_space: gym.Space, action_space: gym.Space,
                       env_steps: int, weights: dict, seed: int | None = None) -> Any:
     """The policy an evaluation at run step ``env_steps`` acts with, built afresh: its noise
-    seeded from the run's seed and the step (an evaluation repeats after a resume; ``seed``
-    overrides), on the run's fixed xi set and the schedules at that step (fine-tuning)."""
+    seeded from the run's seed and the step (:func:`evaluation_seeds`; ``seed`` overrides), on
+    the run's fixed xi set and the schedules at that step (fine-tuning)."""
     from agents.registry import get_algorithm
 
+    if seed is None:
+        seed = evaluation_seeds(cfg.run.seed, env_steps)[1]
     policy = get_algorithm(cfg.algo).build_policy(
-        cfg.agent, observation_space, action_space,
-        seed=cfg.run.seed + 999 + int(env_steps) if seed is None else seed, run_seed=cfg.run.seed)
+        cfg.agent, observation_space, action_space, seed=seed, run_seed=cfg.run.seed)
     policy.set_weights(weights)
     if hasattr(policy, "set_env_steps"):
         policy.set_env_steps(int(env_steps))

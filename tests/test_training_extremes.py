@@ -15,8 +15,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 from distributed.checkpoint import load_checkpoint, save_checkpoint
 from distributed.driver import Counters, Driver
+from distributed.evaluation import evaluation_seeds
 from distributed.inline import restore
-from distributed.learner import probe_spaces
+from distributed.learner import LearnerRunner, probe_spaces
 from distributed.rollout import EpisodeTracker, RolloutWorker, step_info
 from envs.factory import make_env, make_vector_env
 from launch.cli import main
@@ -234,6 +235,42 @@ def _driver(tmp_path, counters: Counters | None = None) -> Driver:
     cfg = load_config("multigoal-quick", ["agent.hidden_sizes=[16, 16]", "run.log_every=10"])
     obs_space, act_space = probe_spaces(cfg)
     return Driver(cfg, tmp_path, counters or Counters(), None, obs_space, act_space)
+
+
+def test_evaluations_of_different_seeds_start_from_unrelated_states(tmp_path, monkeypatch):
+    """Env seeds were run.seed + 10000 + step + i: seeds s and s + 1 shared all but one start
+    state of every evaluation. Now eight seeds' 40 episodes at one step are pairwise disjoint,
+    one (seed, step) repeats (resume), and one seed's runs of two algorithms share them."""
+    import distributed.driver as driver_module
+
+    starts: list[tuple[int, int]] = []
+
+    def record(policy, env_id, episodes, seed, **kwargs):
+        starts.append((seed, episodes))
+        return {"return_mean": 0.0, "return_std": 0.0, "length_mean": 0.0,
+                "terminated_share": 0.0}
+
+    monkeypatch.setattr(driver_module, "evaluate_policy", record)
+
+    def evaluate(preset: str, seed: int, step: int = 1000) -> tuple[int, int]:
+        cfg = load_config(preset, ["agent.hidden_sizes=[16, 16]", f"run.seed={seed}",
+                                   "run.eval_episodes=40", "run.image_every=0"])
+        obs_space, act_space = probe_spaces(cfg)
+        weights = LearnerRunner(cfg, obs_space, act_space).learner.get_weights()
+        driver = Driver(cfg, tmp_path / f"{preset}-{seed}", Counters(env_steps=step), None,
+                        obs_space, act_space)
+        driver.evaluate(weights)
+        driver.close()
+        return starts[-1]
+
+    ranges = [evaluate("multigoal-quick", seed) for seed in range(8)]
+    seeds = {first + i for first, n in ranges for i in range(n)}
+    assert len(seeds) == 8 * 40  # no start state shared between two seeds
+    assert evaluate("multigoal-quick", 3) == ranges[3]  # repeatable
+    assert evaluate("multigoal-quick", 3, step=2000) != ranges[3]
+    assert evaluate("multigoal-ddpg-quick", 3) == ranges[3]  # common random numbers
+    policy_seeds = {evaluation_seeds(seed, 1000)[1] for seed in range(8)}
+    assert len(policy_seeds) == 8
 
 
 def test_driver_keeps_the_best_extremes_since_the_start(tmp_path):
