@@ -7,12 +7,14 @@ Wrapper stack, inside out:
                          frames, area-resize to 84x84 (same semantics as Gymnasium's
                          ``AtariPreprocessing``, which needs OpenCV; this one needs only NumPy)
     TimeLimit            ``max_episode_steps`` agent steps (optional)
+    FireReset            optional (fire_reset=True): FIRE after a reset and, within the same
+                         agent step, after each lost life
     RawEpisodeReturn     info["raw_episode_return"] = unclipped return of the whole game, set on
                          the step where the real game ends (game over or time limit)
     EpisodicLife         training only: a lost life ends the agent's episode; reset() continues
-                         the same game with one no-op step unless the game is really over
+                         the same game from the life-loss step's frame (no env step) unless the
+                         game is really over
     ClipReward           training only: sign(r)
-    FireReset            optional (fire_reset=True): FIRE after every (pseudo-)reset
     FrameStackObservation  4 frames -> Box(0, 255, (4, 84, 84), uint8)
 Evaluation (training=False) sees whole games and unclipped rewards.
 """
@@ -125,12 +127,18 @@ def ale_lives(env: gym.Env) -> int:
 
 class EpisodicLife(gym.Wrapper):
     """A life loss is a terminal for the learner; the game itself goes on (Mnih et al. 2015).
-    Such a step's info says ``life_lost`` (training statistics count whole games)."""
+    Such a step's info says ``life_lost`` (training statistics count whole games).
+
+    The reset after a lost life steps nothing: it returns that step's observation and the game
+    goes on with the agent's next action. (A no-op step taken inside reset() could end the game
+    -- a time limit, ALE's frame cap -- where no step reports it: the game's return was lost and
+    the training statistics ran it into the next game.)"""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         self._lives = 0
         self._game_over = True
+        self._last: tuple[Any, dict] | None = None  # obs and info of the last life-loss step
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -141,24 +149,28 @@ class EpisodicLife(gym.Wrapper):
             if not self._game_over:  # (a time limit on this step ends the game itself)
                 info = {**info, "life_lost": True}
         self._lives = lives
+        self._last = (obs, info)
         return obs, reward, terminated, truncated, info
 
     def reset(self, **kwargs: Any):
-        if self._game_over or kwargs.get("seed") is not None:  # a seeded reset is a new game
-            obs, info = self.env.reset(**kwargs)
-        else:  # continue the game after a lost life with a no-op step
-            obs, _, terminated, truncated, info = self.env.step(0)
-            if terminated or truncated:
-                obs, info = self.env.reset(**kwargs)
+        if self._game_over or self._last is None or kwargs.get("seed") is not None:
+            obs, info = self.env.reset(**kwargs)  # a new game (a seeded reset is one too)
+        else:  # continue the game after a lost life from where it stands
+            obs, info = self._last
+            info = {k: v for k, v in info.items() if k != "life_lost"}
         self._game_over = False
+        self._last = None
         self._lives = ale_lives(self.env)
         return obs, info
 
 
 class FireReset(gym.Wrapper):
-    """Press FIRE after every (pseudo-)reset, for games that wait for it (OpenAI baselines'
-    FireResetEnv), and after a life lost within an episode (evaluation plays whole games: no
-    pseudo-reset there). Without it a greedy policy that never fires can idle until the frame
+    """Press FIRE after a reset, for games that wait for it (OpenAI baselines' FireResetEnv),
+    and after each lost life on the same agent step (its reward and any end of the game it
+    brings are that step's). It sits below RawEpisodeReturn and EpisodicLife, so training and
+    evaluation serve alike and no FIRE step happens inside a pseudo-reset (where a time limit
+    could end the game unreported). The reward of the FIRE in reset() is dropped, as the no-op
+    starts' rewards are. Without it a greedy policy that never fires can idle until the frame
     cap."""
 
     def __init__(self, env: gym.Env):
@@ -226,10 +238,10 @@ def make_atari(env_id: str, max_episode_steps: int | None = None, *,
     env = DQNPreprocessing(env, noop_max=noop_max, frame_skip=frame_skip, screen_size=screen_size)
     if max_episode_steps is not None:
         env = TimeLimit(env, max_episode_steps=max_episode_steps)
+    if fire_reset:  # below RawEpisodeReturn: a game that ends on a FIRE step is reported there
+        env = FireReset(env)
     env = RawEpisodeReturn(env)
     if training:
         env = EpisodicLife(env)
         env = ClipReward(env)
-    if fire_reset:
-        env = FireReset(env)
     return FrameStackObservation(env, frame_stack)

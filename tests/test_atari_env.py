@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from envs.atari import DQNPreprocessing, area_resize, area_taps, make_atari
-from envs.factory import make_env
+from envs.factory import make_env, make_vector_env
 
 
 def test_factory_yields_stacked_uint8_frames() -> None:
@@ -170,3 +170,42 @@ def test_frame_skip_max_pools_the_last_two_raw_frames() -> None:
         obs, reward, terminated, _, _ = env.step(0)
         assert terminated and reward == sum(range(1, end_at + 1))  # stops at the end
         np.testing.assert_array_equal(obs, frames[pooled].max(0))
+
+
+@pytest.mark.parametrize("fire_reset", [False, True])
+def test_a_time_limit_right_after_a_lost_life_still_reports_the_game(fire_reset: bool) -> None:
+    """The time limit falls on a lost life or one of the next two env steps, where the
+    continuation of the game (a no-op, then FIRE with fire_reset) used to happen inside reset():
+    the game must still be reported once, with its raw return, and the next game must start
+    from zero (it was dropped and its return and length ran into the next game's)."""
+    from distributed.rollout import EpisodeTracker
+
+    rng = np.random.default_rng(0)
+    env = make_vector_env("ALE/Breakout-v5", 1, 3, 10**6, fire_reset=fire_reset)
+    env.reset(seed=3)
+    limit = env.envs[0]
+    while not isinstance(limit, gym.wrappers.TimeLimit):
+        limit = limit.env
+    actions, lost_at = [], None
+    for _ in range(3000):  # the time-limit step on which the first life is lost
+        actions.append(rng.integers(0, 4, size=1))
+        elapsed = limit._elapsed_steps  # (read before: the autoreset may step the env)
+        terminated = env.step(actions[-1])[2]
+        if terminated[0]:
+            lost_at = elapsed + 1
+            break
+    assert lost_at is not None and env.envs[0].unwrapped.ale.lives() == 4
+    for extra in (0, 1, 2):  # the limit ends the game 0, 1 or 2 env steps after the lost life
+        env = make_vector_env("ALE/Breakout-v5", 1, 3, lost_at + extra, fire_reset=fire_reset)
+        env.reset(seed=3)
+        tracker = EpisodeTracker(1)
+        raw = None
+        for a in actions + [np.zeros(1, np.int64)] * 5:
+            _, reward, terminated, truncated, infos = env.step(a)
+            if "final_info" in infos and "raw_episode_return" in infos["final_info"]:
+                raw = infos["final_info"]["raw_episode_return"][0]
+            tracker.step(reward, terminated | truncated, infos)
+        games = tracker.drain()
+        assert len(games) == 1 and games[0]["raw_return"] == raw, (extra, games)
+        assert len(actions) <= games[0]["length"] <= len(actions) + extra
+        assert tracker.lengths[0] <= 5  # the next game counts from its own start
