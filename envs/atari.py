@@ -138,7 +138,7 @@ class EpisodicLife(gym.Wrapper):
         super().__init__(env)
         self._lives = 0
         self._game_over = True
-        self._last: tuple[Any, dict] | None = None  # obs and info of the last life-loss step
+        self._last: tuple[Any, dict] | None = None  # obs and info of the last step
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
