@@ -132,33 +132,32 @@ class EpisodicLife(gym.Wrapper):
     The reset after a lost life steps nothing: it returns that step's observation and the game
     goes on with the agent's next action. (A no-op step taken inside reset() could end the game
     -- a time limit, ALE's frame cap -- where no step reports it: the game's return was lost and
-    the training statistics ran it into the next game.)"""
+    the training statistics ran it into the next game.) Any other reset (after the game ended,
+    a seeded one, one in the middle of a life) starts a new game."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         self._lives = 0
-        self._game_over = True
-        self._last: tuple[Any, dict] | None = None  # obs and info of the last step
+        self._last: tuple[Any, dict] | None = None  # obs, info of a life-loss step
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._game_over = bool(terminated or truncated)
+        game_over = bool(terminated or truncated)
         lives = ale_lives(self.env)
+        self._last = None
         if 0 < lives < self._lives:
             terminated = True
-            if not self._game_over:  # (a time limit on this step ends the game itself)
+            if not game_over:  # (a time limit on this step ends the game itself)
+                self._last = (obs, dict(info))
                 info = {**info, "life_lost": True}
         self._lives = lives
-        self._last = (obs, info)
         return obs, reward, terminated, truncated, info
 
     def reset(self, **kwargs: Any):
-        if self._game_over or self._last is None or kwargs.get("seed") is not None:
+        if self._last is None or kwargs.get("seed") is not None:
             obs, info = self.env.reset(**kwargs)  # a new game (a seeded reset is one too)
         else:  # continue the game after a lost life from where it stands
             obs, info = self._last
-            info = {k: v for k, v in info.items() if k != "life_lost"}
-        self._game_over = False
         self._last = None
         self._lives = ale_lives(self.env)
         return obs, info
