@@ -6,6 +6,7 @@ squash matches it). Atari ids (``ALE/...``) get the DQN preprocessing of ``envs.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import gymnasium as gym
@@ -20,18 +21,35 @@ def _is_atari(env_id: str) -> bool:
     return env_id.startswith("ALE/")
 
 
+def resolve_env_id(env_id: str) -> str:
+    """The registry id of ``env_id``. A module-qualified id ``"package.module:Name-v0"`` (as
+    ``gymnasium.make`` takes it: a researcher's own env, registered when its module is imported)
+    imports that module first and returns ``"Name-v0"``."""
+    if ":" not in env_id:
+        return env_id
+    module, name = env_id.split(":", 1)
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise UnknownEnvError(f"env id {env_id!r}: cannot import module {module!r} that should "
+                              f"register {name!r} ({exc})") from exc
+    return name
+
+
 def make_env(env_id: str, seed: int | None = None, max_episode_steps: int | None = None,
              **kwargs: Any) -> gym.Env:
     """Build one environment.
 
     Args:
-        env_id: a registered id (``softq/MultiGoal-v0``, ``HalfCheetah-v5``, ``ALE/Pong-v5``...).
+        env_id: a registered id (``softq/MultiGoal-v0``, ``HalfCheetah-v5``, ``ALE/Pong-v5``...),
+            or ``"package.module:Name-v0"``: the module is imported first (it registers Name-v0).
         seed: seeds the first reset and the action space.
         max_episode_steps: horizon override (None keeps the registered one).
         kwargs: passed to the env constructor (Atari: to ``envs.atari.make_atari``).
     """
     import envs  # noqa: F401  (registers softq/ ids)
 
+    env_id = resolve_env_id(env_id)
     if _is_atari(env_id):
         import ale_py
 

@@ -294,7 +294,7 @@ def run_compare(args: argparse.Namespace) -> int:
     first_cfg: dict[str, tuple[str, Any]] = {}
     for d in _distinct_runs(args.run_dirs):
         run_dir = Path(d)
-        cfg = read_config(run_dir / "config.yaml")
+        cfg = read_config(run_dir / "config.yaml", builds_env=False)
         label = {"preset": cfg.preset or cfg.algo, "algo": cfg.algo, "dir": run_dir.name}[
             args.label]
         if args.label == "preset":

@@ -383,7 +383,10 @@ def save_config(cfg: Config, path: Path) -> None:
     atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
-def read_config(path: Path) -> Config:
+def read_config(path: Path, builds_env: bool = True) -> Config:
+    """A run directory's config.yaml. ``builds_env``: the caller makes its env (resume, eval,
+    --init-from), so a module-qualified env id must be allowed as plug-ins are (softq compare
+    only reads the config)."""
     if not path.is_file():
         raise ConfigError(f"no config.yaml in {path.parent}")
     try:
@@ -394,21 +397,25 @@ def read_config(path: Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} holds {type(data).__name__}, not a config mapping (corrupt?)")
     _check_plugin_allowed(data.get("algo"), path)
+    env = data.get("env")
+    if builds_env and isinstance(env, dict):
+        _check_plugin_allowed(env.get("id"), path, what="env id")
     return config_from_dict(data)
 
 
 PLUGIN_MODULES_VAR = "SOFTQ_PLUGIN_MODULES"
 
 
-def _check_plugin_allowed(algo: Any, path: Path) -> None:
-    """A plug-in algorithm ("module:ATTR") is imported, running that module's code. From a
-    preset or ``--set`` the user named it; from a run directory's config.yaml (shared, copied,
-    downloaded) only when the module is listed in $SOFTQ_PLUGIN_MODULES (comma-separated)."""
-    if not isinstance(algo, str) or ":" not in algo or algo in algorithm_names():
+def _check_plugin_allowed(name: Any, path: Path, what: str = "plug-in algorithm") -> None:
+    """A plug-in algorithm ("module:ATTR") or a module-qualified env id ("module:Name-v0") is
+    imported, running that module's code. From a preset or ``--set`` the user named it; from a
+    run directory's config.yaml (shared, copied, downloaded) only when the module is listed in
+    $SOFTQ_PLUGIN_MODULES (comma-separated)."""
+    if not isinstance(name, str) or ":" not in name or name in algorithm_names():
         return
-    module = algo.split(":", 1)[0]
+    module = name.split(":", 1)[0]
     allowed = {m.strip() for m in os.environ.get(PLUGIN_MODULES_VAR, "").split(",")}
     if module not in allowed:
-        raise ConfigError(f"{path} names the plug-in algorithm {algo!r}; softq imports a module "
+        raise ConfigError(f"{path} names the {what} {name!r}; softq imports a module "
                           f"named by a run directory only when you allow it: "
                           f"{PLUGIN_MODULES_VAR}={module}")

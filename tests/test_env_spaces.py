@@ -1,0 +1,51 @@
+"""A researcher's own env (``env.id=package.module:Name-v0``) and the spaces it may have: each
+trains with the right actions, or is one error line naming the problem before any write."""
+
+from __future__ import annotations
+
+from launch.cli import main
+from tests import space_envs
+
+ENV = "tests.space_envs:softq-test/Space-v0"
+QUICK = ["--inline", "--set", "run.total_env_steps=200", "--set", "run.eval_every=200",
+         "--set", "run.eval_episodes=2", "--set", "run.log_every=100",
+         "--set", "run.checkpoint_every=0", "--set", "replay.min_size=50",
+         "--set", "agent.hidden_sizes=[16]"]
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def _space(obs: str, act: str) -> list[str]:
+    return ["--set", f"env.id={ENV}", "--set", f"env.kwargs={{obs: {obs}, act: {act}}}"]
+
+
+def test_a_module_qualified_env_id_trains_and_evaluates(tmp_path, capsys, monkeypatch):
+    """gymnasium.make("module:Name-v0") imports the module that registers Name-v0; make_env
+    refused such ids as unregistered, leaving no way to train on one's own env. From a run
+    directory the module is imported only when $SOFTQ_PLUGIN_MODULES allows it (as plug-in
+    algorithms)."""
+    run = tmp_path / "run"
+    space_envs.ACTIONS.clear()
+    argv = ["train", "cartpole-soft-dqn", "--out", str(run), *QUICK, *_space("box", "discrete")]
+    assert main(argv) == 0
+    assert len(space_envs.ACTIONS) >= 200  # the run stepped that env
+    capsys.readouterr()
+    monkeypatch.delenv("SOFTQ_PLUGIN_MODULES", raising=False)
+    assert main(["eval", str(run), "--episodes", "2"]) == 2
+    assert "SOFTQ_PLUGIN_MODULES=tests.space_envs" in _error_line(capsys)
+    assert main(["compare", str(run), "--metric", "eval/return_mean",
+                 "--out", str(tmp_path / "c.png")]) == 0  # reads config.yaml, makes no env
+    monkeypatch.setenv("SOFTQ_PLUGIN_MODULES", "tests.space_envs")
+    assert main(["eval", str(run), "--episodes", "2"]) == 0
+
+
+def test_a_module_that_cannot_be_imported_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "cartpole-soft-dqn", "--set", "env.id=no_such_module:X-v0"]) == 2
+    line = _error_line(capsys)
+    assert "no_such_module" in line and "env.id" in line
+    assert not (tmp_path / "runs").exists()
