@@ -27,7 +27,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def space_shapes(obs_space: Any, act_space: Any) -> str:
-    return f"(obs {list(obs_space.shape)}, action {list(getattr(act_space, 'shape', ()))})"
+    """"(obs [3], action [1])"; a space without one shape (Tuple, Dict) is shown whole."""
+    def shape(space: Any) -> str:
+        dims = getattr(space, "shape", None)
+        return str(list(dims)) if dims is not None else str(space)
+
+    return f"(obs {shape(obs_space)}, action {shape(act_space)})"
 
 
 def build_cpu_learner(cfg: Config) -> LearnerRunner:

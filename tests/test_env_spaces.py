@@ -3,6 +3,8 @@ trains with the right actions, or is one error line naming the problem before an
 
 from __future__ import annotations
 
+import pytest
+
 from launch.cli import main
 from tests import space_envs
 
@@ -48,4 +50,20 @@ def test_a_module_that_cannot_be_imported_is_one_line(tmp_path, capsys, monkeypa
     assert main(["train", "cartpole-soft-dqn", "--set", "env.id=no_such_module:X-v0"]) == 2
     line = _error_line(capsys)
     assert "no_such_module" in line and "env.id" in line
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("preset,obs,act", [
+    ("cartpole-soft-dqn", "tuple", "discrete"),  # Blackjack-v1's kind of observation
+    ("cartpole-a2c", "dict", "discrete"),
+    ("multigoal-quick", "box", "dict"),
+])
+def test_tuple_and_dict_spaces_are_one_line_naming_the_space(preset, obs, act, tmp_path, capsys,
+                                                             monkeypatch):
+    """The refusal's message built "(obs [..], action [..])" from space.shape, None for Tuple
+    and Dict spaces: a TypeError traceback instead of the line naming the space."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", preset, *_space(obs, act)]) == 2
+    line = _error_line(capsys)
+    assert line.startswith("softq: error:") and ("Tuple(" in line or "Dict(" in line), line
     assert not (tmp_path / "runs").exists()
