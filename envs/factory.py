@@ -1,7 +1,9 @@
 """``make_env``: one factory for the project's tasks, Gymnasium MuJoCo tasks and Atari.
 
 Continuous action spaces are rescaled to [-1, 1]^d so every agent sees the same box (its tanh
-squash matches it). Atari ids (``ALE/...``) get the DQN preprocessing of ``envs.atari``.
+squash matches it); discrete ones are numbered from 0 (``Discrete(n, start=k)`` -> ``Discrete(n)``,
+the env receives action + k), as the agents index Q-values and logits by action.
+Atari ids (``ALE/...``) get the DQN preprocessing of ``envs.atari``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,19 @@ import numpy as np
 
 class UnknownEnvError(ValueError):
     """The env id is not registered with Gymnasium."""
+
+
+class ZeroStartDiscrete(gym.ActionWrapper):
+    """``Discrete(n, start=k)`` seen as ``Discrete(n)``: the agent's action i reaches the env as
+    i + k (agents index Q-values and policy logits 0..n-1)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.start = int(env.action_space.start)
+        self.action_space = gym.spaces.Discrete(int(env.action_space.n))
+
+    def action(self, action: Any) -> Any:
+        return np.int64(int(action) + self.start)
 
 
 def _is_atari(env_id: str) -> bool:
@@ -68,6 +83,8 @@ def make_env(env_id: str, seed: int | None = None, max_episode_steps: int | None
             low, high = env.action_space.low, env.action_space.high
             if not (np.all(low == -1.0) and np.all(high == 1.0)):
                 env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+        elif isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.start != 0:
+            env = ZeroStartDiscrete(env)
     if seed is not None:
         env.action_space.seed(seed)
         env.reset(seed=seed)

@@ -67,3 +67,21 @@ def test_tuple_and_dict_spaces_are_one_line_naming_the_space(preset, obs, act, t
     line = _error_line(capsys)
     assert line.startswith("softq: error:") and ("Tuple(" in line or "Dict(" in line), line
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("preset", ["cartpole-soft-dqn", "cartpole-a2c"])
+def test_a_discrete_space_not_starting_at_0_gets_its_own_actions(preset, tmp_path, capsys):
+    """Discrete(3, start=-1): the policies act 0..2 and the random warm-up sampled -1..1, so the
+    env got action 2 (outside its space: a traceback after the run directory was written) and
+    the replay held -1 (indexing the last Q-value). Now actions i reach the env as i - 1 and the
+    agent learns the rewarded one (+1, its index 2)."""
+    space_envs.ACTIONS.clear()
+    steps = "2000" if preset == "cartpole-soft-dqn" else "3000"
+    assert main(["train", preset, "--out", str(tmp_path / "run"), *QUICK, "--set",
+                 "run.random_steps=100", "--set", f"run.total_env_steps={steps}", "--set",
+                 f"run.eval_every={steps}",
+                 *_space("box", "discrete_from_minus_1")]) == 0
+    seen = space_envs.ACTIONS
+    assert set(seen) == {-1, 0, 1}
+    # the evaluation's greedy actions (the last 2 x 10 steps) are all the rewarded one
+    assert seen[-20:] == [1] * 20, seen[-20:]
