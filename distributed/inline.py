@@ -88,7 +88,7 @@ def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
         init_from_pretrained(runner, init_state)
     server = None
     if not runner.spec.on_policy:
-        frame = uses_frame_replay(obs_space)
+        frame = uses_frame_replay(obs_space, cfg.env.id)
         # one server holds the whole replay (replay.shards splits it across Ray actors only)
         server = ReplayServer(cfg, frame_replay=frame, chunk_size=cfg.runtime.envs_per_worker,
                               num_shards=1, frame_stack=obs_space.shape[0] if frame else 4)

@@ -64,7 +64,7 @@ class RayRuntime:
         self.shard_names: list[str] = []
         if not self.on_policy:
             chunk = rt.steps_per_push * rt.envs_per_worker
-            frame = uses_frame_replay(self.obs_space)
+            frame = uses_frame_replay(self.obs_space, cfg.env.id)
             server_cls = ray.remote(num_cpus=0)(ReplayServer)
             self.shard_names = [f"{prefix}-replay-{i}" for i in range(max(1, cfg.replay.shards))]
             stack = self.obs_space.shape[0] if frame else 4  # [stack, H, W] frame stacks

@@ -24,10 +24,13 @@ from agents.registry import get_algorithm
 from envs import make_vector_env
 
 
-def uses_frame_replay(observation_space: Any) -> bool:
-    """Image stacks (uint8, [stack, H, W]) go to the frame replay (each frame stored once)."""
-    shape = getattr(observation_space, "shape", ())
-    return getattr(observation_space, "dtype", None) == np.uint8 and len(shape) == 3
+def uses_frame_replay(observation_space: Any, env_id: str) -> bool:
+    """Atari's frame stacks (uint8 [stack, H, W] from ``envs.atari``) go to the frame replay,
+    which stores each frame once and rebuilds a stack from the frames before it; any other
+    observation (an RGB picture [3, H, W] is no stack of frames) to the n-step replay."""
+    shape = getattr(observation_space, "shape", None) or ()
+    return (env_id.startswith("ALE/") and len(shape) == 3
+            and getattr(observation_space, "dtype", None) == np.uint8)
 
 
 def step_info(infos: dict[str, Any], done: np.ndarray, key: str
@@ -177,7 +180,7 @@ class RolloutWorker:
         if self.on_policy:
             return None
         gamma, n = self.cfg.agent.gamma, self.cfg.replay.n_step
-        if uses_frame_replay(self.env.single_observation_space):
+        if uses_frame_replay(self.env.single_observation_space, self.cfg.env.id):
             from distributed.frame_replay import FrameChunkEncoder
 
             return FrameChunkEncoder(self.num_envs)

@@ -52,7 +52,7 @@ def test_dqn_5step_frame_replay_samples_what_the_worker_saw(tmp_path) -> None:
         "replay.capacity=5000", "replay.updates_per_step=0.125", "agent.target_update_interval=25",
         f"agent.gamma={gamma}"])
     runner, worker, driver = _build(cfg, tmp_path)
-    assert uses_frame_replay(worker.env.single_observation_space)
+    assert uses_frame_replay(worker.env.single_observation_space, cfg.env.id)
     server = ReplayServer(cfg, frame_replay=True, chunk_size=worker.num_envs)
     assert isinstance(server.buffer, FrameReplayBuffer) and server.buffer.n_step == n
 

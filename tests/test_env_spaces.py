@@ -85,3 +85,12 @@ def test_a_discrete_space_not_starting_at_0_gets_its_own_actions(preset, tmp_pat
     assert set(seen) == {-1, 0, 1}
     # the evaluation's greedy actions (the last 2 x 10 steps) are all the rewarded one
     assert seen[-20:] == [1] * 20, seen[-20:]
+
+
+def test_an_rgb_picture_observation_trains_dqn_from_the_nstep_replay(tmp_path):
+    """A uint8 [3, 84, 84] picture went to the Atari frame replay, which takes the channels
+    for a stack of frames: ValueError "next_obs must be obs shifted by one frame" at the first
+    step, after the run directory was written. The pictures are stored whole now."""
+    assert main(["train", "cartpole-soft-dqn", "--out", str(tmp_path / "run"), *QUICK,
+                 "--set", "run.total_env_steps=100", "--set", "run.eval_every=100",
+                 "--set", "run.eval_episodes=1", *_space("rgb", "discrete")]) == 0
