@@ -81,6 +81,13 @@ def make_env(env_id: str, seed: int | None = None, max_episode_steps: int | None
         env = gym.make(env_id, **make_kwargs)
         if isinstance(env.action_space, gym.spaces.Box):
             low, high = env.action_space.low, env.action_space.high
+            if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+                env.close()
+                unbounded = np.flatnonzero(~(np.isfinite(low) & np.isfinite(high))).tolist()
+                raise ValueError(f"{env_id}: action space {env.action_space} is unbounded in "
+                                 f"dimension(s) {unbounded}; softq's continuous agents act in "
+                                 f"a bounded box (rescaled to [-1, 1]^d): give the env finite "
+                                 f"action bounds")
             if not (np.all(low == -1.0) and np.all(high == 1.0)):
                 env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
         elif isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.start != 0:

@@ -94,3 +94,13 @@ def test_an_rgb_picture_observation_trains_dqn_from_the_nstep_replay(tmp_path):
     assert main(["train", "cartpole-soft-dqn", "--out", str(tmp_path / "run"), *QUICK,
                  "--set", "run.total_env_steps=100", "--set", "run.eval_every=100",
                  "--set", "run.eval_episodes=1", *_space("rgb", "discrete")]) == 0
+
+
+def test_an_unbounded_action_box_is_named_as_such(tmp_path, capsys, monkeypatch):
+    """Box(-inf, inf) actions: Gymnasium's RescaleAction said only "For unbounded components,
+    the target bounds must match the original infinity bounds"."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "multigoal-ddpg-quick", *_space("box", "unbounded")]) == 2
+    line = _error_line(capsys)
+    assert "unbounded in dimension(s) [0, 1]" in line and "finite action bounds" in line, line
+    assert not (tmp_path / "runs").exists()
