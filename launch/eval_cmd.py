@@ -32,7 +32,7 @@ def run_eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     cfg = read_config(run_dir / "config.yaml")
     state = load_checkpoint(run_dir)
-    check_env(cfg)
+    check_env(cfg, needs_episode_ends=True)
     obs_space, act_space = probe_spaces(cfg)
     cfg.runtime.device = "cpu"
     runner = build_cpu_learner(cfg)

@@ -79,7 +79,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
                               f"{'; '.join(changed)}. A resumed run may change only "
                               f"{RESUMABLE_LIST}; start a new run to change more (--init-from "
                               f"{args.resume} keeps its weights)")
-    check_env(cfg)
+    check_env(cfg, needs_episode_ends=cfg.run.eval_every > 0)
     _check_device(cfg, resuming=bool(args.resume))
     return cfg
 
@@ -99,10 +99,11 @@ def _check_device(cfg: Config, resuming: bool) -> None:
                           f"{hint}; use --set runtime.device=cpu or auto")
 
 
-def check_env(cfg: Config) -> None:
+def check_env(cfg: Config, needs_episode_ends: bool = False) -> None:
     """Build the configured env and take one step, so that a bad id, constructor kwarg or
     horizon is named before a run directory exists (the runtime would fail only after writing
-    config.yaml)."""
+    config.yaml). ``needs_episode_ends`` (evaluations): an env without a time limit is refused,
+    since an evaluation episode runs until the env ends it, forever if it never does."""
     import gymnasium as gym
 
     from envs import make_env
@@ -113,6 +114,7 @@ def check_env(cfg: Config) -> None:
         try:
             env.reset(seed=0)
             env.step(env.action_space.sample())
+            horizon = getattr(env.spec, "max_episode_steps", None)
         finally:
             env.close()
     except UnknownEnvError as exc:
@@ -120,6 +122,11 @@ def check_env(cfg: Config) -> None:
     except (TypeError, ValueError, gym.error.Error) as exc:
         raise ConfigError(f"config section 'env': {cfg.env.id!r} with kwargs {cfg.env.kwargs} "
                           f"cannot be built or stepped: {exc}") from exc
+    atari = cfg.env.id.startswith("ALE/")  # ALE ends a game after 108,000 frames itself
+    if needs_episode_ends and horizon is None and not atari:
+        raise ConfigError(f"config key 'env.max_episode_steps': {cfg.env.id!r} has no time limit, "
+                          f"so an evaluation episode would run until the env ends it (forever "
+                          f"if it never does); set env.max_episode_steps (or run.eval_every=0)")
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -52,3 +52,5 @@ class SpaceEnv(gym.Env):
 
 if "softq-test/Space-v0" not in gym.registry:
     gym.register("softq-test/Space-v0", entry_point=SpaceEnv, max_episode_steps=10)
+if "softq-test/SpaceNoLimit-v0" not in gym.registry:  # registered without a time limit
+    gym.register("softq-test/SpaceNoLimit-v0", entry_point=SpaceEnv)

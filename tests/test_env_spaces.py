@@ -104,3 +104,23 @@ def test_an_unbounded_action_box_is_named_as_such(tmp_path, capsys, monkeypatch)
     line = _error_line(capsys)
     assert "unbounded in dimension(s) [0, 1]" in line and "finite action bounds" in line, line
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_env_without_a_time_limit_needs_one_for_evaluations(tmp_path, capsys, monkeypatch):
+    """An env registered without max_episode_steps (whose episodes never end): training ran, and
+    its first evaluation looped forever in distributed/evaluation.py. It is named before any
+    write; with env.max_episode_steps, or without evaluations, it trains."""
+    monkeypatch.chdir(tmp_path)
+    env = ["--set", "env.id=tests.space_envs:softq-test/SpaceNoLimit-v0"]
+    assert main(["train", "cartpole-soft-dqn", *QUICK, *env]) == 2
+    line = _error_line(capsys)
+    assert "env.max_episode_steps" in line and "no time limit" in line, line
+    assert not (tmp_path / "runs").exists()
+    assert main(["train", "cartpole-soft-dqn", "--out", "a", *QUICK, *env,
+                 "--set", "env.max_episode_steps=10"]) == 0
+    assert main(["train", "cartpole-soft-dqn", "--out", "b", *QUICK, *env,
+                 "--set", "run.eval_every=0"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("SOFTQ_PLUGIN_MODULES", "tests.space_envs")
+    assert main(["eval", "b", "--episodes", "1"]) == 2  # softq eval would loop forever too
+    assert "no time limit" in _error_line(capsys)
