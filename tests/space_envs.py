@@ -19,6 +19,7 @@ _OBS = {
     "tuple": spaces.Tuple((spaces.Box(-1.0, 1.0, (2,), np.float32), spaces.Discrete(3))),
     "dict": spaces.Dict({"x": spaces.Box(-1.0, 1.0, (2,), np.float32)}),
     "rgb": spaces.Box(0, 255, (3, 84, 84), np.uint8),  # one RGB picture, not a frame stack
+    "rgb_last": spaces.Box(0, 255, (84, 84, 3), np.uint8),  # channel-last
 }
 _ACT = {
     "discrete": spaces.Discrete(3),

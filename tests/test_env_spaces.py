@@ -124,3 +124,12 @@ def test_an_env_without_a_time_limit_needs_one_for_evaluations(tmp_path, capsys,
     monkeypatch.setenv("SOFTQ_PLUGIN_MODULES", "tests.space_envs")
     assert main(["eval", "b", "--episodes", "1"]) == 2  # softq eval would loop forever too
     assert "no time limit" in _error_line(capsys)
+
+
+def test_a_channel_last_picture_is_named_for_the_convolutions(tmp_path, capsys, monkeypatch):
+    """[84, 84, 3] was read as 84 channels of 84 x 3 pixels: torch's "Kernel size can't be
+    greater than actual input size" was all the refusal said."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "cartpole-a2c", *_space("rgb_last", "discrete")]) == 2
+    line = _error_line(capsys)
+    assert "channel-first [C, H, W] with H, W >= 36" in line and "channel-last" in line, line

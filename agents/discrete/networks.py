@@ -70,6 +70,11 @@ def make_torso(observation_space: gym.Space, hidden_sizes: Sequence[int]) -> nn.
         raise ValueError(f"discrete agents need a Box observation space, got {observation_space}")
     if is_image_space(observation_space):
         c, h, w = observation_space.shape
+        if h < 36 or w < 36:  # the smallest picture the three convolutions take
+            last = " (channel-last [H, W, C]? put the channels first)" if w <= 4 < c else ""
+            raise ValueError(f"uint8 picture observations go through the Nature-DQN convolutions, "
+                             f"which need channel-first [C, H, W] with H, W >= 36; got "
+                             f"{list(observation_space.shape)}{last}")
         return NatureTorso(c, 512, (h, w))
     return MLPTorso(int(np.prod(observation_space.shape)), hidden_sizes)
 
