@@ -19,6 +19,26 @@ class UnknownEnvError(ValueError):
     """The env id is not registered with Gymnasium."""
 
 
+class UnitBoxActions(gym.ActionWrapper):
+    """``Box(low, high)`` seen as [-1, 1]^d: a -> low + (a + 1) / 2 (high - low), computed in
+    float64 and clipped to [low, high], so a = -1 / +1 reach the env as exactly low / high.
+    (Gymnasium's RescaleAction computes in the box's float32 and lands one ulp outside the
+    bounds for about half of all boxes, which an env checking its actions refuses.)"""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.action_space
+        self._low = space.low.astype(np.float64)  # [d]
+        self._high = space.high.astype(np.float64)  # [d]
+        self._dtype = space.dtype
+        self.action_space = gym.spaces.Box(-1.0, 1.0, space.shape, space.dtype)
+
+    def action(self, action: Any) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        x = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
+        return np.clip(x, self._low, self._high).astype(self._dtype)
+
+
 class ZeroStartDiscrete(gym.ActionWrapper):
     """``Discrete(n, start=k)`` seen as ``Discrete(n)``: the agent's action i reaches the env as
     i + k (agents index Q-values and policy logits 0..n-1)."""
@@ -89,7 +109,7 @@ def make_env(env_id: str, seed: int | None = None, max_episode_steps: int | None
                                  f"a bounded box (rescaled to [-1, 1]^d): give the env finite "
                                  f"action bounds")
             if not (np.all(low == -1.0) and np.all(high == 1.0)):
-                env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+                env = UnitBoxActions(env)
         elif isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.start != 0:
             env = ZeroStartDiscrete(env)
     if seed is not None:

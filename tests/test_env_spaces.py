@@ -133,3 +133,30 @@ def test_a_channel_last_picture_is_named_for_the_convolutions(tmp_path, capsys, 
     assert main(["train", "cartpole-a2c", *_space("rgb_last", "discrete")]) == 2
     line = _error_line(capsys)
     assert "channel-first [C, H, W] with H, W >= 36" in line and "channel-last" in line, line
+
+
+def test_the_unit_box_maps_onto_the_envs_bounds_exactly():
+    """[-1, 1]^d -> [low, high] affinely, a = -1 / +1 exactly onto low / high (Gymnasium's
+    float32 RescaleAction gave 3.9632113 for high 3.963211), and never outside them."""
+    import numpy as np
+
+    from envs import make_env
+
+    env = make_env(ENV, seed=0, act="asym")
+    low, high = env.unwrapped.action_space.low, env.unwrapped.action_space.high
+    space_envs.ACTIONS.clear()
+    for a in ([-1.0, -1.0], [1.0, 1.0], [0.0, 0.5], [1.5, -2.0]):
+        env.step(np.array(a, np.float32))
+    got = space_envs.ACTIONS
+    assert np.array_equal(got[0], low) and np.array_equal(got[1], high)
+    np.testing.assert_allclose(got[2], [(low[0] + high[0]) / 2, low[1] + 0.75 * (high[1] - low[1])],
+                               rtol=1e-6)
+    assert np.array_equal(got[3], [high[0], low[1]])  # outside [-1, 1]: clipped to the bounds
+
+
+def test_ddpg_trains_on_an_env_that_checks_its_asymmetric_bounds(tmp_path):
+    """The exploring actor's clipped actions (+-1) reached the env one ulp past its bounds: the
+    env refused them mid-run, after the run directory was written."""
+    assert main(["train", "multigoal-ddpg-quick", "--out", str(tmp_path / "run"), *QUICK,
+                 "--set", "run.total_env_steps=600", "--set", "run.random_steps=0",
+                 "--set", "replay.min_size=300", *_space("box", "asym")]) == 0
