@@ -21,7 +21,8 @@ class UnknownEnvError(ValueError):
 
 class UnitBoxActions(gym.ActionWrapper):
     """``Box(low, high)`` seen as [-1, 1]^d: a -> low + (a + 1) / 2 (high - low), computed in
-    float64 and clipped to [low, high], so a = -1 / +1 reach the env as exactly low / high.
+    float64 and clipped to [low, high], so a = -1 / +1 reach the env as exactly low / high; an
+    integer box gets the nearest integer (the agents see a float box).
     (Gymnasium's RescaleAction computes in the box's float32 and lands one ulp outside the
     bounds for about half of all boxes, which an env checking its actions refuses.)"""
 
@@ -31,11 +32,15 @@ class UnitBoxActions(gym.ActionWrapper):
         self._low = space.low.astype(np.float64)  # [d]
         self._high = space.high.astype(np.float64)  # [d]
         self._dtype = space.dtype
-        self.action_space = gym.spaces.Box(-1.0, 1.0, space.shape, space.dtype)
+        self._integer = np.issubdtype(space.dtype, np.integer)  # rounded to the nearest
+        self.action_space = gym.spaces.Box(-1.0, 1.0, space.shape,
+                                           np.float32 if self._integer else space.dtype)
 
     def action(self, action: Any) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64)
         x = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
+        if self._integer:
+            x = np.rint(x)
         return np.clip(x, self._low, self._high).astype(self._dtype)
 
 

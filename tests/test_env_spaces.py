@@ -160,3 +160,20 @@ def test_ddpg_trains_on_an_env_that_checks_its_asymmetric_bounds(tmp_path):
     assert main(["train", "multigoal-ddpg-quick", "--out", str(tmp_path / "run"), *QUICK,
                  "--set", "run.total_env_steps=600", "--set", "run.random_steps=0",
                  "--set", "replay.min_size=300", *_space("box", "asym")]) == 0
+
+
+def test_an_integer_box_is_a_float_box_for_the_agents_rounded_for_the_env():
+    """Box(0, 4, int64): the agents' box was Box(-1, 1, int64), so the random warm-up drew only
+    -1, 0, 1 (the env got 0, 2, 4), and a policy's 0.9 was truncated to 3 (4 only at exactly 1)."""
+    import numpy as np
+
+    from envs import make_env
+
+    env = make_env(ENV, seed=0, act="int")
+    assert env.action_space.dtype == np.float32
+    draws = {tuple(np.round(env.action_space.sample(), 3)) for _ in range(20)}
+    assert len(draws) == 20  # continuous draws, not three integers
+    space_envs.ACTIONS.clear()
+    for a in ([-1.0, -0.76], [0.9, 0.74]):
+        env.step(np.array(a, np.float32))
+    assert [list(x) for x in space_envs.ACTIONS] == [[0, 0], [4, 3]]  # nearest: 0.48, 3.8, 3.48
