@@ -61,6 +61,23 @@ def _is_atari(env_id: str) -> bool:
     return env_id.startswith("ALE/")
 
 
+def _atari_hint(env_id: str) -> str:
+    """For an ALE id of the older kinds (``PongNoFrameskip-v4``, ``Pong-v0``): the id to use."""
+    try:
+        import ale_py
+    except ImportError:
+        return ""
+    known = gym.registry.get(env_id) or (
+        gym.register_envs(ale_py) or gym.registry.get(env_id))  # registers every ALE id
+    entry = getattr(known, "entry_point", "")
+    if not (isinstance(entry, str) and entry.startswith("ale_py")):
+        return ""
+    game = known.kwargs.get("game", "")
+    name = "".join(part.capitalize() for part in str(game).split("_")) or "<Game>"
+    return (f"Atari games train as ALE/<Game>-v5 ids, with softq's DQN preprocessing "
+            f"(envs.atari): ALE/{name}-v5")
+
+
 def resolve_env_id(env_id: str) -> str:
     """The registry id of ``env_id``. A module-qualified id ``"package.module:Name-v0"`` (as
     ``gymnasium.make`` takes it: a researcher's own env, registered when its module is imported)
@@ -98,8 +115,14 @@ def make_env(env_id: str, seed: int | None = None, max_episode_steps: int | None
 
         env = make_atari(env_id, max_episode_steps=max_episode_steps, **kwargs)
     else:
-        if env_id not in gym.registry:
-            raise UnknownEnvError(f"unknown env id {env_id!r} (not registered with Gymnasium)")
+        spec = gym.registry.get(env_id)
+        if spec is None or str(spec.entry_point).startswith("ale_py"):
+            atari = _atari_hint(env_id)  # older ALE ids: raw screens, not softq's preprocessing
+            if atari:
+                raise UnknownEnvError(f"env id {env_id!r} is one of ALE's older ids; {atari}")
+            if spec is None:
+                raise UnknownEnvError(f"unknown env id {env_id!r} (not registered with "
+                                      f"Gymnasium)")
         make_kwargs: dict[str, Any] = dict(kwargs)
         if max_episode_steps is not None:
             make_kwargs["max_episode_steps"] = max_episode_steps

@@ -177,3 +177,12 @@ def test_an_integer_box_is_a_float_box_for_the_agents_rounded_for_the_env():
     for a in ([-1.0, -0.76], [0.9, 0.74]):
         env.step(np.array(a, np.float32))
     assert [list(x) for x in space_envs.ACTIONS] == [[0, 0], [4, 3]]  # nearest: 0.48, 3.8, 3.48
+
+
+def test_an_older_ale_id_names_the_v5_id_softq_trains(tmp_path, capsys, monkeypatch):
+    """PongNoFrameskip-v4 was "not registered with Gymnasium" (ale_py registers it), with no
+    word of the ALE/<Game>-v5 ids that get softq's preprocessing."""
+    pytest.importorskip("ale_py")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "pong-dqn", "--set", "env.id=SpaceInvadersNoFrameskip-v4"]) == 2
+    assert "ALE/SpaceInvaders-v5" in _error_line(capsys)
