@@ -16,7 +16,7 @@ from distributed.learner import probe_spaces
 from launch.arg_types import int_at_least
 from launch.config import read_config
 from launch.run_checks import build_cpu_learner, load_run_state
-from launch.train_cmd import check_env
+from launch.train_cmd import check_env, check_episode_ends
 
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,11 +32,12 @@ def run_eval(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     cfg = read_config(run_dir / "config.yaml")
     state = load_checkpoint(run_dir)
-    check_env(cfg, needs_episode_ends=True)
+    check_env(cfg)
     obs_space, act_space = probe_spaces(cfg)
     cfg.runtime.device = "cpu"
     runner = build_cpu_learner(cfg)
     load_run_state(runner, state, run_dir)
+    check_episode_ends(cfg)
     # as the run's own evaluation at that step acts (fixed xi set, schedules), seeded by --seed
     policy = evaluation_policy(cfg, obs_space, act_space, state["counters"]["env_steps"],
                                runner.learner.get_weights(), seed=args.seed)

@@ -79,7 +79,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
                               f"{'; '.join(changed)}. A resumed run may change only "
                               f"{RESUMABLE_LIST}; start a new run to change more (--init-from "
                               f"{args.resume} keeps its weights)")
-    check_env(cfg, needs_episode_ends=cfg.run.eval_every > 0)
+    check_env(cfg)
     _check_device(cfg, resuming=bool(args.resume))
     return cfg
 
@@ -99,11 +99,10 @@ def _check_device(cfg: Config, resuming: bool) -> None:
                           f"{hint}; use --set runtime.device=cpu or auto")
 
 
-def check_env(cfg: Config, needs_episode_ends: bool = False) -> None:
+def check_env(cfg: Config) -> None:
     """Build the configured env and take one step, so that a bad id, constructor kwarg or
     horizon is named before a run directory exists (the runtime would fail only after writing
-    config.yaml). ``needs_episode_ends`` (evaluations): an env without a time limit is refused,
-    since an evaluation episode runs until the env ends it, forever if it never does."""
+    config.yaml)."""
     import gymnasium as gym
 
     from envs import make_env
@@ -114,7 +113,6 @@ def check_env(cfg: Config, needs_episode_ends: bool = False) -> None:
         try:
             env.reset(seed=0)
             env.step(env.action_space.sample())
-            horizon = getattr(env.spec, "max_episode_steps", None)
         finally:
             env.close()
     except UnknownEnvError as exc:
@@ -122,8 +120,20 @@ def check_env(cfg: Config, needs_episode_ends: bool = False) -> None:
     except (TypeError, ValueError, gym.error.Error) as exc:
         raise ConfigError(f"config section 'env': {cfg.env.id!r} with kwargs {cfg.env.kwargs} "
                           f"cannot be built or stepped: {exc}") from exc
-    atari = cfg.env.id.startswith("ALE/")  # ALE ends a game after 108,000 frames itself
-    if needs_episode_ends and horizon is None and not atari:
+
+
+def check_episode_ends(cfg: Config) -> None:
+    """An env without a time limit (neither its registration's nor env.max_episode_steps) is
+    refused where episodes must end (evaluations): one runs until the env ends it, forever if
+    it never does. Called after the learner checks (check_env has built the env once)."""
+    from envs import make_env
+
+    if cfg.env.max_episode_steps is not None or cfg.env.id.startswith("ALE/"):
+        return  # ALE ends a game after 108,000 frames itself
+    env = make_env(cfg.env.id, **cfg.env.kwargs)
+    horizon = getattr(env.spec, "max_episode_steps", None)
+    env.close()
+    if horizon is None:
         raise ConfigError(f"config key 'env.max_episode_steps': {cfg.env.id!r} has no time limit, "
                           f"so an evaluation episode would run until the env ends it (forever "
                           f"if it never does); set env.max_episode_steps (or run.eval_every=0)")
@@ -152,6 +162,8 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
         servers = 0 if spec.on_policy else 1 if cfg.runtime.inline else max(1, cfg.replay.shards)
         check_replay_shards(state.get("replay") or [], servers, inline=cfg.runtime.inline)
         del state
+        if cfg.run.eval_every > 0:
+            check_episode_ends(cfg)
     else:
         init_state = None
         if args.init_from:
@@ -167,6 +179,8 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
                       f"pretraining run's: {', '.join(changed)}", file=sys.stderr)
         else:
             build_cpu_learner(cfg)
+        if cfg.run.eval_every > 0:
+            check_episode_ends(cfg)
         run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
     ray_started = _start_ray(cfg)  # a cluster that cannot be joined fails before any write
     try:

@@ -124,6 +124,9 @@ def test_an_env_without_a_time_limit_needs_one_for_evaluations(tmp_path, capsys,
     monkeypatch.setenv("SOFTQ_PLUGIN_MODULES", "tests.space_envs")
     assert main(["eval", "b", "--episodes", "1"]) == 2  # softq eval would loop forever too
     assert "no time limit" in _error_line(capsys)
+    # a learner that cannot act there is named first (CliffWalking-v1 has no time limit either)
+    assert main(["train", "cartpole-soft-dqn", "--set", "env.id=CliffWalking-v1"]) == 2
+    assert "Box observation space" in _error_line(capsys)
 
 
 def test_a_channel_last_picture_is_named_for_the_convolutions(tmp_path, capsys, monkeypatch):
