@@ -19,6 +19,7 @@ class NStepAccumulator:
     ``push`` takes arrays with leading dim N (obs [N, *obs_shape], action [N, *act_shape],
     reward/terminated/truncated [N]); ``next_obs`` must be the *true* next obs (the final obs of
     a finished episode, not the reset obs). Returns the completed transitions, or None.
+    Floating observations are kept as float32 (what the networks read), other dtypes as given.
     """
 
     def __init__(self, num_envs: int, n: int, gamma: float):
@@ -41,6 +42,9 @@ class NStepAccumulator:
     def push(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
              next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray
              ) -> dict[str, np.ndarray] | None:
+        if obs.dtype.kind == "f" and obs.dtype != np.float32:  # MuJoCo's float64 observations:
+            obs = obs.astype(np.float32)  # the networks read float32; half the replay memory
+            next_obs = next_obs.astype(np.float32)
         if self._obs is None:
             self._lazy_init(obs, action)
         assert self._obs is not None and self._act is not None

@@ -105,3 +105,21 @@ def test_nstep_truncation_keeps_bootstrap_termination_zeroes_it() -> None:
 def test_nstep_rejects_bad_n() -> None:
     with pytest.raises(ValueError, match="n-step"):
         NStepAccumulator(1, 0, 0.99)
+
+
+def test_float64_observations_are_stored_as_float32_others_as_given() -> None:
+    """MuJoCo's float64 observations filled the replay at twice the memory the networks need
+    (they read float32); uint8 pictures and integer observations keep their dtype."""
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(2, 3)) * 1e3  # [N, obs_dim] float64
+    nxt = rng.normal(size=(2, 3)) * 1e3
+    acc = NStepAccumulator(2, 1, 0.9)
+    out = acc.push(obs, np.zeros((2, 1), np.float32), np.ones(2), nxt, np.zeros(2, bool),
+                   np.array([False, True]))
+    assert out["obs"].dtype == np.float32 and out["next_obs"].dtype == np.float32
+    np.testing.assert_array_equal(out["obs"], obs.astype(np.float32))
+    np.testing.assert_array_equal(out["next_obs"], nxt.astype(np.float32))
+    ints = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    out = NStepAccumulator(2, 1, 0.9).push(ints, np.zeros(2, np.int64), np.ones(2), ints,
+                                           np.zeros(2, bool), np.zeros(2, bool))
+    assert out["obs"].dtype == np.uint8 and out["next_obs"].dtype == np.uint8
