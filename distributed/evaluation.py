@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs import make_env
+from envs import is_atari_id, make_env
 
 
 @dataclass
@@ -78,7 +78,7 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
     if gamma is not None and not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
     kwargs = dict(env_kwargs or {})
-    if env_id.startswith("ALE/"):
+    if is_atari_id(env_id):
         kwargs["training"] = False  # raw, unclipped, full-game episodes
     records: list[EpisodeRecord] = []
     for start in range(0, episodes, max_parallel):

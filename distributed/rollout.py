@@ -21,7 +21,7 @@ import torch
 
 from agents.nstep import NStepAccumulator
 from agents.registry import get_algorithm
-from envs import make_vector_env
+from envs import is_atari_id, make_vector_env
 
 
 def uses_frame_replay(observation_space: Any, env_id: str) -> bool:
@@ -29,7 +29,7 @@ def uses_frame_replay(observation_space: Any, env_id: str) -> bool:
     which stores each frame once and rebuilds a stack from the frames before it; any other
     observation (an RGB picture [3, H, W] is no stack of frames) to the n-step replay."""
     shape = getattr(observation_space, "shape", None) or ()
-    return (env_id.startswith("ALE/") and len(shape) == 3
+    return (is_atari_id(env_id) and len(shape) == 3
             and getattr(observation_space, "dtype", None) == np.uint8)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from envs.factory import UnknownEnvError, make_env, make_vector_env
+from envs.factory import UnknownEnvError, is_atari_id, make_env, make_vector_env
 
 # id -> (entry point, default horizon); horizons follow Haarnoja et al. 2017, App. D.2.
 _SOFTQ_ENVS: dict[str, tuple[str, int]] = {
@@ -28,4 +28,4 @@ for _env_id, (_entry, _horizon) in _SOFTQ_ENVS.items():
     if _env_id not in gym.registry:
         gym.register(id=_env_id, entry_point=_entry, max_episode_steps=_horizon)
 
-__all__ = ["UnknownEnvError", "make_env", "make_vector_env"]
+__all__ = ["UnknownEnvError", "is_atari_id", "make_env", "make_vector_env"]

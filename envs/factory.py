@@ -57,8 +57,10 @@ class ZeroStartDiscrete(gym.ActionWrapper):
         return np.int64(int(action) + self.start)
 
 
-def _is_atari(env_id: str) -> bool:
-    return env_id.startswith("ALE/")
+def is_atari_id(env_id: str) -> bool:
+    """An ``ALE/<Game>-v5`` id (also module-qualified, ``ale_py:ALE/Pong-v5``): softq's Atari
+    preprocessing, frame replay and raw full-game evaluation."""
+    return env_id.split(":", 1)[-1].startswith("ALE/")
 
 
 def _atari_hint(env_id: str) -> str:
@@ -107,7 +109,7 @@ def make_env(env_id: str, seed: int | None = None, max_episode_steps: int | None
     import envs  # noqa: F401  (registers softq/ ids)
 
     env_id = resolve_env_id(env_id)
-    if _is_atari(env_id):
+    if is_atari_id(env_id):
         import ale_py
 
         gym.register_envs(ale_py)

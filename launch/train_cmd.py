@@ -126,9 +126,9 @@ def check_episode_ends(cfg: Config) -> None:
     """An env without a time limit (neither its registration's nor env.max_episode_steps) is
     refused where episodes must end (evaluations): one runs until the env ends it, forever if
     it never does. Called after the learner checks (check_env has built the env once)."""
-    from envs import make_env
+    from envs import is_atari_id, make_env
 
-    if cfg.env.max_episode_steps is not None or cfg.env.id.startswith("ALE/"):
+    if cfg.env.max_episode_steps is not None or is_atari_id(cfg.env.id):
         return  # ALE ends a game after 108,000 frames itself
     env = make_env(cfg.env.id, **cfg.env.kwargs)
     horizon = getattr(env.spec, "max_episode_steps", None)

@@ -189,3 +189,31 @@ def test_an_older_ale_id_names_the_v5_id_softq_trains(tmp_path, capsys, monkeypa
     monkeypatch.chdir(tmp_path)
     assert main(["train", "pong-dqn", "--set", "env.id=SpaceInvadersNoFrameskip-v4"]) == 2
     assert "ALE/SpaceInvaders-v5" in _error_line(capsys)
+
+
+def test_a_module_qualified_ale_id_is_atari_everywhere(monkeypatch):
+    """``ale_py:ALE/Pong-v5`` (the form ALE's docs show): make_env preprocessed it, but the
+    frame replay, the raw full-game evaluation and the time-limit exemption tested the id's
+    "ALE/" prefix: the run was refused for lacking a time limit, and would have evaluated with
+    clipped rewards and episodic lives."""
+    import gymnasium as gym
+    import numpy as np
+
+    from distributed import evaluation
+    from distributed.rollout import uses_frame_replay
+    from launch.config import load_config
+    from launch.train_cmd import check_episode_ends
+
+    env_id = "ale_py:ALE/Pong-v5"
+    check_episode_ends(load_config("pong-dqn", [f"env.id={env_id}"]))  # no refusal
+    assert uses_frame_replay(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), env_id)
+    made = []
+
+    def fake_make_env(env_id, seed=None, max_episode_steps=None, **kwargs):
+        made.append(kwargs)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(evaluation, "make_env", fake_make_env)
+    with pytest.raises(RuntimeError, match="stop"):
+        evaluation.evaluate_policy(None, env_id, 1, seed=0)
+    assert made == [{"training": False}]
