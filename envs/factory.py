@@ -138,7 +138,8 @@ def make_env(env_id: str, seed: int | None = None, max_episode_steps: int | None
                                  f"dimension(s) {unbounded}; softq's continuous agents act in "
                                  f"a bounded box (rescaled to [-1, 1]^d): give the env finite "
                                  f"action bounds")
-            if not (np.all(low == -1.0) and np.all(high == 1.0)):
+            integer = np.issubdtype(env.action_space.dtype, np.integer)
+            if integer or not (np.all(low == -1.0) and np.all(high == 1.0)):
                 env = UnitBoxActions(env)
         elif isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.start != 0:
             env = ZeroStartDiscrete(env)

@@ -26,6 +26,7 @@ _ACT = {
     "discrete_from_minus_1": spaces.Discrete(3, start=-1),
     "unbounded": spaces.Box(-np.inf, np.inf, (2,), np.float32),
     "int": spaces.Box(0, 4, (2,), np.int64),
+    "int_unit": spaces.Box(-1, 1, (2,), np.int64),
     # bounds that are no power of 2 apart: float32 rescaling rounds past them
     "asym": spaces.Box(np.array([-1.634369, -3.064212], np.float32),
                        np.array([3.963211, 1.2761512], np.float32)),

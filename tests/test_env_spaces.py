@@ -180,6 +180,10 @@ def test_an_integer_box_is_a_float_box_for_the_agents_rounded_for_the_env():
     for a in ([-1.0, -0.76], [0.9, 0.74]):
         env.step(np.array(a, np.float32))
     assert [list(x) for x in space_envs.ACTIONS] == [[0, 0], [4, 3]]  # nearest: 0.48, 3.8, 3.48
+    env = make_env(ENV, seed=0, act="int_unit")  # already [-1, 1], but integer: still a float box
+    assert env.action_space.dtype == np.float32
+    env.step(np.array([0.4, 0.6], np.float32))
+    assert list(space_envs.ACTIONS[-1]) == [0, 1]
 
 
 def test_an_older_ale_id_names_the_v5_id_softq_trains(tmp_path, capsys, monkeypatch):
