@@ -52,22 +52,29 @@ class WeightStore:
 class RolloutWorkerActor(RolloutWorker):
     """Takes the weight store and replay shards by *name*, not handle: Ray re-runs the
     constructor on a restart, and actor handles among the constructor arguments put them in the
-    object store, which makes Ray warn that a restart may fail (ray-project/ray#53727). A
-    (re)started worker goes on from the run's env-step count that the store holds."""
+    object store, which makes Ray warn that a restart may fail (ray-project/ray#53727).
+
+    ``start_env_steps``: the run's env-step count when the driver created this actor (0 for a
+    fresh run), kept however late the actor's process comes up: a worker that starts after the
+    others have run a while is not a mid-run restart (it takes its share of the random warm-up
+    and its envs' seeds do not depend on timing). Ray re-runs the constructor with the same
+    arguments on a restart, so a restarted worker goes on from the count the store holds."""
 
     def __init__(self, cfg: Any, worker_index: int, num_workers: int, weight_store_name: str,
-                 shard_names: list[str]):
+                 shard_names: list[str], start_env_steps: int = 0):
         store = ray.get_actor(weight_store_name)
-        super().__init__(cfg, worker_index, num_workers,
-                         start_env_steps=ray.get(store.get_run_env_steps.remote()))
+        # True when Ray restarted this actor, even before it ever reported (e.g. killed while
+        # being created): the driver cannot see that from the incarnation id alone.
+        restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
+        if restarted:
+            start_env_steps = ray.get(store.get_run_env_steps.remote())
+        super().__init__(cfg, worker_index, num_workers, start_env_steps=start_env_steps)
         self.weight_store = store
         self.shard = (ray.get_actor(shard_names[worker_index % len(shard_names)])
                       if shard_names else None)
         self.weight_pulls = 0
         self.incarnation = uuid.uuid4().hex  # new on every (re)start: the driver counts restarts
-        # True when Ray restarted this actor, even before it ever reported (e.g. killed while
-        # being created): the driver cannot see that from the incarnation id alone.
-        self.restarted = bool(ray.get_runtime_context().was_current_actor_reconstructed)
+        self.restarted = restarted
 
     def identity(self) -> dict[str, Any]:
         """What the driver's restart count reads from every report."""

@@ -180,10 +180,13 @@ def _housekeeping(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
 
 def _evaluate_log_checkpoint(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
                              versions: np.ndarray) -> None:
+    # for workers that Ray restarts from here on (at every report, not only at log steps: with
+    # run.log_every=0 or a long interval a restarted worker would take a second random warm-up
+    # and reseed its envs as at the start)
+    rt.note_env_steps(driver.counters.env_steps)
     if driver.due_eval():
         evaluate_now(rt, driver)
     if driver.due_log():
-        rt.note_env_steps(driver.counters.env_steps)  # for workers restarting from here on
         elapsed = max(time.perf_counter() - rt.last_log_time, 1e-9)
         rt.last_log_time = time.perf_counter()
         metrics = ray.get(rt.learner.pop_metrics.remote())

@@ -75,6 +75,7 @@ class RayRuntime:
         self.workers: list[Any] = []  # start_workers(), once the run's step count is known
         self.hooks = hooks or DriverHooks()
         self.last_log_time = time.perf_counter()  # per-worker env-step rates are per log window
+        self._noted_env_steps = -1  # the run's env-step count the store last heard
         self.init_state: dict | None = None  # fine-tuning source, re-applied if the learner dies
 
     # ------------------------------------------------------------------ actors
@@ -87,19 +88,23 @@ class RayRuntime:
     def start_workers(self, env_steps: int) -> None:
         """Create the rollout workers; they go on from the run's ``env_steps`` (resume)."""
         self.note_env_steps(env_steps, wait=True)
-        self.workers = [self._make_worker(i) for i in range(self.cfg.runtime.workers)]
+        self.workers = [self._make_worker(i, env_steps) for i in range(self.cfg.runtime.workers)]
 
     def note_env_steps(self, env_steps: int, wait: bool = False) -> None:
-        """Tell the store the run's env-step count, which workers (re)starting mid-run read."""
+        """Tell the store the run's env-step count, which workers that Ray restarts read."""
+        if env_steps == self._noted_env_steps and not wait:
+            return
+        self._noted_env_steps = env_steps
         ref = self.store.set_run_env_steps.remote(env_steps)
         if wait:
             ray.get(ref)
 
-    def _make_worker(self, i: int) -> Any:
+    def _make_worker(self, i: int, env_steps: int) -> Any:
         rt = self.cfg.runtime
         cls = ray.remote(num_cpus=rt.worker_num_cpus, max_restarts=-1,
                          max_task_retries=0)(RolloutWorkerActor)
-        return cls.remote(self.cfg, i, rt.workers, self.store_name, self.shard_names)
+        return cls.remote(self.cfg, i, rt.workers, self.store_name, self.shard_names,
+                          env_steps)
 
     def replace_worker(self, i: int, counters: Counters) -> None:
         """A worker died: let Ray's restart serve if it answers, else create a new one."""
@@ -108,7 +113,7 @@ class RayRuntime:
             ray.get(self.workers[i].get_version.remote(), timeout=30)
         except Exception:  # noqa: BLE001 - any failure means: build a fresh actor
             ray.kill(self.workers[i], no_restart=True)
-            self.workers[i] = self._make_worker(i)
+            self.workers[i] = self._make_worker(i, counters.env_steps)
 
     def replace_learner(self, counters: Counters) -> None:
         """The learner died: a new one resumes from the last checkpoint (if any). Its weight

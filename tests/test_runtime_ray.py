@@ -258,6 +258,19 @@ def test_restart_watch_counts_a_restart_no_task_reported():
     assert counters.worker_restarts == 3
 
 
+def identity_once_up(worker: Any) -> dict:
+    """worker.identity(), asked again while Ray says the actor is restarting (a call made
+    then fails at once: the workers have max_task_retries=0)."""
+    deadline = time.time() + 60
+    while True:
+        try:
+            return ray.get(worker.identity.remote(), timeout=60)
+        except ray.exceptions.ActorUnavailableError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def test_a_worker_killed_before_its_first_report_says_it_was_restarted(local_ray, tmp_path):
     from distributed.driver import Counters
     from distributed.ray_loops import RestartWatch
@@ -267,7 +280,7 @@ def test_a_worker_killed_before_its_first_report_says_it_was_restarted(local_ray
     rt.start_workers(1000)  # as on resuming a run at 1,000 env steps
     try:
         ray.kill(rt.workers[0], no_restart=False)  # at once: it may still be being created
-        reports = ray.get([w.identity.remote() for w in rt.workers], timeout=60)
+        reports = [identity_once_up(w) for w in rt.workers]
         assert [r["restarted"] for r in reports] == [True, False]
         # both go on from the run's count, the restarted one too: 500 steps each of the two
         assert ray.get([w.env_step_count.remote() for w in rt.workers]) == [500, 500]
@@ -277,6 +290,34 @@ def test_a_worker_killed_before_its_first_report_says_it_was_restarted(local_ray
         assert counters.worker_restarts == 1
     finally:
         rt.shutdown()
+
+
+def test_a_worker_that_comes_up_late_is_not_taken_for_a_restart(local_ray, tmp_path):
+    """Actors come up asynchronously: a worker whose process starts after the others have run
+    (a busy machine, a node the autoscaler adds) still starts where the driver created it: its
+    share of the random warm-up and its envs' seeds do not depend on when it came up."""
+    from distributed.ray_runtime import RayRuntime
+
+    rt = RayRuntime(counting_config(**{"run.random_steps": 200}), tmp_path)
+    rt.start_workers(0)  # a fresh run
+    rt.note_env_steps(1000, wait=True)  # the run went on while they were being created
+    try:
+        assert ray.get([w.env_step_count.remote() for w in rt.workers], timeout=60) == [0, 0]
+    finally:
+        rt.shutdown()
+
+
+def test_the_store_hears_the_runs_step_count_without_log_steps(local_ray, tmp_path):
+    """Workers that Ray restarts read the run's step count from the weight store: with
+    run.log_every=0 it was only told at the end, so a restart took a second random warm-up
+    and reseeded its envs as at the start of the run."""
+    heard = []
+
+    def listen(rt):
+        heard.append(ray.get(rt.store.get_run_env_steps.remote()))
+
+    train_ray(counting_config(400, **{"run.log_every": 0}), tmp_path, DriverHooks(on_tick=listen))
+    assert max(heard) >= 200
 
 
 def test_two_node_cluster_runs_actors_on_both_nodes(tmp_path):
