@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +198,7 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
         save_config(cfg, run_dir / "config.yaml")
         hooks = make_hooks(cfg, run_dir)
         print(f"run directory: {run_dir}")
+        held.enter_context(sigterm_as_interrupt())
         summary = run_runtime(cfg, run_dir, hooks, resume=bool(args.resume),
                               init_state=None if args.resume else init_state)
     finally:
@@ -204,6 +208,27 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
             ray.shutdown()
     print(json.dumps(summary, indent=2))
     return 1 if "diverged_at_step" in summary else 0  # the driver said why, on stderr
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the run trains, SIGTERM (``kill``, ``ray job stop``, a scheduler's preemption) ends
+    it as Ctrl-C does: a final checkpoint, then the summary. Without this an inline run died at
+    once, losing every step since its last checkpoint, and a Ray run (ray.init turns SIGTERM
+    into sys.exit) wrote no summary and aborted. Installed after Ray started, which sets its
+    own handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _start_ray(cfg: Config) -> bool:

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -531,3 +532,35 @@ def test_a_run_directory_in_use_is_not_resumed_or_moved_aside_by_a_second_proces
         holder.wait()
     _set_aside_incomplete(run)  # released: set aside as before
     assert not run.exists() and len(list(tmp_path.glob("run.incomplete-*"))) == 1
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does_with_a_final_checkpoint_and_summary(tmp_path):
+    """`kill`, `ray job stop` or a scheduler's preemption send SIGTERM: the run writes a final
+    checkpoint and its summary, as on Ctrl-C (an inline run used to die at once, losing every
+    step since its last checkpoint; a Ray run wrote no summary and aborted)."""
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launch.cli", "train", "multigoal-quick", "--inline", "--out",
+         str(run), "--set", "algo=tests.counting_algo:SPEC", "--set", "agent={}",
+         "--set", "replay.min_size=64", "--set", "run.eval_every=0",
+         "--set", "run.checkpoint_every=1000", "--set", "run.total_env_steps=10000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+            str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))})
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (run / "checkpoint.pt").exists():
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out[-2000:]
+    assert "interrupted: writing a final checkpoint" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert load_checkpoint(run)["counters"]["env_steps"] == summary["env_steps"]
