@@ -84,7 +84,21 @@ def resolve_config(args: argparse.Namespace) -> Config:
                               f"{args.resume} keeps its weights)")
     check_env(cfg)
     _check_device(cfg, resuming=bool(args.resume))
+    _check_shards(cfg)
     return cfg
+
+
+def _check_shards(cfg: Config) -> None:
+    """Rollout worker i writes to replay shard i % replay.shards (Ray, off-policy): a shard
+    that no worker writes to never receives a transition, and its share of replay.capacity
+    stays unused while the learner keeps asking it for batches."""
+    rt, shards = cfg.runtime, cfg.replay.shards
+    if rt.inline or shards <= rt.workers or get_algorithm(cfg.algo).on_policy:
+        return
+    raise ConfigError(f"replay.shards={shards} exceeds runtime.workers={rt.workers}: each worker "
+                      f"writes to one shard, so {shards - rt.workers} of the {shards} shards "
+                      f"(and their share of replay.capacity) would never receive a transition; "
+                      f"use at least {shards} workers or fewer shards")
 
 
 def _check_device(cfg: Config, resuming: bool) -> None:

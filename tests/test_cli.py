@@ -38,6 +38,10 @@ def _error_line(capsys):
     (["bench"], "bench needs a NAME: atari, ddpg, irl, runtime, sql-update"),
     (["train", "multigoal-quick", "--seed", "-1"], "run.seed"),
     (["train", "multigoal-quick", "--workers", "0"], "runtime.workers"),
+    # worker i writes to shard i % shards: a shard without a worker stayed empty (half the
+    # replay capacity unused with one worker and two shards)
+    (["train", "multigoal-quick", "--workers", "1", "--set", "replay.shards=2"],
+     "replay.shards=2 exceeds runtime.workers=1"),
     (["train", "multigoal-quick", "--set", "env.max_episode_steps=0"], "env.max_episode_steps"),
     # the env is built and stepped once before the run directory is made
     (["train", "multigoal-quick", "--set", "env.kwargs.foo=1"], "unexpected keyword argument"),
