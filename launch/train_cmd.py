@@ -253,10 +253,22 @@ def _start_ray(cfg: Config) -> bool:
     from distributed.ray_runtime import init_ray
 
     try:
-        return init_ray(cfg)
+        started = init_ray(cfg)
     except ConnectionError as exc:
         raise ConfigError(f"runtime.address {cfg.runtime.address!r}: "
                           f"{str(exc).splitlines()[0]}") from exc
+    want = cfg.runtime.learner_num_gpus
+    if want > 0 and not cfg.runtime.address:  # a cluster's autoscaler may still add GPU nodes
+        import ray
+
+        have = ray.cluster_resources().get("GPU", 0.0)
+        if want > have:  # Ray would keep the learner actor pending forever, without a word
+            if started:
+                ray.shutdown()
+            raise ConfigError(f"runtime.learner_num_gpus={want:g}: this machine's Ray has "
+                              f"{have:g} GPU(s), so the learner could never start; use --set "
+                              f"runtime.learner_num_gpus=0, or --address for a cluster with GPUs")
+    return started
 
 
 def _check_init_fits(cfg: Config, init_state: dict[str, Any], source: Config,

@@ -320,6 +320,19 @@ def test_the_store_hears_the_runs_step_count_without_log_steps(local_ray, tmp_pa
     assert max(heard) >= 200
 
 
+def test_a_learner_gpu_the_local_ray_lacks_is_refused_before_any_write(local_ray):
+    """The learner actor reserves runtime.learner_num_gpus: more than the local Ray has kept it
+    pending forever, the run hanging without a word (log_to_driver is off locally). softq train
+    starts Ray (here: finds it started) before it makes the run directory."""
+    from launch.config import ConfigError
+    from launch.train_cmd import _start_ray
+
+    cfg = counting_config(**{"runtime.learner_num_gpus": 64})
+    with pytest.raises(ConfigError, match="learner_num_gpus=64: this machine's Ray has 0 GPU"):
+        _start_ray(cfg)
+    assert ray.is_initialized()  # a Ray it did not start is left running
+
+
 def test_two_node_cluster_runs_actors_on_both_nodes(tmp_path):
     from ray.cluster_utils import Cluster
 
