@@ -191,6 +191,9 @@ def test_a_killed_on_policy_learner_is_replaced(local_ray, tmp_path):
     # 40 steps (2 workers x 4 envs x 5 steps) per update: the new learner made the rest
     updates = state["runner"]["updates"]
     assert 0 < updates < 2000 // 40 - killed["at"] + 1
+    # its weight versions went on above the dead one's (they restarted at 0: on-policy weights
+    # never pass through the store that replace_learner reads the last version from)
+    assert state["runner"]["version"] >= killed["at"] + updates
 
 
 def test_a_failure_that_keeps_coming_back_stops_the_run_with_its_error():
