@@ -80,6 +80,7 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
                     ray.get(ref)
                     streak.ok(streak.learner)
                 except ACTOR_ERRORS as exc:
+                    _stop_if_a_helper_died(rt, exc)
                     streak.failed(streak.learner, exc)
                     rt.replace_learner(driver.counters)
                     ray.get(rt.learner.publish.remote())
@@ -89,6 +90,7 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
             try:
                 report = ray.get(ref)
             except ACTOR_ERRORS as exc:
+                _stop_if_a_helper_died(rt, exc)
                 streak.failed(i, exc)
                 rt.replace_worker(i, driver.counters)
                 watch.forget(i)
@@ -109,6 +111,17 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
             watch.saw(pending[ref], ray.get(ref), driver.counters)
         except ACTOR_ERRORS:
             pass
+
+
+def _stop_if_a_helper_died(rt: RayRuntime, exc: BaseException) -> None:
+    """A dead replay shard (or weight store) ends the run at once, named: it is not restarted
+    (its contents are gone), and replacing the worker or learner whose call to it failed would
+    only count restarts that never happened and reload a healthy learner from the last
+    checkpoint, until the failure streak gave up naming the wrong actor."""
+    who = rt.dead_helper(exc)
+    if who is not None:
+        raise RuntimeError(f"{who} died ({type(exc).__name__}); the run cannot go on without it: "
+                           f"resume it from its last checkpoint") from exc
 
 
 def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:

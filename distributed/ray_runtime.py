@@ -136,6 +136,18 @@ class RayRuntime:
         """Whether ``exc`` (a RayActorError) says that the current learner actor died."""
         return getattr(exc, "actor_id", None) == self.learner._actor_id.hex()
 
+    def dead_helper(self, exc: BaseException) -> str | None:
+        """The replay shard or weight store whose death ``exc`` (a RayActorError) reports, else
+        None. A worker's or the learner's task that called a dead shard fails with the shard's
+        ActorDiedError, which is no sign that the worker or learner itself died."""
+        dead = getattr(exc, "actor_id", None)
+        if dead is None:
+            return None
+        for i, shard in enumerate(self.shards):
+            if dead == shard._actor_id.hex():
+                return f"replay shard {i}"
+        return "the weight store" if dead == self.store._actor_id.hex() else None
+
     def replay_states(self) -> list[dict] | None:
         if not self.shards:
             return None

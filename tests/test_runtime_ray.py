@@ -196,6 +196,22 @@ def test_a_killed_on_policy_learner_is_replaced(local_ray, tmp_path):
     assert state["runner"]["version"] >= killed["at"] + updates
 
 
+def test_a_dead_replay_shard_stops_the_run_naming_it(local_ray, tmp_path):
+    """A worker's or the learner's task fails when the replay shard it calls has died: that was
+    taken for their own death (restarts counted, a healthy learner killed and reloaded from the
+    last checkpoint) until the failure streak gave up naming "rollout worker 0"."""
+    killed = []
+
+    def kill(rt):
+        if not killed and ray.get(rt.store.latest_version.remote()) >= 5:
+            killed.append(True)
+            ray.kill(rt.shards[0], no_restart=True)
+
+    with pytest.raises(RuntimeError, match="replay shard 0 died .*resume it from its last"):
+        train_ray(counting_config(1_000_000), tmp_path, DriverHooks(on_tick=kill))
+    assert killed
+
+
 def test_a_failure_that_keeps_coming_back_stops_the_run_with_its_error():
     """A worker whose constructor raises, or whose replay shard died, fails again on every
     replacement: after MAX_FAILURES_IN_A_ROW failures of one actor with no success between, the
