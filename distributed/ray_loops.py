@@ -105,6 +105,10 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
         if rt.hooks.on_tick is not None:
             rt.hooks.on_tick(rt)
         _housekeeping(rt, driver, per_worker, versions)
+    try:  # no more learner calls: workers the rate limiter holds back would wait for them
+        ray.get([s.stop_inserts.remote() for s in rt.shards])
+    except ACTOR_ERRORS:
+        pass  # a dead shard: its workers' tasks fail, and the wait below ends anyway
     finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=10)
     for ref in finished:  # their steps are past the budget; a restart among them still counts
         try:

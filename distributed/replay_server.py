@@ -60,10 +60,11 @@ class ReplayServer:
             chunk_size=chunk_size)
         self._t0 = time.perf_counter()
         self._last = (self._t0, 0, 0)  # time, inserts, samples at the last stats() call
+        self._stopped = False  # the run has its env steps: chunks are dropped
 
     def insert(self, chunk: dict[str, np.ndarray] | None, force: bool = False) -> bool:
         """Add a chunk; False (nothing stored) when the limiter wants the inserter to wait."""
-        if chunk is None:
+        if chunk is None or self._stopped:
             return True
         n = transitions_in(chunk)
         if not force and not self.limiter.can_insert(n):
@@ -71,6 +72,12 @@ class ReplayServer:
         self.buffer.add(chunk)
         self.limiter.record_insert(n)
         return True
+
+    def stop_inserts(self) -> None:
+        """The run has taken its env steps and the learner trains no more: accept and drop
+        every chunk from now on, so that workers the rate limiter holds back return instead of
+        waiting for a learner that will not sample again (their steps are past the budget)."""
+        self._stopped = True
 
     def can_insert(self, n: int) -> bool:
         return self.limiter.can_insert(n)

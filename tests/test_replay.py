@@ -104,3 +104,24 @@ def test_shards_split_the_capacity_and_sample_their_own_indices():
         s.buffer.add(chunk)
     first, second = (s.buffer.sample(8)["reward"] for s in shards)
     assert not np.array_equal(first, second)
+
+
+def test_a_stopped_server_drops_chunks_the_limiter_would_hold_back():
+    """At the end of a Ray run the learner trains no more: workers that the rate limiter holds
+    back waited for it until the driver's 10 s timeout. A stopped server accepts (and drops)
+    their chunks, so they return; nothing more is stored or counted."""
+    from distributed.replay_server import ReplayServer
+    from launch.config import load_config
+
+    cfg = load_config("multigoal-quick", ["replay.min_size=10", "replay.batch_size=8",
+                                          "replay.rate_tolerance=0"])
+    server = ReplayServer(cfg, chunk_size=4, num_shards=1)
+    chunk = {k: np.zeros((4, 2) if k in ("obs", "next_obs", "action") else 4, np.float32)
+             for k in ("obs", "action", "reward", "next_obs", "discount")}
+    while server.insert(chunk):  # no sampling: the limiter soon holds the inserter back
+        pass
+    size, stats = server.size(), server.stats()
+    server.stop_inserts()
+    assert server.insert(chunk)  # the worker's loop returns
+    assert server.size() == size
+    assert server.stats()["replay/total_inserts"] == stats["replay/total_inserts"]
