@@ -59,8 +59,11 @@ class ReplayConfig:
     n_step: int = 1
     updates_per_step: float = 1.0
     """Update-to-data ratio: learner updates per environment step, in every mode."""
-    rate_tolerance: float = 0.1
-    """Allowed relative drift of samples-per-insert before the fast side waits."""
+    rate_tolerance: float = 0.0
+    """Allowed relative drift of samples-per-insert before the fast side waits (Ray runs). A
+    run settles at the edge of this band on its bottleneck's side (a learner-bound run does
+    (1 - tol) x the updates), so 0, the default, keeps Ray runs on the configured ratio, as
+    inline ones are; a slack of one chunk still lets both sides overlap."""
     shards: int = 1
     save_contents: bool = False
     """Also checkpoint the replay contents (distributed mode)."""

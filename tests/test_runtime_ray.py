@@ -104,15 +104,17 @@ def test_learner_parity_in_process_and_in_a_ray_actor(local_ray):
 
 
 def test_rate_limiter_holds_the_update_to_data_ratio(local_ray, tmp_path):
-    cfg = counting_config(tmp_steps=2000, **{"replay.updates_per_step": 0.5,
-                                             "replay.rate_tolerance": 0.1})
+    """With the default rate_tolerance (0) the ratio is the configured one to within one
+    chunk's samples either way (with 0.1 a learner-bound run settled near 0.9 of it)."""
+    cfg = counting_config(tmp_steps=2000, **{"replay.updates_per_step": 0.5})
+    assert cfg.replay.rate_tolerance == 0.0
     train_ray(cfg, tmp_path)
     state = load_checkpoint(tmp_path)
     lim = state["replay"][0]["limiter"]
     spi, slack = 0.5 * 8, max(8, 0.5 * 8 * 8)
     counted = lim["inserts"] - 64
-    assert lim["samples"] <= spi * 1.1 * counted + slack
-    assert lim["samples"] >= spi * 0.9 * counted - slack - spi * 8
+    assert lim["samples"] <= spi * counted + slack
+    assert lim["samples"] >= spi * counted - slack - spi * 8
     # every sampled batch was trained on, except the learner's one prefetch (<= 4 batches)
     assert 0 <= lim["samples"] - state["runner"]["updates"] * 8 <= 4 * 8
 
