@@ -150,6 +150,11 @@ class LearnerActor:
         self.cfg, self.weight_store, self.shards = cfg, weight_store, replay_shards
         self._inflight: Any = None
         self._shard_i = 0
+        # one request per worker in turn, to the shard that worker writes to (i mod shards):
+        # each shard is sampled in proportion to its writers, so 3 workers on 2 shards are not
+        # held to the pace of the one alone on its shard (whose data was then half of all batches)
+        self._shard_order = [i % len(replay_shards)
+                             for i in range(max(cfg.runtime.workers, len(replay_shards), 1))]
         self._weights_ref: list[Any] = []
 
     def node_id(self) -> str:
@@ -165,7 +170,7 @@ class LearnerActor:
         return version
 
     def _request(self) -> Any:
-        shard = self.shards[self._shard_i % len(self.shards)]
+        shard = self.shards[self._shard_order[self._shard_i % len(self._shard_order)]]
         self._shard_i += 1
         return shard.sample_many.remote(4)
 
