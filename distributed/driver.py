@@ -110,6 +110,7 @@ class Driver:
         self._last_line = self._t0
         self._warned_divergence = False
         self.diverged_at: int | None = None  # the step whose learner state was not finite
+        self.interrupted = False  # Ctrl-C or SIGTERM ended the run before its budget
         self._last_checkpoint = counters.env_steps if counters.env_steps else None
         self._steps0 = counters.env_steps
         self._rate = (self._t0, counters.env_steps)
@@ -294,5 +295,7 @@ class Driver:
         }
         if self.diverged_at is not None:
             summary["diverged_at_step"] = self.diverged_at
+        if self.interrupted and not self.done:
+            summary["interrupted"] = True
         atomic_write_text(path, json.dumps(summary, indent=2))
         return summary

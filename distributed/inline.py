@@ -108,6 +108,7 @@ def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
                 _off_policy_iteration(worker, server, runner, driver)
             _housekeeping(cfg, driver, runner, server)
     except KeyboardInterrupt:
+        driver.interrupted = True
         driver.bar.write("interrupted: writing a final checkpoint")
     finally:
         driver.checkpoint(runner.state_dict(), _replay_state(cfg, server))

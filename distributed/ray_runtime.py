@@ -189,6 +189,7 @@ def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume:
                 evaluate_now(runtime, driver)
             loop(runtime, driver)
         except KeyboardInterrupt:
+            driver.interrupted = True
             driver.bar.write("interrupted: writing a final checkpoint")
         finally:
             try:

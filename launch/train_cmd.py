@@ -212,7 +212,7 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
         save_config(cfg, run_dir / "config.yaml")
         hooks = make_hooks(cfg, run_dir)
         print(f"run directory: {run_dir}")
-        held.enter_context(sigterm_as_interrupt())
+        signals = held.enter_context(sigterm_as_interrupt())
         summary = run_runtime(cfg, run_dir, hooks, resume=bool(args.resume),
                               init_state=None if args.resume else init_state)
     finally:
@@ -221,26 +221,30 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
 
             ray.shutdown()
     print(json.dumps(summary, indent=2))
-    return 1 if "diverged_at_step" in summary else 0  # the driver said why, on stderr
+    if summary.get("interrupted"):  # the shell's code for that signal: a scheduler that
+        return 128 + (signals[-1] if signals else signal.SIGINT)  # preempted it does not read
+    return 1 if "diverged_at_step" in summary else 0  # "finished"; diverged: stderr says why
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[list[int]]:
     """While the run trains, SIGTERM (``kill``, ``ray job stop``, a scheduler's preemption) ends
     it as Ctrl-C does: a final checkpoint, then the summary. Without this an inline run died at
     once, losing every step since its last checkpoint, and a Ray run (ray.init turns SIGTERM
     into sys.exit) wrote no summary and aborted. Installed after Ray started, which sets its
-    own handler."""
+    own handler. Yields the list of SIGTERMs received (the exit code tells them from Ctrl-C)."""
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread
+        yield received  # signal handlers belong to the main thread
         return
 
     def interrupt(signum: int, frame: Any) -> None:
+        received.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        yield
+        yield received
     finally:
         signal.signal(signal.SIGTERM, previous)
 

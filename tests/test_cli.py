@@ -169,8 +169,9 @@ def test_an_evaluation_due_when_the_run_was_interrupted_is_made_on_resume(tmp_pa
     assert read_scalars(run, "eval/return_mean")[0].tolist() == [200]
     assert "eval/return_mean" in json.loads((run / "summary.json").read_text())
     assert load_checkpoint(run)["counters"]["last_eval_step"] == 200
-    monkeypatch.setattr(inline, "_housekeeping", interrupted_at(400))  # mid-run
-    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=600"]) == 0
+    monkeypatch.setattr(inline, "_housekeeping", interrupted_at(400))  # mid-run: exit 130
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=600"]) == 130
+    assert json.loads((run / "summary.json").read_text())["interrupted"] is True
     monkeypatch.setattr(inline, "_housekeeping", real)
     assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=600"]) == 0
     assert read_scalars(run, "eval/return_mean")[0].tolist() == [200, 400, 600]
@@ -564,7 +565,8 @@ def test_sigterm_ends_a_run_as_ctrl_c_does_with_a_final_checkpoint_and_summary(t
         out, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 0, out[-2000:]
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]  # not 0: "finished"
     assert "interrupted: writing a final checkpoint" in out
     summary = json.loads((run / "summary.json").read_text())
+    assert summary["interrupted"] is True
     assert load_checkpoint(run)["counters"]["env_steps"] == summary["env_steps"]
