@@ -153,8 +153,9 @@ class LearnerActor:
         # one request per worker in turn, to the shard that worker writes to (i mod shards):
         # each shard is sampled in proportion to its writers, so 3 workers on 2 shards are not
         # held to the pace of the one alone on its shard (whose data was then half of all batches)
-        self._shard_order = [i % len(replay_shards)
-                             for i in range(max(cfg.runtime.workers, len(replay_shards), 1))]
+        self._shard_order = [i % len(replay_shards)  # [] on-policy: no replay
+                             for i in range(max(cfg.runtime.workers, len(replay_shards)))
+                             if replay_shards]
         self._weights_ref: list[Any] = []
 
     def node_id(self) -> str:
