@@ -70,10 +70,10 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
     share of episodes whose final step has it) and ``modes_covered`` (distinct labels but "none").
     With ``gamma``, also ``discounted_return_mean``, ``discounted_return_std`` and
     ``discounted_returns``: sum_t gamma^t r_t from the reset, of the env's own reward (Figure 5's
-    y-axis, "average discounted return"). Always ``lengths`` (steps per episode), ``length_mean``
-    and ``terminated_share`` (share of episodes the env ended itself, e.g. an ant that flipped,
-    rather than the time limit), and ``first_obs`` / ``first_actions`` ([E, ...]: each episode's
-    reset observation and the action taken there).
+    y-axis, "average discounted return"). Always ``lengths`` (steps per episode), ``length_mean``,
+    ``terminated`` (per episode: the env ended it itself, e.g. an ant that flipped, rather than
+    the time limit) and its share ``terminated_share``, and ``first_obs`` / ``first_actions``
+    ([E, ...]: each episode's reset observation and the action taken there).
     """
     if gamma is not None and not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
@@ -99,6 +99,7 @@ def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
         "lengths": lengths,
         "length_mean": float(np.mean(lengths)),
         "terminated_share": float(np.mean([r.terminated for r in records])),
+        "terminated": [bool(r.terminated) for r in records],
     }
     if gamma is not None:
         discounted = [r.discounted for r in records]

@@ -75,7 +75,11 @@ def run_eval(args: argparse.Namespace) -> int:
                   f"+- {check['critic_q0_std']:.2f} against that measured return"
                   + (f" (a soft Q also counts the entropy bonus: at most "
                      f"{check['critic_entropy_bound']:.2f} more here)"
-                     if "critic_entropy_bound" in check else ""))
+                     if "critic_entropy_bound" in check else "")
+                  + (f"; {check['critic_time_limit_share']:.0%} of the episodes ended at the "
+                     f"time limit, where the critic bootstraps: it also counts gamma^T = "
+                     f"{check['critic_time_limit_weight']:.2f} of the value there"
+                     if "critic_time_limit_share" in check else ""))
     if "goal_shares" in result:
         report["goal_shares"] = result["goal_shares"]
         report["goals_reached"] = result["goals_reached"]
@@ -101,7 +105,10 @@ def critic_check(learner: Any, result: dict[str, Any], gamma: float) -> dict[str
 
     Only for learners with a continuous-action ``q_values`` (SQL, DDPG); {} otherwise. A soft Q
     (SQL) also counts the policy's future entropy bonus, alpha H(pi) <= alpha d log 2 per step on
-    [-1, 1]^d, so it may exceed the return by up to gamma alpha d log 2 / (1 - gamma).
+    [-1, 1]^d, so it may exceed the return by up to gamma alpha d log 2 / (1 - gamma). An
+    episode the time limit cut at step T is bootstrapped by the critic (truncation is not a
+    terminal), which so also counts gamma^T times the value there: ``critic_time_limit_share``
+    and ``critic_time_limit_weight`` (that gamma^T, averaged over the cut episodes) say how much.
     """
     if not hasattr(learner, "q_values"):
         return {}
@@ -113,6 +120,10 @@ def critic_check(learner: Any, result: dict[str, Any], gamma: float) -> dict[str
         alpha = learner.alpha_at(learner.num_updates)
         out["critic_entropy_bound"] = (gamma * alpha * actions.shape[1] * math.log(2.0)
                                        / (1.0 - gamma))
+    cut = [n for n, ended in zip(result["lengths"], result["terminated"]) if not ended]
+    if cut:
+        out["critic_time_limit_share"] = len(cut) / len(result["lengths"])
+        out["critic_time_limit_weight"] = float(np.mean([gamma ** n for n in cut]))
     return out
 
 

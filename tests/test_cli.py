@@ -12,6 +12,7 @@ import torch
 from distributed.checkpoint import load_checkpoint, non_finite_tensors, save_checkpoint
 from launch.cli import main
 from launch.compare_cmd import read_scalars
+from launch.config import read_config
 
 # A tiny inline multi-goal run: a few hundred steps, small nets, frequent checkpoints.
 TINY = ["--inline", "--set", "agent.hidden_sizes=[16, 16]", "--set", "agent.kernel_particles=8",
@@ -239,8 +240,13 @@ def test_eval_writes_json_with_goal_shares(tmp_path, capsys):
     assert report["lengths"] == [20] * 4  # multi-goal episodes run to T = 20
     assert report["terminated_share"] == 0.0
     assert len(report["critic_q0"]) == 4  # the critic check (its math: test_sql_learner.py)
-    assert report["critic_entropy_bound"] > 0 and "critic at the reset states" in (
-        capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert report["critic_entropy_bound"] > 0 and "critic at the reset states" in out
+    # all 4 were cut by the time limit at T = 20: the critic also counts gamma^20 of V there
+    gamma = read_config(run / "config.yaml").agent.gamma
+    assert report["critic_time_limit_share"] == 1.0
+    assert report["critic_time_limit_weight"] == pytest.approx(gamma ** 20)
+    assert f"gamma^T = {gamma ** 20:.2f} of the value there" in out
     shares = report["goal_shares"]
     assert set(shares) == {"0", "1", "2", "3", "none"}
     assert abs(sum(shares.values()) - 1.0) < 1e-9
