@@ -2,7 +2,8 @@
 
 Continuous action spaces are rescaled to [-1, 1]^d so every agent sees the same box (its tanh
 squash matches it); discrete ones are numbered from 0 (``Discrete(n, start=k)`` -> ``Discrete(n)``,
-the env receives action + k), as the agents index Q-values and logits by action.
+the env receives action + k), as the agents index Q-values and logits by action; discrete
+observations reach the agents one-hot.
 Atari ids (``ALE/...``) get the DQN preprocessing of ``envs.atari``.
 """
 
@@ -55,6 +56,22 @@ class ZeroStartDiscrete(gym.ActionWrapper):
 
     def action(self, action: Any) -> Any:
         return np.int64(int(action) + self.start)
+
+
+class OneHotObservations(gym.ObservationWrapper):
+    """``Discrete(n, start=k)`` observations (FrozenLake, Taxi, CliffWalking) as float32 one-hot
+    vectors [n]: state s -> e_{s - k}, what every agent's networks read."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.observation_space
+        self._start, self._n = int(space.start), int(space.n)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (self._n,), np.float32)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        out = np.zeros(self._n, np.float32)  # [n]
+        out[int(observation) - self._start] = 1.0
+        return out
 
 
 def is_atari_id(env_id: str) -> bool:
@@ -143,6 +160,8 @@ def make_env(env_id: str, seed: int | None = None, max_episode_steps: int | None
                 env = UnitBoxActions(env)
         elif isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.start != 0:
             env = ZeroStartDiscrete(env)
+        if isinstance(env.observation_space, gym.spaces.Discrete):
+            env = OneHotObservations(env)
     if seed is not None:
         env.action_space.seed(seed)
         env.reset(seed=seed)
