@@ -120,9 +120,10 @@ def critic_check(learner: Any, result: dict[str, Any], gamma: float) -> dict[str
         alpha = learner.alpha_at(learner.num_updates)
         out["critic_entropy_bound"] = (gamma * alpha * actions.shape[1] * math.log(2.0)
                                        / (1.0 - gamma))
-    cut = [n for n, ended in zip(result["lengths"], result["terminated"]) if not ended]
+    lengths, ended = result.get("lengths", []), result.get("terminated", [])
+    cut = [n for n, done in zip(lengths, ended) if not done]  # steps of the episodes cut
     if cut:
-        out["critic_time_limit_share"] = len(cut) / len(result["lengths"])
+        out["critic_time_limit_share"] = len(cut) / len(lengths)
         out["critic_time_limit_weight"] = float(np.mean([gamma ** n for n in cut]))
     return out
 
