@@ -142,14 +142,16 @@ def check_env(cfg: Config) -> None:
 def check_episode_ends(cfg: Config) -> None:
     """An env without a time limit (neither its registration's nor env.max_episode_steps) is
     refused where episodes must end (evaluations): one runs until the env ends it, forever if
-    it never does. Called after the learner checks (check_env has built the env once)."""
-    from envs import is_atari_id, make_env
+    it never does. Called after check_env and the learner checks: the id is known to resolve, so
+    its registration answers without building the env again."""
+    import gymnasium as gym
+
+    from envs.factory import is_atari_id, resolve_env_id
 
     if cfg.env.max_episode_steps is not None or is_atari_id(cfg.env.id):
         return  # ALE ends a game after 108,000 frames itself
-    env = make_env(cfg.env.id, **cfg.env.kwargs)
-    horizon = getattr(env.spec, "max_episode_steps", None)
-    env.close()
+    spec = gym.registry.get(resolve_env_id(cfg.env.id))
+    horizon = cfg.env.kwargs.get("max_episode_steps", getattr(spec, "max_episode_steps", None))
     if horizon is None:
         raise ConfigError(f"config key 'env.max_episode_steps': {cfg.env.id!r} has no time limit, "
                           f"so an evaluation episode would run until the env ends it (forever "
