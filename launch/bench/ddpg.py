@@ -10,9 +10,12 @@ softq runs the real training loop (``softq train``'s runtime: rollout worker, re
 learner, driver with TensorBoard logging; no evaluation, no checkpoints until the end), inline
 (1 worker) and, with ``--workers N``, in Ray with N rollout-worker actors. Its rate comes from the
 driver's ``rollout/env_steps_per_s`` logs after the warm-up. SB3 keeps its own target update
-(Polyak, tau = 0.005 every step), its design. Printed: figures and softq / SB3 ratios.
+(Polyak, tau = 0.005 every step), its design. With ``--repeats R`` every system runs once per
+round, R rounds interleaved, so a drift in the machine's speed lands in every system alike.
+Printed: each system's median env steps/s over the rounds and the median of the per-round
+softq / SB3 ratios (with their range).
 
-    softq bench ddpg [--steps 3000] [--warmup 1000] [--workers 2] [--no-sb3]
+    softq bench ddpg [--steps 3000] [--warmup 1000] [--workers 2] [--repeats 3] [--no-sb3]
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ import numpy as np
 import torch
 
 from launch.arg_types import int_at_least
+from launch.bench.rounds import round_ratios, run_rounds, spread
 from launch.config import RuntimeConfig
 
 ENV_ID = "HalfCheetah-v5"
+SB3 = "stable-baselines3 DDPG"
 
 
 def _softq_config(warmup: int, steps: int, workers: int | None):  # noqa: ANN202 - Config
@@ -109,6 +114,8 @@ def main(argv: list[str]) -> int:
                    help="untimed steps before updates")
     p.add_argument("--workers", type=int_at_least(0), default=0,
                    help="also run the Ray runtime with this many rollout workers (0: skip)")
+    p.add_argument("--repeats", type=int_at_least(1), default=3,
+                   help="interleaved rounds; figures are medians over them (default 3)")
     p.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3")
     args = p.parse_args(argv)
     chunk = RuntimeConfig().steps_per_push  # env steps per Ray worker report (1 env each)
@@ -119,20 +126,19 @@ def main(argv: list[str]) -> int:
                 f"warm-up), got {args.steps}")
     torch.set_num_threads(1)
     print(f"{ENV_ID}: 2x200 nets, batch 64, OU(0.15, 0.3), 1 update per env step, 1 thread; "
-          f"{args.warmup} warm-up steps untimed, {args.steps} timed")
-    results: dict[str, float] = {"softq inline (1 worker)": bench_softq(args.warmup, args.steps,
-                                                                         None)}
+          f"{args.warmup} warm-up steps untimed, {args.steps} timed; {args.repeats} round(s)")
+    systems = {"softq inline (1 worker)": lambda: bench_softq(args.warmup, args.steps, None)}
     if args.workers > 0:
-        results[f"softq Ray ({args.workers} workers)"] = bench_softq(args.warmup, args.steps,
-                                                                     args.workers)
-    sb3 = None if args.no_sb3 else bench_sb3(args.warmup, args.steps)
-    for name, rate in results.items():
-        line = f"{name:28s} {rate:8.1f} env steps/s"
-        if sb3 is not None:
-            line += f"   {rate / sb3:5.2f}x SB3"
+        systems[f"softq Ray ({args.workers} workers)"] = lambda: bench_softq(
+            args.warmup, args.steps, args.workers)
+    if not args.no_sb3:
+        systems[SB3] = lambda: bench_sb3(args.warmup, args.steps)
+    rates = run_rounds(systems, args.repeats)
+    for name, rate in rates.items():
+        line = f"{name:28s} {np.median(rate):8.1f} env steps/s"
+        if name != SB3 and SB3 in rates:
+            line += f"   {spread(round_ratios(rate, rates[SB3]), 'x SB3')}"
         print(line)
-    if sb3 is not None:
-        print(f"{'stable-baselines3 DDPG':28s} {sb3:8.1f} env steps/s")
     return 0
 
 
