@@ -147,3 +147,57 @@ def test_learner_loss_is_soft_q_regression_on_eq46_target() -> None:
     m = learner.update(ro)
     assert m["loss/q"] == pytest.approx(0.5 * ((q - y) ** 2).mean().item(), rel=1e-5)
     assert m["q/mean"] == pytest.approx(q.mean().item(), rel=1e-5)
+
+
+# ------------------------------------------------------- the two learners on the same rollout
+
+def _pi_weighted_rollout(T: int = 3):
+    """Every state is seen by N = 8 envs whose actions 0, 0, 0, 0, 1, 1, 2, 2 are distributed
+    exactly as pi = (1/2, 1/4, 1/4), so a batch mean is the expectation over a_t ~ pi of eq. 58.
+    Rewards, terminations (t=1 env 0; t=2 env 3 with a time limit too) and a time limit (t=0 env
+    5, bootstrapping from V(final_obs)) differ between the envs."""
+    rng = np.random.default_rng(0)
+    N = 8
+    term, trunc = np.zeros((T, N), bool), np.zeros((T, N), bool)
+    term[1, 0], trunc[0, 5], term[2, 3], trunc[2, 3] = True, True, True, True
+    return {
+        "obs": np.repeat(rng.normal(size=(T + 1, 1, 3)), N, axis=1),  # [T+1, N, 3]
+        "action": np.tile(np.array([0, 0, 0, 0, 1, 1, 2, 2]), (T, 1)),
+        "reward": rng.normal(size=(T, N)), "terminated": term, "truncated": trunc,
+        "final_obs": rng.normal(size=(T, N, 3)),
+    }
+
+
+def _learner_grads(learner, rollout) -> list[torch.Tensor]:
+    learner.net.double()
+    with torch.no_grad():  # pi = (1/2, 1/4, 1/4) in every state; V differs between states
+        learner.net.pi.weight.zero_()
+        learner.net.pi.bias.copy_(torch.log(torch.tensor([2.0, 1.0, 1.0])))
+        torch.manual_seed(0)
+        learner.net.v.weight.normal_()
+    total, _ = learner.loss(learner._forward_rollout(rollout))
+    return list(torch.autograd.grad(total, list(learner.net.parameters())))
+
+
+def test_soft_q_a2c_learner_gradient_equals_proper_a2c_learner_gradient() -> None:
+    """§6.3 / eq. 65 through both learners' own wiring (n-step returns with episode ends, the
+    tau KL_t of the target, the stream scales 1/tau and c): with the actions distributed as pi,
+    SoftQA2CLearner's gradient equals A2CLearner's (proper, value_coef = c), to round-off; the
+    naive estimator (eq. 79) differs."""
+    from agents.discrete.a2c import A2CLearner
+    from agents.discrete.config import A2CConfig
+
+    obs, act = gym.spaces.Box(-1.0, 1.0, (3,), np.float32), gym.spaces.Discrete(3)
+    kw = dict(tau=0.3, gamma=0.9, hidden_sizes=[8])
+    ro = _pi_weighted_rollout()
+    g_soft = _learner_grads(SoftQA2CLearner(SoftQA2CConfig(value_grad_scale=0.5, **kw),
+                                            obs, act, seed=1), ro)
+    g_proper = _learner_grads(A2CLearner(A2CConfig(entropy_mode="proper", value_coef=0.5, **kw),
+                                         obs, act, seed=1), ro)
+    g_naive = _learner_grads(A2CLearner(A2CConfig(entropy_mode="naive", value_coef=0.5, **kw),
+                                        obs, act, seed=1), ro)
+    for gs, gp in zip(g_soft, g_proper, strict=True):
+        torch.testing.assert_close(gs, gp, rtol=1e-6, atol=1e-9)  # float32 rewards
+    assert max(g.abs().max().item() for g in g_soft) > 0.1
+    gap = max((gs - gn).abs().max().item() for gs, gn in zip(g_soft, g_naive, strict=True))
+    assert gap > 1e-3  # the future tau KL_{t+d} terms of eq. 80 are missing from eq. 79
