@@ -48,6 +48,20 @@ def test_kl_to_uniform() -> None:
                                atol=1e-6, rtol=1e-6)
 
 
+def test_kl_to_reference_is_kl_to_uniform_or_minus_entropy() -> None:
+    """'kl': sum pi log(pi |A|); 'entropy': sum pi log pi = -H; they differ by log|A| = log 4."""
+    from agents.discrete.a2c_returns import kl_to_reference, log_reference
+
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.125, 0.125], [0.25] * 4]))
+    minus_h = torch.tensor([-1.75 * np.log(2), -np.log(4)]).float()  # -(1/2 + 2/4 + 6/8) ln 2
+    torch.testing.assert_close(kl_to_reference(logits, "entropy"), minus_h)
+    torch.testing.assert_close(kl_to_reference(logits, "kl"), minus_h + np.log(4))
+    torch.testing.assert_close(kl_to_reference(logits, "kl"), kl_to_uniform(logits))
+    assert log_reference(4, "kl") == pytest.approx(-np.log(4)) and log_reference(4, "entropy") == 0
+    with pytest.raises(ValueError, match="bonus"):
+        A2CConfig(bonus="kl-entropy")
+
+
 def test_a2c_loss_gradient_matches_analytic_eq84_eq85() -> None:
     g = torch.Generator().manual_seed(0)
     B, A, tau, c = 5, 4, 0.3, 0.5
@@ -92,11 +106,13 @@ def _rollout(seed: int, T: int = 3, N: int = 3) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize("mode", ["naive", "proper"])
-def test_learner_value_loss_uses_brute_force_returns(mode: str) -> None:
+@pytest.mark.parametrize(("mode", "bonus"), [("naive", "kl"), ("proper", "kl"),
+                                           ("proper", "entropy")])
+def test_learner_value_loss_uses_brute_force_returns(mode: str, bonus: str) -> None:
     """The learner's value loss equals 1/2 mean (V - R)^2 with R from a per-env Python loop
-    (termination: no bootstrap; truncation: V(final_obs))."""
-    cfg = A2CConfig(entropy_mode=mode, tau=0.2, gamma=0.9, hidden_sizes=[8])
+    (termination: no bootstrap; truncation: V(final_obs)); 'proper' subtracts tau KL[pi||uniform]
+    per step ('kl') or adds tau H(pi) ('entropy', Fig. 1's EntRL)."""
+    cfg = A2CConfig(entropy_mode=mode, tau=0.2, gamma=0.9, hidden_sizes=[8], bonus=bonus)
     learner = A2CLearner(cfg, OBS, ACT, seed=0)
     with torch.no_grad():  # a policy far from uniform, so that tau KL_t moves the returns
         torch.manual_seed(0)
@@ -112,6 +128,8 @@ def test_learner_value_loss_uses_brute_force_returns(mode: str) -> None:
     p /= p.sum(-1, keepdims=True)
     kl = (p * np.log(p * 3)).sum(-1)  # [T+1, N]
     assert kl.max() > 0.1
+    if bonus == "entropy":
+        kl = (p * np.log(p)).sum(-1)  # -H: KL against pi_bar = 1
     R = np.zeros((T, N))
     for e in range(N):
         for t in range(T):

@@ -115,9 +115,11 @@ def test_scale_grad_is_identity_forward_and_scales_backward() -> None:
     torch.testing.assert_close(x.grad, torch.tensor([0.25, 0.25]))
 
 
-def test_learner_loss_is_soft_q_regression_on_eq46_target() -> None:
-    """loss/q = mean 1/2 (V + tau log(|A| pi(a|s)) - y)^2, y = tau KL_t + proper n-step return."""
-    cfg = SoftQA2CConfig(tau=0.2, gamma=0.9, hidden_sizes=[8])
+@pytest.mark.parametrize("bonus", ["kl", "entropy"])
+def test_learner_loss_is_soft_q_regression_on_eq46_target(bonus: str) -> None:
+    """loss/q = mean 1/2 (V + tau log(pi(a|s) / pi_bar) - y)^2, y = tau KL_t + proper n-step
+    return; 'kl': pi_bar = 1/|A|, 'entropy': pi_bar = 1 (Q = V + tau log pi, KL_t = -H_t)."""
+    cfg = SoftQA2CConfig(tau=0.2, gamma=0.9, hidden_sizes=[8], bonus=bonus)
     learner = SoftQA2CLearner(cfg, OBS, ACT, seed=0)
     with torch.no_grad():  # a policy far from uniform, so that the tau KL terms count
         torch.manual_seed(0)
@@ -138,12 +140,14 @@ def test_learner_loss_is_soft_q_regression_on_eq46_target() -> None:
         v_final = learner.net(torch.as_tensor(ro["final_obs"]).reshape(-1, 5))[1].reshape(T, N)
         kl = kl_to_uniform(logits)
         assert kl.max() > 0.1
+        log_ref = -np.log(A) if bonus == "kl" else 0.0
+        kl = kl - np.log(A) - log_ref  # sum pi log(pi / pi_bar); 'entropy': -H
         R = nstep_returns(torch.as_tensor(ro["reward"]).float(), v[T], torch.as_tensor(term),
                           torch.as_tensor(trunc), v_final, 0.9, 0.2 * kl)
         y = 0.2 * kl + R
         logp = torch.log_softmax(logits, -1).gather(
             -1, torch.as_tensor(ro["action"])[..., None]).squeeze(-1)
-        q = v[:T] + 0.2 * (logp + np.log(A))
+        q = v[:T] + 0.2 * (logp - log_ref)
     m = learner.update(ro)
     assert m["loss/q"] == pytest.approx(0.5 * ((q - y) ** 2).mean().item(), rel=1e-5)
     assert m["q/mean"] == pytest.approx(q.mean().item(), rel=1e-5)
@@ -179,7 +183,8 @@ def _learner_grads(learner, rollout) -> list[torch.Tensor]:
     return list(torch.autograd.grad(total, list(learner.net.parameters())))
 
 
-def test_soft_q_a2c_learner_gradient_equals_proper_a2c_learner_gradient() -> None:
+@pytest.mark.parametrize("bonus", ["kl", "entropy"])
+def test_soft_q_a2c_learner_gradient_equals_proper_a2c_learner_gradient(bonus: str) -> None:
     """§6.3 / eq. 65 through both learners' own wiring (n-step returns with episode ends, the
     tau KL_t of the target, the stream scales 1/tau and c): with the actions distributed as pi,
     SoftQA2CLearner's gradient equals A2CLearner's (proper, value_coef = c), to round-off; the
@@ -188,7 +193,7 @@ def test_soft_q_a2c_learner_gradient_equals_proper_a2c_learner_gradient() -> Non
     from agents.discrete.config import A2CConfig
 
     obs, act = gym.spaces.Box(-1.0, 1.0, (3,), np.float32), gym.spaces.Discrete(3)
-    kw = dict(tau=0.3, gamma=0.9, hidden_sizes=[8])
+    kw = dict(tau=0.3, gamma=0.9, hidden_sizes=[8], bonus=bonus)
     ro = _pi_weighted_rollout()
     g_soft = _learner_grads(SoftQA2CLearner(SoftQA2CConfig(value_grad_scale=0.5, **kw),
                                             obs, act, seed=1), ro)
@@ -201,3 +206,31 @@ def test_soft_q_a2c_learner_gradient_equals_proper_a2c_learner_gradient() -> Non
     assert max(g.abs().max().item() for g in g_soft) > 0.1
     gap = max((gs - gn).abs().max().item() for gs, gn in zip(g_soft, g_naive, strict=True))
     assert gap > 1e-3  # the future tau KL_{t+d} terms of eq. 80 are missing from eq. 79
+
+
+def test_bonus_kl_and_entropy_returns_differ_by_tau_log_a_per_step() -> None:
+    """Proper returns under 'entropy' exceed those under 'kl' by tau log|A| sum_d gamma^d over
+    the steps to the end of the window (termination, time limit or rollout end); here T = 3,
+    gamma = 0.9, tau = 0.3, |A| = 3."""
+    from agents.discrete.a2c_returns import kl_to_reference
+
+    ro = _pi_weighted_rollout()
+    logits = torch.log(torch.tensor([0.5, 0.25, 0.25])).expand(3, 8, 3)
+    args = (torch.as_tensor(ro["reward"]), torch.zeros(8), torch.as_tensor(ro["terminated"]),
+            torch.as_tensor(ro["truncated"]), torch.zeros(3, 8), 0.9)
+    diff = (nstep_returns(*args, 0.3 * kl_to_reference(logits, "entropy"))
+            - nstep_returns(*args, 0.3 * kl_to_reference(logits, "kl")))  # [3, 8]
+    steps = np.array([[2, 3, 3, 3, 3, 1, 3, 3], [1, 2, 2, 2, 2, 2, 2, 2], [1] * 8])  # to the end
+    want = 0.3 * np.log(3) * (1 - 0.9 ** steps) / (1 - 0.9)
+    np.testing.assert_allclose(diff.numpy(), want, rtol=1e-6)
+
+
+def test_atari_a2c_presets_use_the_entropy_bonus_of_figures_1_and_3() -> None:
+    """Fig. 1's proper curve ("EntRL") optimises the entropy-augmented return and §6.3 writes
+    Q = V + tau log pi; the CartPole presets keep the KL form."""
+    from launch.config import load_config
+
+    for preset in ("pong-a2c-proper", "breakout-a2c-naive", "pong-soft-q-a2c",
+                   "seaquest-soft-q-a2c"):
+        assert load_config(preset).agent.bonus == "entropy", preset
+    assert load_config("cartpole-soft-q-a2c").agent.bonus == "kl"

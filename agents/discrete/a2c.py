@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from agents.base import Weights, cpu_weights, resolve_device
-from agents.discrete.a2c_returns import a2c_loss, kl_to_uniform, nstep_returns
+from agents.discrete.a2c_returns import a2c_loss, kl_to_reference, nstep_returns
 from agents.discrete.config import A2CConfig
 from agents.discrete.networks import ActorCritic, build_seeded
 
@@ -119,8 +119,8 @@ class A2CLearner(OnPolicyLearner):
     def loss(self, f: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.cfg
         with torch.no_grad():
-            penalty = (cfg.tau * kl_to_uniform(f["logits"])  # [T, N], eq. 80's -tau KL_{t+d}
-                       if cfg.entropy_mode == "proper" else None)
+            penalty = (cfg.tau * kl_to_reference(f["logits"], cfg.bonus)  # [T, N]: eq. 80's
+                       if cfg.entropy_mode == "proper" else None)  # -tau KL_{t+d} (or +tau H)
             returns = nstep_returns(f["reward"], f["bootstrap"], f["terminated"],
                                     f["truncated"], f["final_value"], cfg.gamma, penalty)
         A = f["logits"].shape[-1]

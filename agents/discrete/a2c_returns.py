@@ -6,7 +6,12 @@ rollout (A3C's variable-length n-step): with d over the steps left in the rollou
     naive  (eq. 79):  R_t = sum_d gamma^d r_{t+d}                 + gamma^(T-t) V(s_T)
     proper (eq. 80):  R_t = sum_d gamma^d (r_{t+d} - tau KL_{t+d}) + gamma^(T-t) V(s_T)
 
-where KL_t = D_KL[pi(.|s_t) || uniform] (detached: it acts as a reward). An episode that
+where KL_t = D_KL[pi(.|s_t) || uniform] (detached: it acts as a reward). With ``bonus='entropy'``
+KL_t is replaced by -H(pi(.|s_t)), the KL against pi_bar = 1 for every action (not normalised):
+the entropy-augmented return sum_t gamma^t (r_t + tau H_t) that Fig. 1's "EntRL" optimises. The
+two returns differ by the constant tau log|A| per step, which changes the objective wherever the
+episode's length depends on the actions (§6.2: such a constant "made a big difference"). An
+episode that
 *terminates* at step t stops the sum (no bootstrap); one *truncated* by a time limit bootstraps
 from V(final_obs_t) instead of V(s_{t+1}) (s_{t+1} is already the next episode's first obs).
 The advantage is Delta_t = R_t - V(s_t) (eq. 52 for 'proper'), and the gradient estimators are
@@ -20,11 +25,32 @@ import math
 
 import torch
 
+BONUSES = ("kl", "entropy")
+
 
 def kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
     """D_KL[softmax(logits) || uniform] = sum_a pi log pi + log|A|; [..., A] -> [...]."""
     logp = torch.log_softmax(logits, dim=-1)
     return (logp.exp() * logp).sum(-1) + math.log(logits.shape[-1])
+
+
+def log_reference(num_actions: int, bonus: str) -> float:
+    """log pi_bar(a): -log|A| for the uniform reference ('kl'), 0 for pi_bar = 1 ('entropy')."""
+    if bonus == "kl":
+        return -math.log(num_actions)
+    if bonus == "entropy":
+        return 0.0
+    raise ValueError(f"unknown bonus {bonus!r}; expected one of {BONUSES}")
+
+
+def kl_to_reference(logits: torch.Tensor, bonus: str) -> torch.Tensor:
+    """sum_a pi log(pi / pi_bar): KL[pi || uniform] ('kl') or -H(pi) ('entropy'); [..., A] -> [...].
+
+    tau times this is the per-step penalty in the returns (eq. 80 with r_t - tau KL_t); its
+    gradient is the same for both bonuses (they differ by the constant log|A|).
+    """
+    logp = torch.log_softmax(logits, dim=-1)
+    return (logp.exp() * logp).sum(-1) - log_reference(logits.shape[-1], bonus)
 
 
 def nstep_returns(reward: torch.Tensor, bootstrap_value: torch.Tensor, terminated: torch.Tensor,

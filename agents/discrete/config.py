@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 DQN_TARGETS = ("hard", "kl", "entropy")
 EXPLORATIONS = ("epsilon", "boltzmann")
 ENTROPY_MODES = ("naive", "proper")
+BONUSES = ("kl", "entropy")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -136,10 +137,15 @@ class A2CConfig(OnPolicyConfig):
     """'naive' one-step KL bonus (eq. 79) or 'proper' KL inside the returns (eq. 80)."""
     tau: float = 0.01
     """Temperature of the KL penalty against the uniform policy (paper: 0.01)."""
+    bonus: str = "kl"
+    """What tau weighs in the returns: 'kl' the penalty -tau KL[pi || uniform] (eqs. 79/80), or
+    'entropy' the bonus +tau H(pi) (Fig. 1's EntRL). They differ by tau log|A| per step, which
+    only 'proper' sees (it favours shorter episodes under 'kl')."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _choice("entropy_mode", self.entropy_mode, ENTROPY_MODES)
+        _choice("bonus", self.bonus, BONUSES)
         if self.tau < 0:
             raise ValueError(f"tau must be >= 0, got {self.tau}")
 
@@ -147,7 +153,10 @@ class A2CConfig(OnPolicyConfig):
 @dataclass
 class SoftQA2CConfig(OnPolicyConfig):
     tau: float = 0.01
-    """Temperature: Q = V + tau log(pi / uniform) (paper: 0.01)."""
+    """Temperature: Q = V + tau log(pi / pi_bar) (paper: 0.01)."""
+    bonus: str = "kl"
+    """Reference pi_bar: 'kl' uniform (eq. 57, returns penalised by tau KL[pi || uniform]) or
+    'entropy' pi_bar = 1, i.e. Q = V + tau log pi as §6.3 writes it (returns get +tau H(pi))."""
     value_grad_scale: float = 0.5
     """c: gradient into the value stream is scaled by c (§6.3: 0.5)."""
     advantage_grad_scale: float | None = None
@@ -156,6 +165,7 @@ class SoftQA2CConfig(OnPolicyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _positive("tau", self.tau)
+        _choice("bonus", self.bonus, BONUSES)
 
     @property
     def adv_scale(self) -> float:

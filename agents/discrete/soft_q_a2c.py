@@ -1,9 +1,11 @@
 """A2C-style soft Q-learning (§6.3).
 
 The Q-function is a dueling form of the actor-critic network (shared torso):
-    Q_theta(s, a) = V_theta(s) + tau * log( pi_theta(a|s) / pi_bar(a) ),   pi_bar uniform  (eq. 57)
+    Q_theta(s, a) = V_theta(s) + tau * log( pi_theta(a|s) / pi_bar(a) )                    (eq. 57)
 and is regressed on the n-step soft target of eq. 46, computed from the same (detached) network:
     y_t = tau KL_t + sum_d gamma^d (r_{t+d} - tau KL_{t+d}) + gamma^(T-t) V(s_T).
+``bonus='kl'``: pi_bar uniform, KL_t = D_KL[pi || uniform]; ``bonus='entropy'``: pi_bar = 1, so
+Q = V + tau log pi as §6.3 writes it and KL_t = -H_t (the entropy-augmented return).
 No target network, no epsilon schedule; pi_theta is the behaviour policy (ActorCriticPolicy).
 Per §6.3 the gradient into the advantage stream is scaled by 1/tau and the one into the value
 stream by c = 0.5, which makes the expected update that of proper entropy-regularized A2C
@@ -12,13 +14,16 @@ stream by c = 0.5, which makes the expected update that of proper entropy-regula
 
 from __future__ import annotations
 
-import math
-
 import gymnasium as gym
 import torch
 
 from agents.discrete.a2c import OnPolicyLearner
-from agents.discrete.a2c_returns import kl_to_uniform, nstep_returns
+from agents.discrete.a2c_returns import (
+    kl_to_reference,
+    kl_to_uniform,
+    log_reference,
+    nstep_returns,
+)
 from agents.discrete.config import SoftQA2CConfig
 
 
@@ -30,20 +35,25 @@ def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 def soft_q_values(logits: torch.Tensor, value: torch.Tensor, action: torch.Tensor, tau: float,
-                  adv_scale: float = 1.0, value_scale: float = 1.0) -> torch.Tensor:
-    """Q(s, a) = V(s) + tau log(pi(a|s) |A|) with per-stream gradient scales (§6.3).
+                  adv_scale: float = 1.0, value_scale: float = 1.0,
+                  bonus: str = "kl") -> torch.Tensor:
+    """Q(s, a) = V(s) + tau log(pi(a|s) / pi_bar(a)) with per-stream gradient scales (§6.3).
 
-    logits [B, A], value [B], action [B] -> [B].
+    pi_bar = 1/|A| for ``bonus='kl'``, 1 for 'entropy'. logits [B, A], value [B], action [B] -> [B].
     """
     logp = torch.log_softmax(logits, dim=-1).gather(-1, action.long()[:, None]).squeeze(-1)
-    advantage = tau * (logp + math.log(logits.shape[-1]))  # tau log(pi / pi_bar), [B]
+    advantage = tau * (logp - log_reference(logits.shape[-1], bonus))  # tau log(pi/pi_bar), [B]
     return scale_grad(value, value_scale) + scale_grad(advantage, adv_scale)
 
 
-def soft_q_target(logits: torch.Tensor, returns_proper: torch.Tensor, tau: float) -> torch.Tensor:
-    """y_t = tau KL_t + R_t^proper (eq. 46); logits [..., A], returns [...] -> [...] (no grad)."""
+def soft_q_target(logits: torch.Tensor, returns_proper: torch.Tensor, tau: float,
+                  bonus: str = "kl") -> torch.Tensor:
+    """y_t = tau KL_t + R_t^proper (eq. 46); logits [..., A], returns [...] -> [...] (no grad).
+
+    ``returns_proper`` must subtract the same bonus's tau KL_{t+d} (a2c_returns.kl_to_reference).
+    """
     with torch.no_grad():
-        return tau * kl_to_uniform(logits) + returns_proper
+        return tau * kl_to_reference(logits, bonus) + returns_proper
 
 
 def soft_q_loss(q_taken: torch.Tensor, target: torch.Tensor,
@@ -62,13 +72,14 @@ class SoftQA2CLearner(OnPolicyLearner):
         cfg = self.cfg
         logits, value = f["logits"], f["value"]  # [T, N, A], [T, N]
         with torch.no_grad():
-            kl = kl_to_uniform(logits)  # [T, N]
+            penalty = cfg.tau * kl_to_reference(logits, cfg.bonus)  # [T, N]: tau KL_t
             returns = nstep_returns(f["reward"], f["bootstrap"], f["terminated"], f["truncated"],
-                                    f["final_value"], cfg.gamma, cfg.tau * kl)  # eq. 46 sum
-            y = cfg.tau * kl + returns  # [T, N]
+                                    f["final_value"], cfg.gamma, penalty)  # eq. 46 sum
+            y = penalty + returns  # [T, N]
+            kl = kl_to_uniform(logits)  # [T, N], for the log
         A = logits.shape[-1]
         q = soft_q_values(logits.reshape(-1, A), value.reshape(-1), f["action"].reshape(-1),
-                          cfg.tau, cfg.adv_scale, cfg.value_grad_scale)  # [T*N]
+                          cfg.tau, cfg.adv_scale, cfg.value_grad_scale, cfg.bonus)  # [T*N]
         loss = soft_q_loss(q, y.reshape(-1))
         logp = torch.log_softmax(logits.detach(), dim=-1)
         metrics = {
