@@ -225,3 +225,43 @@ def test_boltzmann_entropy_is_that_of_softmax_q_over_tau() -> None:
     want = -(p * p.log()).sum(-1)
     torch.testing.assert_close(boltzmann_entropy(q, 0.05), want)
     assert want[1].item() == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize(("kind", "ends"), [("entropy", "truncated"), ("kl", "truncated"),
+                                            ("entropy", "terminated"), ("hard", "truncated")])
+def test_learner_nstep_soft_target_end_to_end_by_hand(kind: str, ends: str) -> None:
+    """NStepAccumulator (n = 3, gamma = 0.9) -> DQNLearner: an episode of rewards 1, 2, 3 that
+    ends at its 3rd step. Q_target(s', .) = tau [0, ln 2, ln 5] (head bias, zero weights), so the
+    bootstrap value is tau ln 8 (eq. 83), tau ln(8/3) (eq. 82) or tau ln 5 (eq. 81); a time limit
+    bootstraps with gamma^m from the true final obs, a termination with 0."""
+    from agents.nstep import NStepAccumulator
+
+    tau, gamma = 0.5, 0.9
+    acc = NStepAccumulator(1, 3, gamma)
+    for t, r in enumerate((1.0, 2.0, 3.0)):
+        last = t == 2
+        term = np.array([last and ends == "terminated"])
+        trunc = np.array([last and ends == "truncated"])
+        out = acc.push(np.full((1, 3), t, np.float32), np.array([t % 2]), np.array([r]),
+                       np.full((1, 3), t + 1, np.float32), term, trunc)
+        assert (out is None) != last
+    R = np.array([1 + 0.9 * 2 + 0.81 * 3, 2 + 0.9 * 3, 3.0])  # 5.23, 4.7, 3
+    disc = np.array([0.729, 0.81, 0.9]) if ends == "truncated" else np.zeros(3)
+    np.testing.assert_allclose(out["reward"], R, rtol=1e-6)
+    np.testing.assert_allclose(out["discount"], disc, rtol=1e-6)
+    np.testing.assert_array_equal(out["next_obs"], np.full((3, 3), 3.0))  # the final obs
+
+    learner = DQNLearner(DQNConfig(target=kind, tau=tau, hidden_sizes=[8], loss="mse"),
+                         OBS, gym.spaces.Discrete(3), seed=0)
+    with torch.no_grad():
+        learner.q_target.head.weight.zero_()
+        learner.q_target.head.bias.copy_(tau * torch.tensor([0.0, LN2, LN5]))
+    v_next = {"entropy": tau * math.log(8.0), "kl": tau * math.log(8.0 / 3.0),
+              "hard": tau * LN5}[kind]
+    y = R + disc * v_next
+    with torch.no_grad():
+        q = learner.q(torch.as_tensor(out["obs"])).gather(
+            1, torch.as_tensor(out["action"])[:, None]).squeeze(1).double().numpy()
+    m = learner.update(out)
+    assert m["q/target_mean"] == pytest.approx(y.mean(), rel=1e-6)
+    assert m["loss/q"] == pytest.approx(np.mean(0.5 * (q - y) ** 2), rel=1e-5)  # eq. 44
