@@ -25,7 +25,7 @@ import math
 
 import torch
 
-BONUSES = ("kl", "entropy")
+from agents.discrete.config import BONUSES
 
 
 def kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
