@@ -211,8 +211,6 @@ class Driver:
 
     def evaluate(self, weights: dict, learner: Any = None) -> dict[str, Any]:
         cfg, step = self.cfg, self.counters.env_steps
-        self.counters.last_eval_step = step
-        self.owes_evaluation = False
         self.eval_policy = evaluation_policy(cfg, *self._spaces, step, weights)
         want_images = self.hooks.image_hook is not None and (
             step >= self._next_image or self.done) and cfg.run.image_every > 0
@@ -235,6 +233,10 @@ class Driver:
             scalars.update({f"eval/mode_share/{label}": share
                             for label, share in result["mode_shares"].items()})
         self.tb.scalars(scalars, step)
+        # made only once logged: a Ctrl-C or SIGTERM during the episodes leaves it owed, and the
+        # checkpoint written then tells the resumed run to make it
+        self.counters.last_eval_step = step
+        self.owes_evaluation = False
         self.last_eval = {**scalars, "goal_shares": result.get("goal_shares")}
         if want_images:
             self.images(learner, result)
@@ -295,7 +297,8 @@ class Driver:
         }
         if self.diverged_at is not None:
             summary["diverged_at_step"] = self.diverged_at
-        if self.interrupted and not self.done:
-            summary["interrupted"] = True
+        if self.interrupted and (not self.done or self._evaluation_was_due()):
+            summary["interrupted"] = True  # at the budget's end too, while its final
+            # evaluation is still owed: the run is not finished until a resume made it
         atomic_write_text(path, json.dumps(summary, indent=2))
         return summary

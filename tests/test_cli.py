@@ -162,8 +162,10 @@ def test_an_evaluation_due_when_the_run_was_interrupted_is_made_on_resume(tmp_pa
 
     run = tmp_path / "run"
     monkeypatch.setattr(inline, "_housekeeping", interrupted_at(200))  # the budget's end
+    # not finished (exit 0) while its final evaluation is owed: `softq reproduce` would skip it
     assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
-                 "--set", "run.total_env_steps=200"]) == 0
+                 "--set", "run.total_env_steps=200"]) == 130
+    assert json.loads((run / "summary.json").read_text())["interrupted"] is True
     assert load_checkpoint(run)["counters"]["last_eval_step"] == -1  # none made
     monkeypatch.setattr(inline, "_housekeeping", real)
     assert main(["train", "--resume", str(run)]) == 0
@@ -176,6 +178,47 @@ def test_an_evaluation_due_when_the_run_was_interrupted_is_made_on_resume(tmp_pa
     monkeypatch.setattr(inline, "_housekeeping", real)
     assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=600"]) == 0
     assert read_scalars(run, "eval/return_mean")[0].tolist() == [200, 400, 600]
+
+
+def test_an_evaluation_cut_short_by_a_signal_is_owed_not_counted_as_made(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM while an evaluation's episodes run: the checkpoint used to record the
+    evaluation as made, so the resumed run skipped it; at the budget's end the run exited 0
+    as finished, and `softq reproduce` never resumed it (no final evaluation, ever)."""
+    import distributed.driver as driver
+    from launch.reproduce_cmd import is_finished
+
+    real = driver.evaluate_policy
+    cut_at = {200, 400}  # mid-run, then the budget's end
+
+    def signal_during_episodes(*args, seed, **kwargs):
+        if driver_steps[-1] in cut_at:
+            cut_at.discard(driver_steps[-1])
+            raise KeyboardInterrupt
+        return real(*args, seed=seed, **kwargs)
+
+    driver_steps = [0]
+    real_evaluate = driver.Driver.evaluate
+
+    def evaluate(self, *args, **kwargs):
+        driver_steps.append(self.counters.env_steps)
+        return real_evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(driver, "evaluate_policy", signal_during_episodes)
+    monkeypatch.setattr(driver.Driver, "evaluate", evaluate)
+    run = tmp_path / "run"
+    assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
+                 "--set", "run.total_env_steps=400"]) == 130
+    assert load_checkpoint(run)["counters"]["env_steps"] == 200
+    assert load_checkpoint(run)["counters"]["last_eval_step"] == -1  # not 200: none was made
+    assert main(["train", "--resume", str(run)]) == 130  # the evaluation at 200 first
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps"] == 400 and summary["interrupted"] is True
+    assert load_checkpoint(run)["counters"]["last_eval_step"] == 200
+    assert not is_finished(run)
+    assert main(["train", "--resume", str(run)]) == 0
+    assert is_finished(run) and "interrupted" not in json.loads((run / "summary.json").read_text())
+    assert read_scalars(run, "eval/return_mean")[0].tolist() == [200, 400]
+    assert driver_steps[1:] == [200, 200, 400, 400]  # each cut short once, then made
 
 
 def test_resume_refuses_settings_its_checkpoint_was_not_trained_with(tmp_path, capsys):
