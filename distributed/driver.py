@@ -43,10 +43,17 @@ BEST_SO_FAR: dict[str, tuple[str, str, bool]] = {
 }
 
 
+# rollout/return_mean and rollout/length_mean average this many of the last training episodes
+RECENT_EPISODES = 100
+
+
 @dataclass
 class Counters:
     """Run-wide counts, checkpointed. The best-so-far fields stay None until a training episode
-    reported them (checkpoints from before they existed load with the defaults)."""
+    reported them (checkpoints from before they existed load with the defaults). The returns and
+    lengths of the last RECENT_EPISODES training episodes are kept too, so a resumed run's
+    rollout/return_mean goes on over the same window instead of restarting from its first
+    episode."""
 
     env_steps: int = 0
     episodes: int = 0
@@ -55,14 +62,18 @@ class Counters:
     best_max_com_x: float | None = None
     best_min_distance_to_target: float | None = None
     last_eval_step: int | None = None  # -1: none yet; None: not recorded (older checkpoints)
+    recent_returns: list[float] = dataclasses.field(default_factory=list)  # oldest first
+    recent_lengths: list[float] = dataclasses.field(default_factory=list)
 
-    def state_dict(self) -> dict[str, int | float | None]:
+    def state_dict(self) -> dict[str, int | float | list[float] | None]:
         return {"env_steps": self.env_steps, "episodes": self.episodes,
                 "worker_restarts": self.worker_restarts,
                 "learner_restarts": self.learner_restarts,
                 "best_max_com_x": self.best_max_com_x,
                 "best_min_distance_to_target": self.best_min_distance_to_target,
-                "last_eval_step": self.last_eval_step}
+                "last_eval_step": self.last_eval_step,
+                "recent_returns": [float(r) for r in self.recent_returns],
+                "recent_lengths": [float(n) for n in self.recent_lengths]}
 
     def best_so_far(self) -> dict[str, float]:
         """TensorBoard tag -> value of the best-so-far extremes known yet."""
@@ -92,8 +103,8 @@ class Driver:
         self.tb = TensorBoardLogger(self.run_dir / "tb",
                                     purge_step=counters.env_steps + 1 if counters.env_steps
                                     else None)
-        self.recent_returns: deque[float] = deque(maxlen=100)
-        self.recent_lengths: deque[float] = deque(maxlen=100)
+        self.recent_returns = deque(counters.recent_returns, maxlen=RECENT_EPISODES)
+        self.recent_lengths = deque(counters.recent_lengths, maxlen=RECENT_EPISODES)
         self.last_eval: dict[str, Any] = {}
         self._spaces = (observation_space, action_space)
         run = cfg.run
@@ -270,6 +281,8 @@ class Driver:
                 print(f"softq: error: the learner's state is not finite at step {step} "
                       f"({bad[0]}{more}): the run stops; {kept}", file=sys.stderr, flush=True)
             return
+        self.counters.recent_returns = list(self.recent_returns)
+        self.counters.recent_lengths = list(self.recent_lengths)
         # the config it was trained with, as plain types (resume and eval compare config.yaml)
         config = json.loads(json.dumps(dataclasses.asdict(self.cfg)))
         state = {"counters": self.counters.state_dict(), "runner": learner_state,

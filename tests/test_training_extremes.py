@@ -335,6 +335,28 @@ def test_best_extremes_survive_a_checkpoint_and_old_checkpoints_load(tmp_path):
     assert loaded.best_so_far() == {}
 
 
+
+def test_the_last_100_episodes_window_survives_a_checkpoint(tmp_path):
+    """rollout/return_mean averages the last 100 training episodes; a resumed run's window used
+    to restart empty, so its first log after the resume averaged only the episodes since (a
+    jump in the curve: here 2.0, the mean of the one new episode, instead of 99.02)."""
+    driver = _driver(tmp_path / "run")
+    driver.record(150, [{"return": float(i), "length": float(i + 10)} for i in range(150)])
+    driver.checkpoint({}, None)  # holds episodes 50..149
+    driver.close()
+    resumed = _driver(tmp_path / "run", restore(tmp_path / "run",
+                                                SimpleNamespace(load_state_dict=lambda s: None),
+                                                None))
+    resumed.record(10, [{"return": 2.0, "length": 7.0}])
+    resumed.log({})
+    resumed.close()
+    # episodes 51..149 and the new one: (sum(51..149) + 2) / 100 = (9900 + 2) / 100
+    assert read_scalars(tmp_path / "run", "rollout/return_mean")[1].tolist() == [
+        pytest.approx(99.02)]
+    assert read_scalars(tmp_path / "run", "rollout/length_mean")[1].tolist() == [
+        pytest.approx((sum(range(61, 160)) + 7) / 100)]
+
+
 # ---------------------------------------------------------------------- softq compare
 def _fake_run(root, name, preset, metric, curve, sets=()):
     """A run directory with config.yaml and one scalar series: curve = [(step, value)]."""
