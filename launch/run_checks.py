@@ -16,10 +16,12 @@ from distributed.checkpoint import CheckpointError
 from distributed.learner import LearnerRunner, cpu_copy_quietly, probe_spaces
 from launch.config import Config, ConfigError, config_to_dict, dict_differences
 
-# What a resumed run may change: its budget and bookkeeping, and where it runs. Everything else
-# (algorithm, env, agent, replay, seed, random warm-up) is what its checkpoint was trained with.
+# What a resumed run may change: its budget and bookkeeping (what its checkpoints hold: the
+# replay contents from the next one on), and where it runs. Everything else (algorithm, env,
+# agent, replay, seed, random warm-up) is what its checkpoint was trained with.
 RESUME_MAY_CHANGE = ("run.total_env_steps", "run.eval_every", "run.eval_episodes",
-                     "run.log_every", "run.checkpoint_every", "run.image_every", "runtime.")
+                     "run.log_every", "run.checkpoint_every", "run.image_every",
+                     "replay.save_contents", "runtime.")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -258,6 +258,28 @@ def test_resume_refuses_settings_its_checkpoint_was_not_trained_with(tmp_path, c
     assert load_checkpoint(run)["counters"]["env_steps"] == 80
 
 
+def test_a_resume_may_start_saving_the_replay_contents(tmp_path):
+    """A run whose checkpoints hold no replay restarts it empty at each resume (no update until
+    it holds replay.min_size again): what a checkpoint holds is bookkeeping, so a resume may
+    turn replay.save_contents on for the next interruption, and off again."""
+    run = tmp_path / "run"
+    assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
+                 "--set", "replay.save_contents=false", "--set", "run.total_env_steps=100"]) == 0
+    assert "buffer" not in load_checkpoint(run)["replay"][0]
+    assert main(["train", "--resume", str(run), "--set", "replay.save_contents=true",
+                 "--set", "run.total_env_steps=200"]) == 0
+    assert read_config(run / "config.yaml").replay.save_contents is True
+    saved = load_checkpoint(run)["replay"][0]
+    # refilled from empty: the 100 steps since the resume, 50 of them past min_size (50)
+    assert saved["buffer"]["size"] == 100 and saved["limiter"] == {"inserts": 100,
+                                                                   "samples": 50 * 64}
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=300"]) == 0
+    assert load_checkpoint(run)["replay"][0]["limiter"] == {"inserts": 200, "samples": 150 * 64}
+    assert main(["train", "--resume", str(run), "--set", "replay.save_contents=false",
+                 "--set", "run.total_env_steps=400"]) == 0
+    assert "buffer" not in load_checkpoint(run)["replay"][0]
+
+
 def _assert_same_tensors(x, y):
     if isinstance(x, torch.Tensor):
         assert torch.equal(x, y)
