@@ -60,7 +60,8 @@ def plain_mlp(net, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def reference_losses(q_net, q_target, sampler, batch, xi, value_noise, alpha, n_score, n_move,
                      rule="paper", value_target="importance"):
-    """Soft Q loss (eqs. 10-11) and SVGD surrogate (eqs. 13-14, App. C.1), written the long way:
+    """Soft Q loss (eqs. 10-11) and SVGD surrogate (eqs. 13-14, App. C.1; one set of particles
+    scoring and moving leaves each particle's own term out, svgd.py), written the long way:
     the eq. 10 expectation as a mean of exp (or 'policy_max': a loop taking the largest target Q
     over the sampler's actions), every derivative by autograd (tanh squash included), kernel sums
     as Python loops over states and particles."""
@@ -97,11 +98,13 @@ def reference_losses(q_net, q_target, sampler, batch, xi, value_noise, alpha, n_
         hs.append(h)
         for k in range(n_move):
             for m in range(n_score):
+                if n_score == n_move == p and m == k:  # one set: a particle's own term is out
+                    continue
                 xm = xd[i, m].clone().requires_grad_(True)
                 kap = torch.exp(-((xm - y[i, k]) ** 2).sum() / h)
                 (grad_kap,) = torch.autograd.grad(kap, xm)
                 phi[i, k] += kap.detach() * score[i, m] + grad_kap
-    phi /= n_score
+    phi /= n_score - 1 if n_score == n_move == p else n_score
     loss_pi = -(phi * u[:, p - n_move:]).sum() / (b * n_move)
     return loss_q, loss_pi, q, v, hs
 

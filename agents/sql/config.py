@@ -31,7 +31,8 @@ class SQLConfig:
     kernel_particles: int = 32
     """SVGD particles per state (App. C.1/D.1: K = M = 32; the multi-goal task uses 100)."""
     kernel_update_ratio: float | None = None
-    """None: K = M = kernel_particles, the same particles score and move (paper). A float in (0, 1):
+    """None: K = M = kernel_particles, the same particles score and move (paper), each particle's
+    own term left out of its direction (svgd.py). A float in (0, 1):
     reference-code split, round(ratio * kernel_particles) particles move, the rest only score."""
     kernel_bandwidth: str = "paper"
     """RBF bandwidth rule: 'paper' h = med / (2 log(M + 1)) (App. D.1 as written) or 'reference'

@@ -219,7 +219,7 @@ class SQLLearner:
                    kappa: torch.Tensor, h: torch.Tensor, u_move: torch.Tensor) -> torch.Tensor:
         """Amortized SVGD surrogate (eqs. 13-14) in u-space: x scores, y moves."""
         with torch.no_grad():
-            phi = svgd_direction(x, y, score, kappa, h)  # [B, K, d]
+            phi = svgd_direction(x, y, score, kappa, h, self.same_set)  # [B, K, d]
         return svgd_surrogate_loss(phi, u_move)
 
     def _step(self, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,

@@ -33,6 +33,19 @@ Direction (App. C.1, written for the log-density): for moving particle y_k,
 
 which is eq. 13 divided by alpha (eq. 13 uses grad Q + alpha grad kappa = alpha (grad Q/alpha +
 grad kappa)); a positive factor only rescales the step.
+
+Same particles scoring and moving (K = M, ``same_set``): the sum leaves out i = k and divides by
+M - 1. App. C.1 allows the moving samples to be "the same or different" from the scoring ones; with
+the same ones its double sum keeps, for each moving y_k, the term kappa(y_k, y_k) grad log p(y_k) =
+grad log p(y_k), a pull towards the mode with no repulsion against it (grad kappa is 0 there). In
+plain SVGD the persistent particles settle where it balances; amortized SVGD draws fresh i.i.d.
+particles every update, so the other M - 1 terms average to the Stein identity's 0 at the target
+and that self term is left over, a net contraction of the sampler of size grad log p / M. Measured
+with this module's kernel and the exact score of N(0, 0.3^2 I), a 2 x 64 sampler after 3,000 Adam
+steps: per-dimension std 0.083 in 8-D with 16 particles (0.144 with the "reference" bandwidth), 0.23
+in 1-D; without the self term 0.296 (0.298) and 0.28, as with disjoint sets (the authors' released
+code: ``kernel_update_ratio`` 0.5). Without it the i != k terms are independent of y_k and average
+to the Stein operator of the sampler's law, 0 when it is exp(Q/alpha) (up to h's dependence on y_k).
 """
 
 from __future__ import annotations
@@ -118,16 +131,26 @@ def rbf_kernel_grad_x(x: torch.Tensor, y: torch.Tensor, kappa: torch.Tensor, h: 
 
 
 def svgd_direction(x: torch.Tensor, y: torch.Tensor, score_x: torch.Tensor,
-                   kappa: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+                   kappa: torch.Tensor, h: torch.Tensor, same_set: bool = False) -> torch.Tensor:
     """phi(y_k) [B, K, d] (App. C.1) without forming the [B, M, K, d] kernel gradient.
 
     sum_i grad_{x_i} kappa_ik = -2/h (sum_i kappa_ik x_i - (sum_i kappa_ik) y_k), so
     phi = (kappa^T score + 2/h (kappa^T 1 * y - kappa^T x)) / M, two batched matmuls.
+
+    ``same_set`` (x is y, K = M): the i = k terms are left out and the sum divided by M - 1, see
+    the module docstring. Their repulsion is 0 (x_k = y_k), so only kappa_kk score(y_k) goes.
     """
+    m = x.shape[-2]
     kt = kappa.transpose(-1, -2)  # [B, K, M]
     drive = kt @ score_x  # [B, K, d]   sum_i kappa_ik grad log p(x_i)
+    if same_set:
+        if m < 2 or y.shape[-2] != m:
+            raise ValueError("svgd_direction(same_set=True) needs x is y with M >= 2 particles, "
+                             f"got x {tuple(x.shape)}, y {tuple(y.shape)}")
+        drive = drive - torch.diagonal(kappa, dim1=-2, dim2=-1).unsqueeze(-1) * score_x
+        m -= 1
     repulse = kappa.sum(-2).unsqueeze(-1) * y - kt @ x  # [B, K, d]
-    return (drive + (2.0 / h)[:, None, None] * repulse) / x.shape[-2]
+    return (drive + (2.0 / h)[:, None, None] * repulse) / m
 
 
 def squashed_score(dq_da: torch.Tensor, a: torch.Tensor, alpha: float | torch.Tensor
