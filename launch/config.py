@@ -251,6 +251,9 @@ def config_from_dict(data: dict) -> Config:
     agent_data = data.pop("agent", None)
     cfg = build_dataclass(Config, data)
     cfg.agent = build_dataclass(agent_cls, agent_data, "agent")
+    if cfg.replay.n_step > 1 and getattr(agent_cls, "ONE_STEP_TARGETS", False):
+        raise ConfigError(f"config key 'replay.n_step': {algo!r} learns from one-step targets "
+                          f"only (its soft target has no n-step form), got {cfg.replay.n_step}")
     agent_n = getattr(cfg.agent, "n_step", None)
     if agent_n is not None and agent_n != cfg.replay.n_step:
         raise ConfigError(f"config keys 'agent.n_step' ({agent_n}) and 'replay.n_step' "

@@ -66,6 +66,14 @@ def test_dataclass_validation_becomes_config_error():
         load_config("multigoal-quick", ["agent.ou_sigma=-0.3"])
 
 
+def test_sql_refuses_n_step_returns_that_would_drop_the_entropy_bonus():
+    """Eq. 11's soft target bootstraps one step; an n-step return would leave out the alpha H
+    terms of the states in between. DDPG's hard target takes n-step returns."""
+    with pytest.raises(ConfigError, match=r"'replay\.n_step': 'sql' learns from one-step"):
+        load_config("multigoal-quick", ["replay.n_step=3"])
+    assert load_config("multigoal-ddpg-quick", ["replay.n_step=3"]).replay.n_step == 3
+
+
 @pytest.mark.parametrize("override,message", [
     # each of these ran before: a hang (batch 0; no rollout workers), a Gymnasium traceback
     # after the run directory was made (seed -1), a traceback in the env builder

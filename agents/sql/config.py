@@ -6,6 +6,7 @@ Each field's docstring is its ``--help`` text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from agents.sql.svgd import BANDWIDTH_RULES
 
@@ -14,6 +15,10 @@ VALUE_TARGETS = ("importance", "policy_max")
 
 @dataclass
 class SQLConfig:
+    # The soft target of eq. 11 bootstraps one step: an n-step return would leave out the entropy
+    # bonus of the n - 1 states in between (the sampler's entropy has no closed form).
+    ONE_STEP_TARGETS: ClassVar[bool] = True
+
     gamma: float = 0.99
     """Discount; the collector folds it into n-step returns (the learner reads 'discount')."""
     alpha: float = 0.1
