@@ -10,10 +10,10 @@ where KL_t = D_KL[pi(.|s_t) || uniform] (detached: it acts as a reward). With ``
 KL_t is replaced by -H(pi(.|s_t)), the KL against pi_bar = 1 for every action (not normalised):
 the entropy-augmented return sum_t gamma^t (r_t + tau H_t) that Fig. 1's "EntRL" optimises. The
 two returns differ by the constant tau log|A| per step, which changes the objective wherever the
-episode's length depends on the actions (§6.2: such a constant "made a big difference"). An
-episode that
-*terminates* at step t stops the sum (no bootstrap); one *truncated* by a time limit bootstraps
-from V(final_obs_t) instead of V(s_{t+1}) (s_{t+1} is already the next episode's first obs).
+episode's length depends on the actions (§6.2: such a constant "made a big difference").
+An episode that *terminates* at step t stops the sum (no bootstrap); one *truncated* by a time
+limit bootstraps from V(final_obs_t) instead of V(s_{t+1}) (s_{t+1} is already the next
+episode's first obs).
 The advantage is Delta_t = R_t - V(s_t) (eq. 52 for 'proper'), and the gradient estimators are
     grad log pi(a_t|s_t) Delta_t - tau grad KL(s_t)                            (eqs. 79/80, 84)
 plus c * grad 1/2 (V(s_t) - R_t)^2 for the value function (eqs. 85/86).
@@ -30,8 +30,7 @@ from agents.discrete.config import BONUSES
 
 def kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
     """D_KL[softmax(logits) || uniform] = sum_a pi log pi + log|A|; [..., A] -> [...]."""
-    logp = torch.log_softmax(logits, dim=-1)
-    return (logp.exp() * logp).sum(-1) + math.log(logits.shape[-1])
+    return kl_to_reference(logits, "kl")
 
 
 def log_reference(num_actions: int, bonus: str) -> float:
