@@ -16,6 +16,7 @@ from distributed.checkpoint import (
     shape_differences,
 )
 from distributed.driver import Counters, Driver, DriverHooks
+from distributed.interrupts import uninterrupted
 from distributed.learner import LearnerRunner, probe_spaces
 from distributed.replay_server import ReplayServer
 from distributed.rollout import RolloutWorker, uses_frame_replay
@@ -119,10 +120,12 @@ def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
 def _off_policy_iteration(worker: RolloutWorker, server: ReplayServer, runner: LearnerRunner,
                           driver: Driver) -> None:
     out = worker.collect(1)
-    server.insert(out["data"], force=True)  # inline: the learner catches up right below
-    driver.record(out["env_steps"], out["episodes"], out["running_extremes"])
+    with uninterrupted():  # the chunk both in replay and counted, or neither
+        server.insert(out["data"], force=True)  # inline: the learner catches up right below
+        driver.record(out["env_steps"], out["episodes"], out["running_extremes"])
     while (batch := server.sample(exact=True)) is not None:
-        runner.update(batch)
+        with uninterrupted():  # never checkpoint half an update (DDPG: critic stepped, actor not)
+            runner.update(batch)
         if runner.should_publish():
             worker.set_weights(*runner.publish())
 
@@ -130,8 +133,9 @@ def _off_policy_iteration(worker: RolloutWorker, server: ReplayServer, runner: L
 def _on_policy_iteration(cfg: Any, worker: RolloutWorker, runner: LearnerRunner,
                          driver: Driver) -> None:
     out = worker.collect_rollout(cfg.agent.n_steps)
-    driver.record(out["env_steps"], out["episodes"], out["running_extremes"])
-    runner.update(out["data"])
+    with uninterrupted():  # the rollout both counted and learned from, or neither
+        driver.record(out["env_steps"], out["episodes"], out["running_extremes"])
+        runner.update(out["data"])
     worker.set_weights(*runner.publish())  # synchronous: every update is broadcast
 
 

@@ -7,14 +7,13 @@ import contextlib
 import json
 import signal
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from agents.registry import get_algorithm
 from distributed.checkpoint import CheckpointError, check_replay_shards, load_checkpoint
 from distributed.driver import DriverHooks
+from distributed.interrupts import signals_as_interrupt
 from envs import UnknownEnvError
 from launch.arg_types import missing_cuda_device
 from launch.config import (
@@ -214,7 +213,7 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
         save_config(cfg, run_dir / "config.yaml")
         hooks = make_hooks(cfg, run_dir)
         print(f"run directory: {run_dir}")
-        signals = held.enter_context(sigterm_as_interrupt())
+        signals = held.enter_context(signals_as_interrupt())
         summary = run_runtime(cfg, run_dir, hooks, resume=bool(args.resume),
                               init_state=None if args.resume else init_state)
     finally:
@@ -226,29 +225,6 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
     if summary.get("interrupted"):  # the shell's code for that signal: a scheduler that
         return 128 + (signals[-1] if signals else signal.SIGINT)  # preempted it does not read
     return 1 if "diverged_at_step" in summary else 0  # "finished"; diverged: stderr says why
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[list[int]]:
-    """While the run trains, SIGTERM (``kill``, ``ray job stop``, a scheduler's preemption) ends
-    it as Ctrl-C does: a final checkpoint, then the summary. Without this an inline run died at
-    once, losing every step since its last checkpoint, and a Ray run (ray.init turns SIGTERM
-    into sys.exit) wrote no summary and aborted. Installed after Ray started, which sets its
-    own handler. Yields the list of SIGTERMs received (the exit code tells them from Ctrl-C)."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received  # signal handlers belong to the main thread
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _start_ray(cfg: Config) -> bool:
