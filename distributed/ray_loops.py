@@ -125,7 +125,8 @@ def _stop_if_a_helper_died(rt: RayRuntime, exc: BaseException) -> None:
     who = rt.dead_helper(exc)
     if who is not None:
         raise RuntimeError(f"{who} died ({type(exc).__name__}); the run cannot go on without it: "
-                           f"resume it from its last checkpoint") from exc
+                           f"resume it from its last checkpoint (the final one, unless the "
+                           f"learner died too; a lost shard then starts empty)") from exc
 
 
 def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
@@ -194,6 +195,7 @@ def _housekeeping(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
         _evaluate_log_checkpoint(rt, driver, per_worker, versions)
     except ACTOR_ERRORS as exc:
         if not rt.is_learner_death(exc):
+            _stop_if_a_helper_died(rt, exc)
             raise
 
 

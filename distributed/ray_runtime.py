@@ -148,11 +148,24 @@ class RayRuntime:
                 return f"replay shard {i}"
         return "the weight store" if dead == self.store._actor_id.hex() else None
 
-    def replay_states(self) -> list[dict] | None:
+    def replay_states(self, lost_ok: bool = False) -> list[dict] | None:
+        """Every shard's state (with its contents under replay.save_contents). ``lost_ok``, for
+        the final checkpoint: a shard that died gets ReplayServer.lost_state() (it resumes
+        empty) instead of failing the checkpoint, which keeps the learner's progress since the
+        last one and the other shards' contents."""
         if not self.shards:
             return None
         with_contents = self.cfg.replay.save_contents
-        return ray.get([s.state_dict.remote(with_contents) for s in self.shards])
+        refs = [s.state_dict.remote(with_contents) for s in self.shards]
+        if not lost_ok:
+            return ray.get(refs)
+        states = []
+        for ref in refs:
+            try:
+                states.append(ray.get(ref))
+            except ACTOR_ERRORS:
+                states.append(ReplayServer.lost_state())
+        return states
 
     def restore(self, state: dict) -> Counters:
         saved = state.get("replay") or []
@@ -193,11 +206,16 @@ def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume:
             driver.bar.write("interrupted: writing a final checkpoint")
         finally:
             try:
-                state = ray.get(runtime.learner.state_dict.remote()), runtime.replay_states()
-            except ACTOR_ERRORS as exc:  # a dead learner or shard: keep the last checkpoint
+                state = (ray.get(runtime.learner.state_dict.remote()),
+                         runtime.replay_states(lost_ok=True))
+            except ACTOR_ERRORS as exc:  # a dead learner: keep the last checkpoint
                 driver.bar.write(f"no final checkpoint ({type(exc).__name__}); the last one "
                                  "stays as it was")
             else:
+                lost = [i for i, s in enumerate(state[1] or []) if s.get("lost")]
+                if lost:
+                    driver.bar.write(f"final checkpoint without replay shard(s) {lost} (dead): "
+                                     "on resume they start empty")
                 driver.checkpoint(*state)
         return driver.close()
     finally:

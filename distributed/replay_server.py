@@ -127,6 +127,12 @@ class ReplayServer:
             state["buffer"] = self.buffer.state_dict()
         return state
 
+    @staticmethod
+    def lost_state() -> dict[str, Any]:
+        """The state saved for a shard that died (its contents are gone): it resumes empty,
+        refilling to its share of min_size, as a shard saved without contents does."""
+        return {"limiter": {"inserts": 0, "samples": 0}, "lost": True}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "buffer" in state:
             self.buffer.load_state_dict(state["buffer"])

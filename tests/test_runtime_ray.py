@@ -207,20 +207,35 @@ def test_a_killed_on_policy_learner_is_replaced(local_ray, tmp_path):
     assert state["runner"]["version"] >= killed["at"] + updates
 
 
-def test_a_dead_replay_shard_stops_the_run_naming_it(local_ray, tmp_path):
+def test_a_dead_replay_shard_stops_the_run_naming_it_and_checkpoints_the_rest(local_ray,
+                                                                             tmp_path):
     """A worker's or the learner's task fails when the replay shard it calls has died: that was
     taken for their own death (restarts counted, a healthy learner killed and reloaded from the
-    last checkpoint) until the failure streak gave up naming "rollout worker 0"."""
+    last checkpoint) until the failure streak gave up naming "rollout worker 0". The final
+    checkpoint used to fail on the dead shard too, losing the learner's progress since the last
+    one (here: no checkpoint at all); now the dead shard is saved as lost and resumes empty."""
     killed = []
 
     def kill(rt):
-        if not killed and ray.get(rt.store.latest_version.remote()) >= 5:
-            killed.append(True)
+        survivor_size = ray.get(rt.shards[1].size.remote())  # worker 1 fills it
+        if not killed and ray.get(rt.store.latest_version.remote()) >= 5 and survivor_size:
+            killed.append(survivor_size)
             ray.kill(rt.shards[0], no_restart=True)
 
+    cfg = counting_config(1_000_000, **{"replay.shards": 2})
     with pytest.raises(RuntimeError, match="replay shard 0 died .*resume it from its last"):
-        train_ray(counting_config(1_000_000), tmp_path, DriverHooks(on_tick=kill))
-    assert killed
+        train_ray(cfg, tmp_path, DriverHooks(on_tick=kill))
+    state = load_checkpoint(tmp_path)  # the final checkpoint (checkpoint_every is 100,000)
+    assert killed and state["runner"]["learner"]["num_updates"] >= 5
+    lost, kept = state["replay"]
+    assert lost.get("lost") and "buffer" not in lost
+    assert len(kept["buffer"]["data"]["action"]) >= killed[0] > 0  # the survivor's contents
+
+    updates, more = state["runner"]["learner"]["num_updates"], state["counters"]["env_steps"] + 400
+    summary = train_ray(counting_config(more, **{"replay.shards": 2}), tmp_path, resume=True)
+    state = load_checkpoint(tmp_path)
+    assert summary["env_steps"] >= more and state["runner"]["learner"]["num_updates"] > updates
+    assert "lost" not in state["replay"][0] and len(state["replay"][0]["buffer"]["data"]["action"])
 
 
 def test_a_failure_that_keeps_coming_back_stops_the_run_with_its_error():
