@@ -78,6 +78,11 @@ def init_from_pretrained(runner: LearnerRunner, state: dict[str, Any]) -> None:
                               f"{str(exc).splitlines()[0][:200]})") from exc
     if hasattr(runner.learner, "num_updates"):
         runner.learner.num_updates = 0
+    if hasattr(runner.learner, "sync_target"):
+        # The targets start at the pretrained networks, not at the pretraining run's last copy
+        # (up to target_update_interval updates older, and kept another full interval now that
+        # the count restarts), as the co-author's fine-tuning scripts set them.
+        runner.learner.sync_target()
 
 
 def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,

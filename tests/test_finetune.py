@@ -62,12 +62,21 @@ def _pretrain_then_finetune(tmp_path, algo: str, pretrain: str, finetune: str,
     return load_checkpoint(pre)["runner"]["learner"], load_checkpoint(ft)["runner"]["learner"]
 
 
+def _online_key(key: str) -> str:
+    """'q_target.x' -> 'q.x', 'critic_target.x' -> 'critic.x'; other keys unchanged."""
+    head, _, rest = key.partition(".")
+    return f"{head.removesuffix('_target')}.{rest}" if rest else key
+
+
 def _assert_loaded(pre_state: dict, ft_state: dict, algo: str, finetune: str) -> None:
+    """Every network is the pretrained one; the targets are copies of the pretrained online
+    networks (not the pretraining run's last, older, target copy)."""
     assert pre_state["num_updates"] == 200 and ft_state["num_updates"] == 0
     pre_t, ft_t = _flat(pre_state), _flat(ft_state)
     assert pre_t.keys() == ft_t.keys() and len(pre_t) >= 4
+    assert any(_online_key(k) != k for k in pre_t)
     for k in pre_t:
-        torch.testing.assert_close(ft_t[k], pre_t[k], rtol=0, atol=0, msg=k)
+        torch.testing.assert_close(ft_t[k], pre_t[_online_key(k)], rtol=0, atol=0, msg=k)
     # and they are not simply a fresh initialisation (same seed) of the fine-tuning learner
     cfg = load_config(finetune, SMALL[algo])
     fresh = _flat(LearnerRunner(cfg, ANT_OBS, ANT_ACT, device="cpu").learner.state_dict())
@@ -114,11 +123,43 @@ def test_alpha_restarts_and_anneals_log_linearly_after_init():
     init_from_pretrained(ft, {"runner": pre.state_dict()})
     pre_t, ft_t = _flat(pre.learner.state_dict()), _flat(ft.learner.state_dict())
     for k in pre_t:
-        assert torch.equal(ft_t[k], pre_t[k]), k
+        assert torch.equal(ft_t[k], pre_t[_online_key(k)]), k
     alphas = [ft.update(batch)["alpha"] for _ in range(10)]
     expected = [0.1, 0.0562341325, 0.0316227766, 0.0177827941, 0.01, 0.00562341325,
                 0.00316227766, 0.00177827941, 0.001, 0.001]
     np.testing.assert_allclose(alphas, expected, rtol=1e-8)
+
+
+@pytest.mark.parametrize("algo, pretrain, finetune", [
+    ("sql", "ant-pretrain-sql", "ant-hallway-wide-sql-finetune"),
+    ("ddpg", "ant-pretrain-ddpg", "ant-hallway-wide-ddpg-pretrained"),
+])
+def test_init_from_starts_the_targets_at_the_pretrained_networks(algo, pretrain, finetune):
+    """150 pretraining updates with a target copy every 100: the saved target is 50 updates
+    old. Fine-tuning restarts the copy schedule, so without a sync its first 100 updates would
+    bootstrap from that older copy; the first target must be the pretrained online Q's:
+    DDPG y = r + discount Q_pre(s', mu_pre(s')), SQL Q_target(s', a') = Q_pre(s', a')."""
+    sets = SMALL[algo] + ["agent.target_update_interval=100"]
+    pre = LearnerRunner(load_config(pretrain, sets), ANT_OBS, ANT_ACT, "cpu")
+    for _ in range(150):
+        pre.update(_random_batch())
+    ft = LearnerRunner(load_config(finetune, sets), ANT_OBS, ANT_ACT, "cpu")
+    init_from_pretrained(ft, {"runner": pre.state_dict()})
+    b = {k: torch.as_tensor(v) for k, v in _random_batch(32).items()}
+    with torch.no_grad():
+        if algo == "ddpg":
+            got = ft.learner.critic_targets(b["reward"], b["discount"], b["next_obs"])  # [B]
+            want = b["reward"] + b["discount"] * pre.learner.critic(
+                b["next_obs"], pre.learner.actor(b["next_obs"]))
+            stale = b["reward"] + b["discount"] * pre.learner.critic_target(
+                b["next_obs"], pre.learner.actor_target(b["next_obs"]))
+        else:
+            a = b["action"][:, None, :]  # [B, 1, d]
+            got = ft.learner.q_target(b["next_obs"], a)
+            want = pre.learner.q(b["next_obs"], a)
+            stale = pre.learner.q_target(b["next_obs"], a)
+    assert (want - stale).abs().max() > 1e-3  # the saved target really is an older copy
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("algo, pre, ft, lr_key, optim", [

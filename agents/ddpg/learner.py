@@ -111,9 +111,14 @@ class DDPGLearner:
     def update_targets(self) -> None:
         """targets <- tau * online + (1 - tau) * targets; tau = 1 copies."""
         if self.cfg.tau == 1.0:
-            torch._foreach_copy_(self._targets, self._online)
+            self.sync_target()
         else:
             torch._foreach_lerp_(self._targets, self._online, self.cfg.tau)
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Hard copy of the online actor and critic into the targets, whatever tau."""
+        torch._foreach_copy_(self._targets, self._online)
 
     @torch.no_grad()
     def q_values(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
