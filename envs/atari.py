@@ -6,9 +6,10 @@ Wrapper stack, inside out:
     DQNPreprocessing     no-op reset (<= noop_max), frame skip with max-pool of the last two
                          frames, area-resize to 84x84 (same semantics as Gymnasium's
                          ``AtariPreprocessing``, which needs OpenCV; this one needs only NumPy)
-    TimeLimit            ``max_episode_steps`` agent steps (optional)
     FireReset            optional (fire_reset=True): FIRE after a reset and, within the same
                          agent step, after each lost life
+    TimeLimit            ``max_episode_steps`` agent steps (optional; FireReset's FIREs are
+                         inside them)
     RawEpisodeReturn     info["raw_episode_return"] = unclipped return of the whole game, set on
                          the step where the real game ends (game over or time limit)
     EpisodicLife         training only: a lost life ends the agent's episode; reset() continues
@@ -235,10 +236,10 @@ def make_atari(env_id: str, max_episode_steps: int | None = None, *,
                    repeat_action_probability=0.25 if sticky_actions else 0.0,
                    full_action_space=full_action_space)
     env = DQNPreprocessing(env, noop_max=noop_max, frame_skip=frame_skip, screen_size=screen_size)
-    if max_episode_steps is not None:
-        env = TimeLimit(env, max_episode_steps=max_episode_steps)
     if fire_reset:  # below RawEpisodeReturn: a game that ends on a FIRE step is reported there
         env = FireReset(env)
+    if max_episode_steps is not None:  # above FireReset: its FIREs are no agent steps
+        env = TimeLimit(env, max_episode_steps=max_episode_steps)
     env = RawEpisodeReturn(env)
     if training:
         env = EpisodicLife(env)

@@ -209,3 +209,23 @@ def test_a_time_limit_right_after_a_lost_life_still_reports_the_game(fire_reset:
         assert len(games) == 1 and games[0]["raw_return"] == raw, (extra, games)
         assert len(actions) <= games[0]["length"] <= len(actions) + extra
         assert tracker.lengths[0] <= 5  # the next game counts from its own start
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_time_limit_counts_agent_steps_with_fire_reset(training: bool) -> None:
+    """max_episode_steps is in agent steps: FireReset's FIRE in reset() and the FIRE it adds to
+    a life-loss step are not steps of the agent's (they used to count: 100 -> 96 steps here)."""
+    env = make_atari("ALE/Breakout-v5", max_episode_steps=100, training=training,
+                     fire_reset=True)
+    env.reset(seed=0)
+    ale = env.unwrapped.ale
+    lives0, steps, info = ale.lives(), 0, {}
+    truncated = False
+    while not truncated:  # NOOP: FireReset serves, the ball is missed, a life is lost
+        _, _, terminated, truncated, info = env.step(0)
+        steps += 1
+        assert not terminated or info.get("life_lost"), "the game ended before the limit"
+        if terminated and not truncated:
+            env.reset()  # training: continue the same game
+    assert lives0 - ale.lives() >= 2  # the FIRE after a lost life happened inside the game
+    assert steps == 100 and "raw_episode_return" in info
