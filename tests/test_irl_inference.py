@@ -11,6 +11,7 @@ from agents.irl.inference import (
     destination_posterior,
     destination_prior,
     distance_match,
+    log_partition,
     maxent_policy,
     most_likely_paths,
     path_log_prob,
@@ -287,3 +288,14 @@ def test_log_partition_redoes_in_log_space_exactly_when_linear_space_fails(monke
     lz = inference.log_partition(mdp, reward, [3], np.array([0]))
     assert lz[0, 0] == pytest.approx(log_z, abs=1e-12)
     assert spaces == ["linear"]
+
+
+def test_log_partition_redoes_in_log_space_a_subnormal_linear_value():
+    """A 100-step chain at r = -7.44: Z_0 = e^-744 is a subnormal double (below e^-708) but not 0.
+    The linear pass keeps it finite with most digits lost (log Z_0 = -743.75); it must be redone
+    in log space rather than returned."""
+    chain = GraphMDP(101, np.arange(100), np.arange(1, 101))
+    lz = log_partition(chain, np.full(100, -7.44), [100], np.array([0]))
+    assert lz[0, 0] == pytest.approx(-744.0, abs=1e-9)
+    lz = log_partition(chain, np.full(100, -7.44), [100], (np.array([0]), np.array([0])))
+    assert lz[0, 0] == pytest.approx(-744.0, abs=1e-9)

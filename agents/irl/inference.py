@@ -26,6 +26,9 @@ def maxent_policy(mdp: GraphMDP, reward: np.ndarray, destinations, horizon: int 
     return action_log_probs(mdp, reward, log_beta), back.log_beta
 
 
+LOG_TINY = float(np.log(np.finfo(np.float64).tiny))  # -708.4: below it doubles are subnormal
+
+
 def log_partition(mdp: GraphMDP, reward: np.ndarray, destinations, watch,
                   horizon: int | None = None, max_iter: int = 5000, progress: bool = False
                   ) -> np.ndarray:
@@ -34,8 +37,11 @@ def log_partition(mdp: GraphMDP, reward: np.ndarray, destinations, watch,
     there."""
     back = backward_pass(mdp, reward, destinations, horizon, space="linear", watch=watch,
                          max_iter=max_iter, progress=progress)
-    needed = back.log_beta[watch] if isinstance(watch, tuple) else back.log_beta[watch, :]
-    if back.engine.underflow or not np.isfinite(needed).all():
+    # linear values are m * exp(max of the column) with m <= 1: an m below the smallest normal
+    # double (a log Z more than ~708 below its column's maximum) is subnormal and has lost digits
+    rel = back.log_beta - back.log_beta.max(axis=0)  # [n, B] log m
+    needed = rel[watch] if isinstance(watch, tuple) else rel[watch, :]
+    if back.engine.underflow or not (needed > LOG_TINY).all():
         back = backward_pass(mdp, reward, destinations, horizon, space="log", watch=watch,
                              max_iter=max_iter, progress=progress)
     return back.log_beta
