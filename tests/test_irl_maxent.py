@@ -325,3 +325,17 @@ def test_linear_space_matches_log_space_with_positive_rewards_over_long_horizons
     lone = GraphMDP(2, np.array([0]), np.array([1]))  # nothing leads to state 0
     for space in ("linear", "log"):
         assert backward_pass(lone, np.array([1.0]), [0], horizon, space=space).log_beta[0, 0] == 0.0
+
+
+@pytest.mark.parametrize("space", ["linear", "log"])
+def test_converged_pass_with_an_unreachable_watched_state_waits_out_parity(space):
+    """0 <-> 1 cycle and 0 -> goal 2: paths from 0 have odd lengths only, so log Z_0 stands still
+    every other step. Watching also state 3, which cannot reach the goal, must not let the pass
+    stop on such a step (it stopped at iteration 32 with log Z_0 = 0.666, 0.042 short)."""
+    mdp = GraphMDP(4, np.array([0, 1, 0]), np.array([1, 0, 2]))
+    reward = np.array([-0.1, -0.1, -1.0])
+    exact = -1.0 - np.log1p(-np.exp(-0.2))  # e^-1 sum_k e^-0.2k
+    back = backward_pass(mdp, reward, [2], None, space=space, watch=np.array([0, 3]))
+    assert back.converged
+    assert back.log_beta[0, 0] == pytest.approx(exact, abs=1e-8)
+    assert back.log_beta[3, 0] == -np.inf

@@ -216,8 +216,7 @@ def backward_pass(mdp: GraphMDP, reward: np.ndarray, destinations=None, horizon:
         L = eng.to_log_rows(V, rows)
         return L if isinstance(wcols, slice) else L[np.arange(rows.size), wcols]
 
-    prev = watched(V)
-    recent = deque([prev], maxlen=SETTLE_STEPS)  # watched values of the last iterations
+    recent = deque([watched(V)], maxlen=SETTLE_STEPS)  # watched values of the last iterations
     prev_reach = eng.n_reached(V)
     converged = False
     it = 0
@@ -237,14 +236,14 @@ def backward_pass(mdp: GraphMDP, reward: np.ndarray, destinations=None, horizon:
                 converged = True
                 break
         elif it % 16 == 0:  # some watched state unreached: stop once nothing new is reached
+            # and the reached ones settled, over SETTLE_STEPS steps as above (parity)
             reach = eng.n_reached(V)
-            if reach == prev_reach and np.array_equal(fin, np.isfinite(prev)):
-                fin_prev = np.isfinite(prev)
-                if not fin.any() or np.max(np.abs(cur[fin] - prev[fin_prev])) < tol:
+            old = recent[0]
+            if reach == prev_reach and np.array_equal(fin, np.isfinite(old)):
+                if not fin.any() or np.max(np.abs(cur[fin] - old[fin])) < tol:
                     converged = True
                     break
             prev_reach = reach
-        prev = cur
         recent.append(cur)
     bar.close()
     return Backward(eng.to_log(V), dest, None, it, converged, eng.name, None, eng)
