@@ -139,6 +139,22 @@ def test_mmp_makes_the_demonstrated_route_the_cheapest():
     np.testing.assert_array_equal(pred, demo[0])
 
 
+def test_mmp_loss_augmented_path_takes_the_cheaper_of_parallel_actions():
+    """Demo 0 -> 3 -> 4 (cost 5); route A 0 -> 1 -> 4 over parallel actions 0 -> 1 of costs 3
+    (listed first) and 1, then 1 (cost 2); route B 0 -> 2 -> 4 (cost 3.5). One subgradient step
+    (loss 0, reg 0, lr 1) moves c by -(f_demo - f_A) / scale with f_A using the cheaper parallel
+    action (feature 2, not the first listed). Summing the parallel actions in the graph made B
+    the optimum (c[3] = 701)."""
+    src, dst = np.array([0, 3, 0, 0, 1, 0, 2]), np.array([3, 4, 1, 1, 4, 2, 4])
+    phi = np.array([[4.0, 0, 0, 0], [1, 0, 0, 0], [0, 3, 0, 0], [0, 0, 1, 0], [0, 0, 1, 0],
+                    [0, 0, 0, 2.5], [0, 0, 0, 1]])
+    c = train_mmp(GraphMDP(5, src, dst), phi, [np.array([0, 3, 4])], np.zeros(5), iters=1,
+                  lr=1.0, reg=0.0, cost0=np.ones(4))
+    scale = np.array([5.0, 0, 0, 0]) + 5e-3  # f_demo + 1e-3 max f_demo
+    expect = np.ones(4) - (np.array([5.0, 0, 0, 0]) - np.array([0, 0, 2.0, 0])) / scale
+    np.testing.assert_allclose(c, expect, rtol=1e-12)
+
+
 def test_shortest_path_needs_non_negative_costs():
     mdp, reward = figure2_mdp()
     with pytest.raises(ValueError, match="non-negative"):

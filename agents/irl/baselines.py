@@ -125,7 +125,14 @@ def train_mmp(mdp: GraphMDP, phi: np.ndarray, paths: Sequence[np.ndarray],
     acts = [mdp.action_index(p) for p in paths]
     f_demo = np.stack([phi[a].sum(axis=0) for a in acts])  # [P, K]
     scale = f_demo.mean(axis=0) + 1e-3 * f_demo.mean(axis=0).max()
-    o = np.lexsort((np.zeros(mdp.n_actions), mdp.dst, mdp.src))  # CSR order (src, dst)
+    # one graph entry per (src, dst) pair, the cheapest of its parallel actions (a sparse
+    # matrix built from the actions would add them up)
+    n = mdp.n_states
+    o = np.lexsort((mdp.dst, mdp.src))  # actions grouped by (src, dst), CSR order
+    pair = mdp.src[o] * n + mdp.dst[o]
+    first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])  # [pairs] group starts
+    ends = np.r_[first[1:], o.size]
+    indptr = np.r_[0, np.cumsum(np.bincount(mdp.src[o][first], minlength=n))]
     for t in range(1, iters + 1):
         idx = rng.choice(len(paths), batch, replace=False) if batch else np.arange(len(paths))
         c_a = phi @ c
@@ -135,7 +142,8 @@ def train_mmp(mdp: GraphMDP, phi: np.ndarray, paths: Sequence[np.ndarray],
             on = np.zeros(mdp.n_states, dtype=bool)
             on[p] = True
             aug = np.maximum(c_a - np.where(on[mdp.dst], 0.0, segment_loss[mdp.dst]), min_cost)
-            G = csr_matrix((aug[o], (mdp.src[o], mdp.dst[o])), shape=(mdp.n_states,) * 2)
+            G = csr_matrix((np.minimum.reduceat(aug[o], first), mdp.dst[o][first], indptr),
+                           shape=(n, n))
             limit = aug[acts[i]].sum() * (1 + 1e-9) + 1e-12  # the demo itself bounds the optimum
             dist, pred = dijkstra(G, indices=int(p[0]), return_predecessors=True, limit=limit)
             if pred[p[-1]] < 0:  # limit rounding: the demonstration itself is optimal
@@ -143,7 +151,9 @@ def train_mmp(mdp: GraphMDP, phi: np.ndarray, paths: Sequence[np.ndarray],
             zeta = [int(p[-1])]
             while zeta[-1] != p[0]:
                 zeta.append(int(pred[zeta[-1]]))
-            best = mdp.action_index(np.array(zeta[::-1]))
+            zeta = np.array(zeta[::-1])
+            j = np.searchsorted(pair[first], zeta[:-1] * n + zeta[1:])  # pair of each step
+            best = [o[a + np.argmin(aug[o[a:b]])] for a, b in zip(first[j], ends[j])]
             g += (f_demo[i] - phi[best].sum(axis=0)) / idx.size
         c = np.maximum(c - lr / np.sqrt(t) * g / scale, min_cost)
     return c
