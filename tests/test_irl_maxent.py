@@ -339,3 +339,23 @@ def test_converged_pass_with_an_unreachable_watched_state_waits_out_parity(space
     assert back.converged
     assert back.log_beta[0, 0] == pytest.approx(exact, abs=1e-8)
     assert back.log_beta[3, 0] == -np.inf
+
+
+@pytest.mark.parametrize("horizon", [None, 150])
+def test_auto_redoes_in_log_space_an_origin_whose_linear_z_is_subnormal(horizon):
+    """Two-way chain of 101 states at r = -7.44, destination 100: from origin 0, Z = e^-744 is a
+    subnormal double in the linear engine (digits lost: log Z -743.75) yet not 0, and the
+    absorbed mass still came out as the weight, so space='auto' kept visitation off by 22%.
+    Column 1 (origin 90, log Z = -74.4) is fine either way."""
+    n = 101
+    src = np.concatenate([np.arange(n - 1), np.arange(1, n)])
+    dst = np.concatenate([np.arange(1, n), np.arange(n - 1)])
+    mdp, reward = GraphMDP(n, src, dst), np.full(src.size, -7.44)
+    w = np.zeros((n, 2))
+    w[0, 0], w[90, 1] = 1.0, 2.0
+    back, vis = visitation(mdp, reward, w, [n - 1, n - 1], horizon, space="auto")
+    ref_back, ref = visitation(mdp, reward, w, [n - 1, n - 1], horizon, space="log")
+    assert back.log_beta[0, 0] == pytest.approx(ref_back.log_beta[0, 0], abs=1e-9)
+    np.testing.assert_allclose(vis.states, ref.states, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(vis.actions, ref.actions, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ref.states[:n, 0], 1.0, atol=1e-6)  # each state once, nearly

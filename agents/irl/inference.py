@@ -10,7 +10,13 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from agents.irl.maxent import GraphMDP, action_log_probs, backward_pass, visitation
+from agents.irl.maxent import (
+    LOG_TINY,
+    GraphMDP,
+    action_log_probs,
+    backward_pass,
+    visitation,
+)
 
 
 def maxent_policy(mdp: GraphMDP, reward: np.ndarray, destinations, horizon: int | None = None,
@@ -24,9 +30,6 @@ def maxent_policy(mdp: GraphMDP, reward: np.ndarray, destinations, horizon: int 
     if horizon is not None and horizon > 0:
         log_beta = back.engine.to_log(back.history[horizon - 1])
     return action_log_probs(mdp, reward, log_beta), back.log_beta
-
-
-LOG_TINY = float(np.log(np.finfo(np.float64).tiny))  # -708.4: below it doubles are subnormal
 
 
 def log_partition(mdp: GraphMDP, reward: np.ndarray, destinations, watch,
