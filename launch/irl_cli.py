@@ -279,6 +279,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         except ConnectionError as exc:
             raise ConfigError(f"--address {args.address!r}: {str(exc).splitlines()[0]}") from exc
         map_fn = ray_map
+    obj = None
+    if "maxent" in models:  # refuses demonstrations longer than --horizon: before the out dir
+        try:
+            obj = MaxEntObjective(mdp, phi, paths, horizon=args.horizon,
+                                  dest_batch=args.dest_batch, map_fn=map_fn)
+        except ValueError as exc:
+            raise ConfigError(f"{data / 'train_paths.csv'}: {exc}") from exc
     out = _out_dir(args.out)
     # models not trained in this call: those --out's costs.json already holds are kept, and the
     # --init run's others come along, so that this run's costs.json evaluates them too
@@ -292,9 +299,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     costs: dict[str, np.ndarray] = {**carried, **kept}
     log = open(out / "train_log.jsonl", "a")
     t0 = time.perf_counter()
-    if "maxent" in models:
-        obj = MaxEntObjective(mdp, phi, paths, horizon=args.horizon, dest_batch=args.dest_batch,
-                              map_fn=map_fn)
+    if obj is not None:
         bar = tqdm(total=args.iters, desc=f"maxent ({args.method})")
 
         def cb(rec: dict) -> None:

@@ -105,6 +105,7 @@ def test_out_of_range_numbers_are_refused_by_argparse(argv, needle, tmp_path, ca
     (["train", "--data", "MISSING", "--models", "maxent,"], "no graph.npz"),
     (["evaluate", "--data", "MISSING"], "no graph.npz or graph/"),
     (["train", "--data", "CITY", "--address", "127.0.0.1:1"], "no Ray head answers at"),
+    (["train", "--data", "CITY", "--horizon", "3"], "take more steps than the horizon 3"),
 ])
 def test_bad_inputs_are_one_line_and_leave_no_output_directory(argv, needle, tmp_path, capsys):
     out = tmp_path / "out"
