@@ -162,6 +162,26 @@ def test_init_from_starts_the_targets_at_the_pretrained_networks(algo, pretrain,
     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
+def test_init_from_starts_a_dqn_target_at_the_pretrained_network():
+    """The same for DQN (its --init-from kept the pretraining run's last copy, 50 updates old)."""
+    cfg = load_config("cartpole-soft-dqn", ["agent.hidden_sizes=[16]",
+                                            "agent.target_update_interval=100"])
+    obs_space, act_space = gym.spaces.Box(-np.inf, np.inf, (4,)), gym.spaces.Discrete(2)
+    rng = np.random.default_rng(0)
+    pre = LearnerRunner(cfg, obs_space, act_space, "cpu")
+    for _ in range(150):
+        pre.update({"obs": rng.normal(size=(32, 4)).astype(np.float32),
+                    "action": rng.integers(0, 2, 32), "reward": rng.normal(size=32),
+                    "next_obs": rng.normal(size=(32, 4)).astype(np.float32),
+                    "discount": np.full(32, 0.99)})
+    ft = LearnerRunner(cfg, obs_space, act_space, "cpu")
+    init_from_pretrained(ft, {"runner": pre.state_dict()})
+    x = torch.as_tensor(rng.normal(size=(64, 4)), dtype=torch.float32)
+    with torch.no_grad():
+        assert (pre.learner.q(x) - pre.learner.q_target(x)).abs().max() > 1e-3  # an older copy
+        torch.testing.assert_close(ft.learner.q_target(x), pre.learner.q(x), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("algo, pre, ft, lr_key, optim", [
     ("sql", "ant-pretrain-sql", "ant-hallway-wide-sql-finetune", "q_lr", "q_optim"),
     ("ddpg", "ant-pretrain-ddpg", "ant-hallway-wide-ddpg-pretrained", "critic_lr", "critic_opt"),

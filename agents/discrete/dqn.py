@@ -69,7 +69,7 @@ class DQNLearner:
         self.optim.step()
         self.num_updates += 1
         if self.num_updates % cfg.target_update_interval == 0:
-            self.q_target.load_state_dict(self.q.state_dict())
+            self.sync_target()
 
         metrics = {
             "loss/q": float(loss.detach()),
@@ -80,6 +80,11 @@ class DQNLearner:
         if cfg.target != "hard" or cfg.exploration == "boltzmann":
             metrics["entropy"] = float(boltzmann_entropy(q_all.detach(), cfg.tau).mean())
         return metrics
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Hard copy of the online Q network into the target."""
+        self.q_target.load_state_dict(self.q.state_dict())
 
     def get_weights(self) -> Weights:
         return cpu_weights(self.q)
