@@ -141,6 +141,15 @@ def worker_seed(run_seed: int, worker_index: int, start_env_steps: int = 0) -> i
     return int(np.random.SeedSequence([base, start_env_steps]).generate_state(1)[0])
 
 
+def own_streams(seed: int) -> tuple[int, int]:
+    """(policy seed, action-space seed) of a worker whose envs are seeded ``seed``, each its own
+    random stream. Both used to be ``seed`` itself, and Gymnasium's reset(seed=s), NumPy's
+    default_rng(s) (DDPG's OU noise, DQN's epsilon-greedy) and action_space.seed(s) (the random
+    warm-up) are one PCG64 stream: the exploration replayed env 0's reset noise."""
+    policy, space = np.random.SeedSequence([int(seed), 0x5EED]).generate_state(2)
+    return int(policy), int(space)
+
+
 class RolloutWorker:
     """Steps ``envs_per_worker`` envs with the current policy.
 
@@ -165,11 +174,13 @@ class RolloutWorker:
         self.on_policy = spec.on_policy
         policy_kwargs = {"worker_index": worker_index, "num_workers": num_workers,
                          "run_seed": cfg.run.seed}
+        policy_seed, action_space_seed = own_streams(seed)
         self.policy = spec.build_policy(cfg.agent, self.env.single_observation_space,
-                                        self.env.single_action_space, seed=seed, **policy_kwargs)
+                                        self.env.single_action_space, seed=policy_seed,
+                                        **policy_kwargs)
         self.encoder = self._make_encoder()
         self.random_steps = cfg.run.random_steps // max(1, num_workers)
-        self.env.action_space.seed(seed)
+        self.env.action_space.seed(action_space_seed)
         self.weights_version = -1
         self.env_steps = max(0, int(start_env_steps)) // max(1, num_workers)  # this worker's share
         self.episodes = EpisodeTracker(self.num_envs)

@@ -360,3 +360,30 @@ def test_ou_stationary_law_for_dt_below_one_and_nonzero_mu():
     assert xs.var() == pytest.approx(v, rel=0.02)
     c = xs - mu
     assert np.mean(c[1:] * c[:-1]) / np.mean(c * c) == pytest.approx(0.6, abs=0.01)
+
+
+def test_a_workers_exploration_does_not_replay_its_envs_reset_draws():
+    """A rollout worker seeded its env 0, its action space and its policy with one seed, and
+    Gymnasium's reset(seed=s), action_space.seed(s) and NumPy's default_rng(s) are one PCG64
+    stream. The ant's reset draws 15 uniforms in [-0.1, 0.1] (qpos) then 14 normals (qvel): the
+    random warm-up's first action was the first 8 qpos draws / 0.1, and the OU noise's normals
+    15..28 (its 2nd to 4th steps, 8 per step) were the qvel draws / 0.1."""
+    from distributed.rollout import RolloutWorker
+    from launch.config import load_config
+
+    cfg = load_config("ant-pretrain-ddpg-quick", ["agent.hidden_sizes=[8]",
+                                                  "runtime.envs_per_worker=1"])
+    worker = RolloutWorker(cfg)  # env 0 reset with the worker's seed
+    ant = worker.env.envs[0].unwrapped
+    qpos_draws = (ant.data.qpos - ant.init_qpos) / ant.reset_noise_scale  # [15] U(-1, 1)
+    qvel_draws = (ant.data.qvel - ant.init_qvel) / ant.reset_noise_scale  # [14] N(0, 1)
+    warm_up_action = worker.env.action_space.sample()[0]  # [8]
+    noise, rho, x, eps = worker.policy.noise, 1.0 - cfg.agent.ou_theta, np.zeros((1, 8)), []
+    for _ in range(4):  # eps_t = (x_t - rho x_{t-1}) / sigma, recovered from the states
+        x_new = noise.sample(1)
+        eps.append((x_new - rho * x) / cfg.agent.ou_sigma)
+        x = x_new
+    eps = np.concatenate(eps, axis=1)[0]  # [32]
+    assert np.abs(warm_up_action - qpos_draws[:8]).max() > 0.1
+    assert np.abs(eps[15:29] - qvel_draws).max() > 0.1
+    worker.close()
