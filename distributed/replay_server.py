@@ -43,6 +43,13 @@ def transitions_in(chunk: dict[str, np.ndarray]) -> int:
     return len(chunk["action"]) if "action" in chunk else len(next(iter(chunk.values())))
 
 
+def replay_seed(run_seed: int, shard_index: int) -> int:
+    """Seed of a replay shard's sampling, a stream of its own: ``run_seed * 7919 + shard`` made
+    shard 0 of a run with seed 0 draw from env 0's reset stream (its seed is 0 too)."""
+    return int(np.random.SeedSequence([int(run_seed), int(shard_index), 0x4E91])
+               .generate_state(1)[0])
+
+
 class ReplayServer:
     """One replay shard. ``num_shards``: how many share replay.capacity and replay.min_size
     (None: replay.shards; inline mode runs one server, 1); ``frame_stack``: frames per
@@ -51,7 +58,7 @@ class ReplayServer:
     def __init__(self, cfg: Any, frame_replay: bool = False, shard_index: int = 0,
                  chunk_size: int = 1, num_shards: int | None = None, frame_stack: int = 4):
         shards = max(1, cfg.replay.shards if num_shards is None else num_shards)
-        self.buffer = make_buffer(cfg, frame_replay, seed=cfg.run.seed * 7919 + shard_index,
+        self.buffer = make_buffer(cfg, frame_replay, seed=replay_seed(cfg.run.seed, shard_index),
                                   num_shards=shards, frame_stack=frame_stack)
         self.batch_size = cfg.replay.batch_size
         self.limiter = RateLimiter.for_updates(

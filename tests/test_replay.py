@@ -125,3 +125,19 @@ def test_a_stopped_server_drops_chunks_the_limiter_would_hold_back():
     assert server.insert(chunk)  # the worker's loop returns
     assert server.size() == size
     assert server.stats()["replay/total_inserts"] == stats["replay/total_inserts"]
+
+
+def test_a_shards_sampling_stream_is_no_envs_reset_stream():
+    """Run seed 0 gave replay shard 0 and worker 0's env 0 the same seed (0), so the replay's
+    sample indices came from the stream env 0's resets drew from."""
+    from distributed.replay_server import ReplayServer, replay_seed
+    from distributed.rollout import worker_seed
+    from launch.config import load_config
+
+    for run_seed in range(4):
+        env_seeds = {worker_seed(run_seed, w) + i for w in range(4) for i in range(8)}
+        shard_seeds = {replay_seed(run_seed, k) for k in range(4)}
+        assert len(shard_seeds) == 4 and not shard_seeds & env_seeds
+    server = ReplayServer(load_config("multigoal-quick", ["run.seed=0"]))
+    draws = server.buffer._rng.random(8)
+    assert not np.allclose(draws, np.random.default_rng(worker_seed(0, 0)).random(8))
