@@ -359,3 +359,26 @@ def test_auto_redoes_in_log_space_an_origin_whose_linear_z_is_subnormal(horizon)
     np.testing.assert_allclose(vis.states, ref.states, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(vis.actions, ref.actions, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ref.states[:n, 0], 1.0, atol=1e-6)  # each state once, nearly
+
+
+def test_passes_that_run_out_of_iterations_say_so():
+    """A zero-cost cycle (0 <-> 1, exit 0 -> 2 = goal) has a partition function without bound:
+    log Z_t(0) keeps growing, so max_iter ends the backward pass unconverged, and the forward
+    pass's mass never drains. Both used to return silently (a quiet max_iter-step horizon); a
+    settled pass warns nothing."""
+    import warnings
+
+    mdp = GraphMDP(3, np.array([0, 1, 0]), np.array([1, 0, 2]))
+    w = np.zeros((3, 1))
+    w[0, 0] = 1.0
+    with pytest.warns(RuntimeWarning, match="backward pass: log Z has not settled after "
+                                            "max_iter=200"):
+        back = backward_pass(mdp, np.zeros(3), [2], max_iter=200)
+    assert not back.converged
+    with pytest.warns(RuntimeWarning, match="forward pass: visitation mass still travelling"):
+        forward_pass(mdp, np.zeros(3), back, w, max_iter=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a cost on the cycle: both settle
+        back = backward_pass(mdp, np.array([-1.0, -1.0, 0.0]), [2], max_iter=200)
+        forward_pass(mdp, np.array([-1.0, -1.0, 0.0]), back, w, max_iter=200)
+    assert back.converged

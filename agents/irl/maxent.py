@@ -32,6 +32,7 @@ underflow). ``space="auto"`` runs linear and re-runs the columns failing a mass 
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from dataclasses import dataclass
 
@@ -250,6 +251,11 @@ def backward_pass(mdp: GraphMDP, reward: np.ndarray, destinations=None, horizon:
             prev_reach = reach
         recent.append(cur)
     bar.close()
+    if not converged:
+        warnings.warn(f"MaxEnt backward pass: log Z has not settled after max_iter={max_iter} "
+                      f"iterations (costs near zero on a cycle let paths grow without end); "
+                      f"what follows treats paths as at most {max_iter} steps long",
+                      RuntimeWarning, stacklevel=2)
     return Backward(eng.to_log(V), dest, None, it, converged, eng.name, None, eng)
 
 
@@ -313,6 +319,10 @@ def forward_pass(mdp: GraphMDP, reward: np.ndarray, back: Backward, origin_weigh
                 if np.all(left <= tol * np.maximum(w_tot, 1e-300)):
                     break
             A = eng.fwd(A)
+        else:
+            warnings.warn(f"MaxEnt forward pass: visitation mass still travelling after "
+                          f"max_iter={max_iter} steps; the expected counts miss the longer paths",
+                          RuntimeWarning, stacklevel=2)
         bar.close()
         L_tot = eng.to_log(total)
         L_s = L_tot + back.log_beta
