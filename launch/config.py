@@ -19,6 +19,7 @@ import yaml
 
 from agents.registry import UnknownAlgorithmError, algorithm_names, get_algorithm
 from distributed.checkpoint import atomic_write_text
+from envs.factory import is_atari_id
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -258,7 +259,24 @@ def config_from_dict(data: dict) -> Config:
     if agent_n is not None and agent_n != cfg.replay.n_step:
         raise ConfigError(f"config keys 'agent.n_step' ({agent_n}) and 'replay.n_step' "
                           f"({cfg.replay.n_step}) disagree: the replay folds n-step returns")
+    if cfg.replay.n_step > 1 and is_atari_id(cfg.env.id):
+        _check_frame_replay_warm_up(cfg)
     return cfg
+
+
+def _check_frame_replay_warm_up(cfg: Config) -> None:
+    """The frame replay counts a step toward min_size when it stores it, before its n-step
+    window has closed (each env holds up to n - 1 such steps): a shard's share of min_size must
+    leave a complete transition, or its first sample finds none and the run stops."""
+    shards = 1 if cfg.runtime.inline else max(1, cfg.replay.shards)
+    writers = 1 if cfg.runtime.inline else -(-cfg.runtime.workers // shards)  # workers per shard
+    open_steps = writers * cfg.runtime.envs_per_worker * (cfg.replay.n_step - 1)
+    need = shards * (open_steps + 1)
+    if cfg.replay.min_size < need:
+        raise ConfigError(f"config key 'replay.min_size': {cfg.replay.min_size} is too small for "
+                          f"{cfg.replay.n_step}-step frame replay; it needs at least {need} "
+                          f"(per shard: {open_steps} steps whose n-step window may still be "
+                          f"open, plus one complete transition)")
 
 
 def _flat(data: dict, prefix: str = "") -> dict[str, Any]:

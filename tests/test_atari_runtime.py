@@ -173,3 +173,21 @@ def test_frame_replay_follows_the_envs_frame_stack(tmp_path) -> None:
     assert probe_spaces(cfg)[0].shape == (2, 84, 84)
     train_inline(cfg, tmp_path)
     assert load_checkpoint(tmp_path)["runner"]["updates"] == (steps - min_size) // 8
+
+
+def test_a_5step_frame_replay_min_size_must_leave_a_batch_of_complete_transitions(tmp_path):
+    """The frame replay counts a step toward min_size before its 5-step window closes (up to 4
+    open per env): with min_size=2 the first sample found no complete transition and the run
+    stopped with a RuntimeError. Now the config names the smallest min_size that works, here
+    2 envs x 4 open steps + 1 = 9, and a run at exactly 9 samples once it has 9 steps."""
+    from distributed.checkpoint import load_checkpoint
+    from distributed.inline import train_inline
+    from launch.config import ConfigError
+
+    sets = [*COMMON, "run.total_env_steps=81", "replay.updates_per_step=0.125",
+            "replay.batch_size=32", "run.checkpoint_every=80"]
+    with pytest.raises(ConfigError, match="'replay.min_size': 8 is too small for 5-step frame "
+                                          r"replay; it needs at least 9 \(per shard: 8 steps"):
+        load_config("pong-soft-dqn-5step", [*sets, "replay.min_size=8"])
+    train_inline(load_config("pong-soft-dqn-5step", [*sets, "replay.min_size=9"]), tmp_path)
+    assert load_checkpoint(tmp_path)["runner"]["updates"] == (82 - 9) // 8  # 2 envs: 82 steps
