@@ -231,8 +231,14 @@ def test_a_dead_replay_shard_stops_the_run_naming_it_and_checkpoints_the_rest(lo
     assert lost.get("lost") and "buffer" not in lost
     assert len(kept["buffer"]["data"]["action"]) >= killed[0] > 0  # the survivor's contents
 
+    def until_shard_0_is_fed(rt):  # else worker 1 can spend the 400 steps before worker 0 starts
+        deadline = time.monotonic() + 60
+        while not ray.get(rt.shards[0].size.remote()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     updates, more = state["runner"]["learner"]["num_updates"], state["counters"]["env_steps"] + 400
-    summary = train_ray(counting_config(more, **{"replay.shards": 2}), tmp_path, resume=True)
+    summary = train_ray(counting_config(more, **{"replay.shards": 2}), tmp_path, resume=True,
+                        hooks=DriverHooks(on_tick=until_shard_0_is_fed))
     state = load_checkpoint(tmp_path)
     assert summary["env_steps"] >= more and state["runner"]["learner"]["num_updates"] > updates
     assert "lost" not in state["replay"][0] and len(state["replay"][0]["buffer"]["data"]["action"])
