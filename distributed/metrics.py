@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,12 +35,31 @@ class MetricAverager:
         return {k: sums[k] / counts[k] for k in sums}
 
 
+def wait_until_a_new_event_file_sorts_last(log_dir: Path) -> None:
+    """TensorBoard reads a directory's event files in name order, and a purge marker drops only
+    the events read before it. The names are ``events.out.tfevents.<unix seconds>.<host>.<pid>.
+    <counter>``: within one second, one process's counter compares as text ("...10" < "...9"),
+    so a resume's purge could be read before the events it should drop. Waiting (at most a
+    second) until the clock has passed every existing file's second makes the new name sort last.
+    """
+    newest = -1
+    for path in log_dir.glob("events.out.tfevents.*"):
+        stamp = path.name.split(".")[3]
+        if stamp.isdigit():
+            newest = max(newest, int(stamp))
+    give_up = time.time() + 1.1  # a clock behind the files' (copied from another machine)
+    while int(time.time()) <= newest and time.time() < give_up:
+        time.sleep(0.05)
+
+
 class TensorBoardLogger:
     """Thin wrapper over ``torch.utils.tensorboard.SummaryWriter`` writing into the run dir."""
 
     def __init__(self, log_dir: Path, purge_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
+        if purge_step is not None:
+            wait_until_a_new_event_file_sorts_last(Path(log_dir))
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def scalars(self, metrics: dict[str, float], step: int,

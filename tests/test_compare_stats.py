@@ -94,3 +94,32 @@ def test_a_negative_infinite_threshold_is_refused_as_not_finite(tmp_path, capsys
     with pytest.raises(SystemExit):
         main(["compare", str(tmp_path), "--below", "-inf"])
     assert "argument --below: must be a finite number, got -inf" in capsys.readouterr().err
+
+
+def test_a_resumes_purge_drops_the_stray_events_of_the_same_second_and_process(tmp_path):
+    """Event files are read in name order, ``...tfevents.<second>.<host>.<pid>.<counter>``. With
+    the counter going from 9 to 10 (or 99 to 100) within one second of one process, the resume's
+    file sorted first and its purge kept the stray events logged after the last checkpoint."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from launch.compare_cmd import read_scalars
+
+    def counter_of(writer_dir):
+        return int(next(writer_dir.glob("events.out.tfevents.*")).name.split(".")[-1])
+
+    for i in range(1000):  # advance this process's writer counter to just below a new digit
+        junk = tmp_path / f"junk{i}"
+        SummaryWriter(str(junk)).close()
+        c = counter_of(junk)
+        if str(c + 2) < str(c + 1):
+            break
+    tb_dir = tmp_path / "run" / "tb"
+    crashed = TensorBoardLogger(tb_dir)
+    crashed.scalars({METRIC: 1.0}, 300)  # the last checkpoint's step
+    crashed.scalars({METRIC: -99.0}, 350)  # logged after it, before the crash
+    crashed.close()
+    resumed = TensorBoardLogger(tb_dir, purge_step=301)
+    resumed.scalars({METRIC: 2.0}, 400)
+    resumed.close()
+    steps, values = read_scalars(tmp_path / "run", METRIC)
+    assert steps.tolist() == [300, 400] and values.tolist() == [1.0, 2.0]
