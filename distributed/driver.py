@@ -137,7 +137,7 @@ class Driver:
             return False
         if step >= self.cfg.run.total_env_steps:
             return last != step
-        return step // every * every > last
+        return step // every * every > max(last, 0)  # step 0 is no boundary: none is made there
 
     def _next_multiple(self, every: int) -> float:
         if every <= 0:

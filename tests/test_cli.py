@@ -181,6 +181,29 @@ def test_an_evaluation_due_when_the_run_was_interrupted_is_made_on_resume(tmp_pa
     assert read_scalars(run, "eval/return_mean")[0].tolist() == [200, 400, 600]
 
 
+def test_a_run_interrupted_before_its_first_evaluation_owes_none(tmp_path, monkeypatch):
+    """Checkpointed at step 100, before the first eval_every boundary (200): no evaluation was
+    due, yet the resumed run read step 0's boundary as one owed and evaluated at step 100, a
+    point off the schedule that the uninterrupted run does not have."""
+    import distributed.inline as inline
+
+    real = inline._housekeeping
+
+    def interrupted_at_100(cfg, driver, runner, server):
+        real(cfg, driver, runner, server)
+        if driver.counters.env_steps == 100:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(inline, "_housekeeping", interrupted_at_100)
+    assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
+                 "--set", "run.total_env_steps=300"]) == 130
+    assert load_checkpoint(run)["counters"]["last_eval_step"] == -1
+    monkeypatch.setattr(inline, "_housekeeping", real)
+    assert main(["train", "--resume", str(run)]) == 0
+    assert read_scalars(run, "eval/return_mean")[0].tolist() == [200, 300]
+
+
 def test_an_evaluation_cut_short_by_a_signal_is_owed_not_counted_as_made(tmp_path, monkeypatch):
     """Ctrl-C or SIGTERM while an evaluation's episodes run: the checkpoint used to record the
     evaluation as made, so the resumed run skipped it; at the budget's end the run exited 0
