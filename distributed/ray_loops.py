@@ -160,8 +160,9 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
         except ACTOR_ERRORS as exc:  # the learner died: a new one from the last checkpoint;
             streak.failed(streak.learner, exc)  # these rollouts are dropped, steps not counted
             rt.replace_learner(driver.counters)
-            # on-policy weights never go through the store: number on from the last broadcast
-            ray.get(rt.learner.continue_versions_after.remote(version))
+            # on-policy weights never go through the store: number them above the last
+            # broadcast (a worker that holds that version would keep the dead learner's weights)
+            ray.get(rt.learner.continue_versions_after.remote(version + 1))
             weights, version = ray.get(rt.learner.current_weights.remote())
             weights_ref = ray.put(weights)
             continue

@@ -188,8 +188,13 @@ def test_a_killed_on_policy_learner_is_replaced(local_ray, tmp_path):
         "runtime.learner_num_cpus=0", "runtime.worker_num_cpus=0.5", "run.eval_every=0",
         "run.log_every=400", "run.total_env_steps=2000"])
     killed: dict[str, int] = {}
+    acted_with: list[dict[str, torch.Tensor]] = []
 
     def kill(rt):
+        if killed and not acted_with:  # the first round after the replacement has trained:
+            acted_with.extend(ray.get([w.__ray_call__.remote(  # what each worker acted with
+                lambda worker: worker.policy.net.state_dict()) for w in rt.workers]))
+            return
         version = ray.get(rt.learner.weights_ref.remote())[0]
         if not killed and version >= 20:
             killed["at"] = version
@@ -198,6 +203,13 @@ def test_a_killed_on_policy_learner_is_replaced(local_ray, tmp_path):
     summary = train_ray(cfg, tmp_path, DriverHooks(on_tick=kill))
     state = load_checkpoint(tmp_path)
     assert killed and summary["env_steps"] >= 2000
+    # that round was collected with the new learner's weights (afresh: its initial ones), not
+    # with the dead learner's last, whose version number the new one's had taken
+    fresh = LearnerRunner(cfg, *probe_spaces(cfg), device="cpu").learner.get_weights()
+    assert len(acted_with) == 2
+    for weights in acted_with:
+        for k, v in fresh.items():
+            assert torch.equal(weights[k], v), k
     assert state["counters"]["learner_restarts"] == 1
     # 40 steps (2 workers x 4 envs x 5 steps) per update: the new learner made the rest
     updates = state["runner"]["updates"]
