@@ -64,12 +64,14 @@ class RestartWatch:
 
 def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     cfg = rt.cfg
-    ray.get(rt.learner.publish.remote())
+    published = ray.get(rt.learner.publish.remote())
     steps = cfg.runtime.steps_per_push
     pending: dict[Any, int] = {w.run.remote(steps): i for i, w in enumerate(rt.workers)}
     learner_call = rt.learner.train.remote(cfg.runtime.learner_train_s)
     per_worker = np.zeros(len(rt.workers))  # env steps since the last log, per worker
-    versions = np.zeros(len(rt.workers))
+    # each worker's version as of its last report; before its first, the one its first run
+    # pulls at least (0 made a resumed run's first weights/lag about the learner's version)
+    versions = np.full(len(rt.workers), float(published))
     watch = RestartWatch(len(rt.workers))
     streak = FailureStreak(len(rt.workers))
     while not driver.done:

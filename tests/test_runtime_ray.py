@@ -128,6 +128,20 @@ def test_rate_limiter_holds_the_update_to_data_ratio(local_ray, tmp_path):
     assert 0 <= samples - state["runner"]["updates"] * 8 <= 4 * 8
 
 
+def test_weight_lag_after_a_resume_counts_from_the_published_version(local_ray, tmp_path):
+    """The workers' versions started at 0: at a resumed run's first log, a worker that had not
+    reported yet counted as acting with version 0, and weights/lag jumped to about half the
+    learner's version (two workers: here about 110 instead of a few)."""
+    train_ray(counting_config(), tmp_path)
+    version = load_checkpoint(tmp_path)["runner"]["version"]
+    assert version >= 100
+    # a log after every report: the first comes when only one worker has reported
+    train_ray(counting_config(1300, **{"run.log_every": 8}), tmp_path, resume=True)
+    steps, lag = read_scalars(tmp_path, "weights/lag")
+    after = lag[steps > 1200]
+    assert len(after) >= 5 and after.max() < 20, after
+
+
 def test_inline_replay_holds_the_whole_capacity_and_resumes_only_its_own_shards(tmp_path):
     """Inline mode runs one replay server: replay.shards (a split across Ray actors) must not
     shrink it; a checkpoint with another number of shard states is refused by name."""
@@ -502,3 +516,4 @@ def test_inline_resume_goes_on_from_the_runs_step_count(tmp_path):
     assert len(acts) == 800
     assert random_actions(acts) == 200 and random_actions(acts[:200]) == 200
     assert worker_seed(0, 0) == 0 and worker_seed(0, 0, 400) not in (0, worker_seed(0, 0, 800))
+
