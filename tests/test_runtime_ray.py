@@ -516,4 +516,3 @@ def test_inline_resume_goes_on_from_the_runs_step_count(tmp_path):
     assert len(acts) == 800
     assert random_actions(acts) == 200 and random_actions(acts[:200]) == 200
     assert worker_seed(0, 0) == 0 and worker_seed(0, 0, 400) not in (0, worker_seed(0, 0, 800))
-
