@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from distributed.seeding import derived_seeds
 from envs import is_atari_id, make_env
 
 
@@ -35,9 +36,8 @@ def evaluation_seeds(run_seed: int, env_steps: int) -> tuple[int, int]:
     evaluation start state in common, and the seeds' spread came from correlated replicates. A
     function of (seed, step) only: an evaluation repeats after a resume, and every algorithm run
     with one seed is evaluated from the same start states (common random numbers)."""
-    env_seed, policy_seed = np.random.SeedSequence([run_seed, int(env_steps), 0xE7A1]
-                                                   ).generate_state(2)
-    return int(env_seed >> 2), int(policy_seed >> 2)  # < 2**30: room for + i, ALE's int32
+    env_seed, policy_seed = derived_seeds(run_seed, env_steps, 0xE7A1, count=2)
+    return env_seed >> 2, policy_seed >> 2  # < 2**30: room for + i, ALE's int32
 
 
 def evaluation_policy(cfg: Any, observation_space: gym.Space, action_space: gym.Space,

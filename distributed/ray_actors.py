@@ -17,6 +17,7 @@ from ray.exceptions import ObjectLostError
 
 from distributed.checkpoint import cpu_state
 from distributed.learner import LearnerRunner
+from distributed.replay_server import shard_of_worker
 from distributed.rollout import RolloutWorker
 
 
@@ -70,7 +71,7 @@ class RolloutWorkerActor(RolloutWorker):
             start_env_steps = ray.get(store.get_run_env_steps.remote())
         super().__init__(cfg, worker_index, num_workers, start_env_steps=start_env_steps)
         self.weight_store = store
-        self.shard = (ray.get_actor(shard_names[worker_index % len(shard_names)])
+        self.shard = (ray.get_actor(shard_names[shard_of_worker(worker_index, len(shard_names))])
                       if shard_names else None)
         self.weight_pulls = 0
         self.incarnation = uuid.uuid4().hex  # new on every (re)start: the driver counts restarts
@@ -150,10 +151,10 @@ class LearnerActor:
         self.cfg, self.weight_store, self.shards = cfg, weight_store, replay_shards
         self._inflight: Any = None
         self._shard_i = 0
-        # one request per worker in turn, to the shard that worker writes to (i mod shards):
+        # one request per worker in turn, to the shard that worker writes to:
         # each shard is sampled in proportion to its writers, so 3 workers on 2 shards are not
         # held to the pace of the one alone on its shard (whose data was then half of all batches)
-        self._shard_order = [i % len(replay_shards)  # [] on-policy: no replay
+        self._shard_order = [shard_of_worker(i, len(replay_shards))  # [] on-policy: no replay
                              for i in range(max(cfg.runtime.workers, len(replay_shards)))
                              if replay_shards]
         self._weights_ref: list[Any] = []

@@ -15,6 +15,7 @@ import numpy as np
 
 from distributed.rate_limiter import RateLimiter
 from distributed.replay_buffer import ReplayBuffer
+from distributed.seeding import derived_seeds
 
 
 def make_buffer(cfg: Any, frame_replay: bool, seed: int, num_shards: int = 1,
@@ -43,11 +44,23 @@ def transitions_in(chunk: dict[str, np.ndarray]) -> int:
     return len(chunk["action"]) if "action" in chunk else len(next(iter(chunk.values())))
 
 
+def shard_of_worker(worker_index: int, num_shards: int) -> int:
+    """The replay shard a rollout worker writes to (Ray mode): workers take the shards in turn."""
+    return worker_index % num_shards
+
+
+def writers_per_shard(num_workers: int, num_shards: int) -> list[int]:
+    """How many rollout workers write to each shard."""
+    counts = [0] * num_shards
+    for i in range(num_workers):
+        counts[shard_of_worker(i, num_shards)] += 1
+    return counts
+
+
 def replay_seed(run_seed: int, shard_index: int) -> int:
     """Seed of a replay shard's sampling, a stream of its own: ``run_seed * 7919 + shard`` made
     shard 0 of a run with seed 0 draw from env 0's reset stream (its seed is 0 too)."""
-    return int(np.random.SeedSequence([int(run_seed), int(shard_index), 0x4E91])
-               .generate_state(1)[0])
+    return derived_seeds(run_seed, shard_index, 0x4E91)[0]
 
 
 class ReplayServer:

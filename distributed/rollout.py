@@ -21,6 +21,7 @@ import torch
 
 from agents.nstep import NStepAccumulator
 from agents.registry import get_algorithm
+from distributed.seeding import derived_seeds
 from envs import is_atari_id, make_vector_env
 
 
@@ -138,7 +139,7 @@ def worker_seed(run_seed: int, worker_index: int, start_env_steps: int = 0) -> i
     base = run_seed * 10_007 + worker_index * 1_000
     if start_env_steps <= 0:
         return base
-    return int(np.random.SeedSequence([base, start_env_steps]).generate_state(1)[0])
+    return derived_seeds(base, start_env_steps)[0]
 
 
 def own_streams(seed: int) -> tuple[int, int]:
@@ -146,8 +147,8 @@ def own_streams(seed: int) -> tuple[int, int]:
     random stream. Both used to be ``seed`` itself, and Gymnasium's reset(seed=s), NumPy's
     default_rng(s) (DDPG's OU noise, DQN's epsilon-greedy) and action_space.seed(s) (the random
     warm-up) are one PCG64 stream: the exploration replayed env 0's reset noise."""
-    policy, space = np.random.SeedSequence([int(seed), 0x5EED]).generate_state(2)
-    return int(policy), int(space)
+    policy, space = derived_seeds(seed, 0x5EED, count=2)
+    return policy, space
 
 
 class RolloutWorker:

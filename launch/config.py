@@ -19,6 +19,7 @@ import yaml
 
 from agents.registry import UnknownAlgorithmError, algorithm_names, get_algorithm
 from distributed.checkpoint import atomic_write_text
+from distributed.replay_server import writers_per_shard
 from envs.factory import is_atari_id
 
 PRESET_DIR = Path(__file__).parent / "configs"
@@ -269,7 +270,7 @@ def _check_frame_replay_warm_up(cfg: Config) -> None:
     window has closed (each env holds up to n - 1 such steps): a shard's share of min_size must
     leave a complete transition, or its first sample finds none and the run stops."""
     shards = 1 if cfg.runtime.inline else max(1, cfg.replay.shards)
-    writers = 1 if cfg.runtime.inline else -(-cfg.runtime.workers // shards)  # workers per shard
+    writers = 1 if cfg.runtime.inline else max(writers_per_shard(cfg.runtime.workers, shards))
     open_steps = writers * cfg.runtime.envs_per_worker * (cfg.replay.n_step - 1)
     need = shards * (open_steps + 1)
     if cfg.replay.min_size < need:

@@ -88,9 +88,10 @@ def resolve_config(args: argparse.Namespace) -> Config:
 
 
 def _check_shards(cfg: Config) -> None:
-    """Rollout worker i writes to replay shard i % replay.shards (Ray, off-policy): a shard
-    that no worker writes to never receives a transition, and its share of replay.capacity
-    stays unused while the learner keeps asking it for batches."""
+    """Rollout worker i writes to replay shard i % replay.shards (Ray, off-policy; see
+    distributed.replay_server.shard_of_worker): a shard that no worker writes to never receives
+    a transition, and its share of replay.capacity stays unused while the learner keeps asking
+    it for batches."""
     rt, shards = cfg.runtime, cfg.replay.shards
     if rt.inline or shards <= rt.workers or get_algorithm(cfg.algo).on_policy:
         return

@@ -189,5 +189,11 @@ def test_a_5step_frame_replay_min_size_must_leave_a_batch_of_complete_transition
     with pytest.raises(ConfigError, match="'replay.min_size': 8 is too small for 5-step frame "
                                           r"replay; it needs at least 9 \(per shard: 8 steps"):
         load_config("pong-soft-dqn-5step", [*sets, "replay.min_size=8"])
+    # Ray: 3 workers on 2 shards, so up to 2 write to a shard: 2 x (2 x 2 envs x 4 + 1) = 34
+    ray_sets = [*sets, "runtime.inline=false", "runtime.workers=3", "replay.shards=2",
+                "runtime.envs_per_worker=2"]
+    with pytest.raises(ConfigError, match=r"needs at least 34 \(per shard: 16 steps"):
+        load_config("pong-soft-dqn-5step", [*ray_sets, "replay.min_size=33"])
+    assert load_config("pong-soft-dqn-5step", [*ray_sets, "replay.min_size=34"])
     train_inline(load_config("pong-soft-dqn-5step", [*sets, "replay.min_size=9"]), tmp_path)
     assert load_checkpoint(tmp_path)["runner"]["updates"] == (82 - 9) // 8  # 2 envs: 82 steps

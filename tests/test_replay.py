@@ -139,5 +139,8 @@ def test_a_shards_sampling_stream_is_no_envs_reset_stream():
         shard_seeds = {replay_seed(run_seed, k) for k in range(4)}
         assert len(shard_seeds) == 4 and not shard_seeds & env_seeds
     server = ReplayServer(load_config("multigoal-quick", ["run.seed=0"]))
-    draws = server.buffer._rng.random(8)
-    assert not np.allclose(draws, np.random.default_rng(worker_seed(0, 0)).random(8))
+    seeded_as_env_0 = ReplayBuffer(server.buffer.capacity, seed=worker_seed(0, 0))
+    for buffer in (server.buffer, seeded_as_env_0):
+        buffer.add(_chunk(0, 1000))
+    drawn = server.buffer.sample(8)["action"]
+    assert not np.array_equal(drawn, seeded_as_env_0.sample(8)["action"])
