@@ -13,6 +13,7 @@ import numpy as np
 from distributed.checkpoint import load_checkpoint
 from distributed.evaluation import evaluate_policy, evaluation_policy
 from distributed.learner import probe_spaces
+from distributed.rollout import own_streams
 from launch.arg_types import int_at_least
 from launch.config import read_config
 from launch.run_checks import build_cpu_learner, load_run_state
@@ -23,7 +24,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a run's checkpoint (writes eval.json)")
     p.add_argument("run_dir")
     p.add_argument("--episodes", type=int_at_least(1), default=20)
-    p.add_argument("--seed", type=int_at_least(0), default=12345)
+    p.add_argument("--seed", type=int_at_least(0), default=12345,
+                   help="seeds the episodes' envs, and the policy's noise through its own stream")
     p.add_argument("--explore", action="store_true", help="act with exploration noise")
     p.set_defaults(func=run_eval)
 
@@ -38,9 +40,11 @@ def run_eval(args: argparse.Namespace) -> int:
     runner = build_cpu_learner(cfg)
     load_run_state(runner, state, run_dir)
     check_episode_ends(cfg)
-    # as the run's own evaluation at that step acts (fixed xi set, schedules), seeded by --seed
+    # as the run's own evaluation at that step acts (fixed xi set, schedules). --seed seeds the
+    # envs; the policy's noise gets a stream of its own (a policy seeded with the envs' seed
+    # would replay env 0's reset draws: one PCG64 stream)
     policy = evaluation_policy(cfg, obs_space, act_space, state["counters"]["env_steps"],
-                               runner.learner.get_weights(), seed=args.seed)
+                               runner.learner.get_weights(), seed=own_streams(args.seed)[0])
     multigoal = cfg.env.id == "softq/MultiGoal-v0"
     result = evaluate_policy(policy, cfg.env.id, args.episodes, seed=args.seed,
                              max_episode_steps=cfg.env.max_episode_steps,

@@ -319,11 +319,22 @@ def _assert_same_tensors(x, y):
         assert x == y
 
 
-def test_eval_writes_json_with_goal_shares(tmp_path, capsys):
+def test_eval_writes_json_with_goal_shares(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     assert main(["train", "multigoal-quick", "--out", str(run), *TINY,
                  "--set", "run.total_env_steps=100"]) == 0
-    assert main(["eval", str(run), "--episodes", "4"]) == 0
+    import launch.eval_cmd
+
+    real, policy_seeds = launch.eval_cmd.evaluation_policy, []
+
+    def evaluation_policy(*args, seed):
+        policy_seeds.append(seed)
+        return real(*args, seed=seed)
+
+    monkeypatch.setattr(launch.eval_cmd, "evaluation_policy", evaluation_policy)
+    assert main(["eval", str(run), "--episodes", "4", "--seed", "7"]) == 0
+    # the policy's noise is no replay of env 0's reset draws (seeded 7: one PCG64 stream)
+    assert len(policy_seeds) == 1 and policy_seeds[0] != 7
     report = json.loads((run / "eval.json").read_text())
     assert report["episodes"] == 4 and len(report["returns"]) == 4
     assert report["lengths"] == [20] * 4  # multi-goal episodes run to T = 20
