@@ -222,7 +222,7 @@ def _evaluate_log_checkpoint(rt: RayRuntime, driver: Driver, per_worker: np.ndar
         metrics["weights/lag"] = float(metrics.get("weights/version", 0.0) - versions.mean())
         driver.log(metrics)
     if driver.due_checkpoint():
-        driver.checkpoint(ray.get(rt.learner.state_dict.remote()), rt.replay_states())
+        rt.checkpoint(driver)
 
 
 def evaluate_now(rt: RayRuntime, driver: Driver) -> None:

@@ -77,6 +77,9 @@ class RayRuntime:
         self.last_log_time = time.perf_counter()  # per-worker env-step rates are per log window
         self._noted_env_steps = -1  # the run's env-step count the store last heard
         self.init_state: dict | None = None  # fine-tuning source, re-applied if the learner dies
+        # each shard's sample count when the learner was in the state a replacement would load
+        # (the last checkpoint written, else the run's start): the replacement redoes the rest
+        self._samples_at_learner_state = [0] * len(self.shards)
 
     # ------------------------------------------------------------------ actors
     def _make_learner(self) -> Any:
@@ -129,6 +132,8 @@ class RayRuntime:
                 ray.get(self.learner.init_from_pretrained.remote(self.init_state))
         else:
             ray.get(self.learner.load_state_dict.remote(state["runner"]))
+        ray.get([shard.rewind_samples.remote(n)
+                 for shard, n in zip(self.shards, self._samples_at_learner_state)])
         last_seen = ray.get(self.store.latest_version.remote())
         ray.get(self.learner.continue_versions_after.remote(last_seen))
 
@@ -148,14 +153,17 @@ class RayRuntime:
                 return f"replay shard {i}"
         return "the weight store" if dead == self.store._actor_id.hex() else None
 
-    def replay_states(self, lost_ok: bool = False) -> list[dict] | None:
+    def replay_states(self, lost_ok: bool = False, with_contents: bool | None = None
+                      ) -> list[dict] | None:
         """Every shard's state (with its contents under replay.save_contents). ``lost_ok``, for
         the final checkpoint: a shard that died gets ReplayServer.lost_state() (it resumes
         empty) instead of failing the checkpoint, which keeps the learner's progress since the
-        last one and the other shards' contents."""
+        last one and the other shards' contents. ``with_contents``: None for
+        replay.save_contents."""
         if not self.shards:
             return None
-        with_contents = self.cfg.replay.save_contents
+        if with_contents is None:
+            with_contents = self.cfg.replay.save_contents
         refs = [s.state_dict.remote(with_contents) for s in self.shards]
         if not lost_ok:
             return ray.get(refs)
@@ -173,7 +181,20 @@ class RayRuntime:
         ray.get(self.learner.load_state_dict.remote(state["runner"]))
         for shard, shard_state in zip(self.shards, saved, strict=True):
             ray.get(shard.load_state_dict.remote(shard_state))
+        self._note_learner_state_samples(self.replay_states(with_contents=False))
         return Counters(**state["counters"])
+
+    def checkpoint(self, driver: Driver) -> None:
+        """Write a periodic checkpoint of the learner and the shards. The learner's state
+        first: it comes once its train call is done, so the shards' sample counts include that
+        call's batches (and at most one prefetched request not yet trained on)."""
+        learner_state = ray.get(self.learner.state_dict.remote())
+        replay = self.replay_states()
+        driver.checkpoint(learner_state, replay)
+        self._note_learner_state_samples(replay)
+
+    def _note_learner_state_samples(self, replay: list[dict] | None) -> None:
+        self._samples_at_learner_state = [int(s["limiter"]["samples"]) for s in replay or []]
 
     def shutdown(self) -> None:
         for actor in [*self.workers, self.learner, *self.shards, self.store]:

@@ -123,6 +123,14 @@ class ReplayServer:
             out.append(batch)
         return out
 
+    def rewind_samples(self, samples: int) -> None:
+        """Count only ``samples`` drawn so far: a replacement learner resumed from a checkpoint
+        taken at that count redoes the updates the dead one made since (the limiter holds the
+        workers until it has), so the run keeps its update-to-data ratio."""
+        self.limiter.samples = min(self.limiter.samples, int(samples))
+        t, inserts, drawn = self._last
+        self._last = (t, inserts, min(drawn, self.limiter.samples))  # no negative rate
+
     def size(self) -> int:
         return len(self.buffer)
 
