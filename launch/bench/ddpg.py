@@ -2,9 +2,9 @@
 
 Both learn with the paper's shared settings (Haarnoja et al. 2017, App. D.1): 2 x 200 ReLU
 networks, batch 64, OU exploration noise (theta 0.15, sigma 0.3), one gradient update per
-environment step, one torch thread. Both first collect ``--warmup`` steps without updates
-(``replay.min_size`` / SB3 ``learning_starts``), excluded from the timing; the rate is
-``--steps`` timed env steps (each followed by one update) over their wall-clock time.
+environment step, one torch thread, learner on the CPU. Both first collect ``--warmup`` steps
+without updates (``replay.min_size`` / SB3 ``learning_starts``), excluded from the timing; the
+rate is ``--steps`` timed env steps (each followed by one update) over their wall-clock time.
 
 softq runs the real training loop (``softq train``'s runtime: rollout worker, replay server,
 learner, driver with TensorBoard logging; no evaluation, no checkpoints until the end), inline
@@ -39,8 +39,10 @@ SB3 = "stable-baselines3 DDPG"
 def _softq_config(warmup: int, steps: int, workers: int | None):  # noqa: ANN202 - Config
     from launch.config import config_from_dict
 
-    runtime = {"inline": True} if workers is None else {
-        "inline": False, "workers": workers, "learner_num_cpus": 1.0, "num_threads": 1}
+    # the learner on the CPU, as SB3's (device="cpu"): 'auto' would pick CUDA inline where a GPU is
+    runtime = {"inline": True, "device": "cpu"} if workers is None else {
+        "inline": False, "workers": workers, "learner_num_cpus": 1.0, "num_threads": 1,
+        "device": "cpu"}
     return config_from_dict({
         "algo": "ddpg", "preset": "bench-ddpg", "env": {"id": ENV_ID},
         "agent": {"hidden_sizes": [200, 200], "ou_theta": 0.15, "ou_sigma": 0.3},
