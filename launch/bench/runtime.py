@@ -53,6 +53,15 @@ def _min_steps(preset: str, overrides: list[str], envs_per_worker: int, workers:
     return 4 * report
 
 
+def _common_overrides(steps: int, envs_per_worker: int, overrides: list[str]) -> list[str]:
+    """--set for every mode. The learner device is pinned (CPU unless --set): 'auto' is CUDA
+    inline where a GPU is but CPU under Ray (no GPU reserved), which would compare devices."""
+    return [f"run.total_env_steps={steps}", "run.eval_every=0", "run.image_every=0",
+            f"run.log_every={max(1, steps // 4)}", "run.checkpoint_every=100000000",
+            f"replay.min_size={min(1000, steps // 4)}", "runtime.device=cpu",
+            f"runtime.envs_per_worker={envs_per_worker}", *overrides]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="softq bench runtime")
     parser.add_argument("--preset", default="halfcheetah")
@@ -67,10 +76,7 @@ def main(argv: list[str]) -> int:
         parser.error(f"argument --steps: must be >= {minimum} for preset {args.preset!r} (a "
                      "quarter of the run, the driver's log interval, must hold one worker "
                      f"report, so that two logs follow the first quarter), got {args.steps}")
-    common = [f"run.total_env_steps={args.steps}", "run.eval_every=0", "run.image_every=0",
-              f"run.log_every={max(1, args.steps // 4)}", "run.checkpoint_every=100000000",
-              f"replay.min_size={min(1000, args.steps // 4)}",
-              f"runtime.envs_per_worker={args.envs_per_worker}", *args.overrides]
+    common = _common_overrides(args.steps, args.envs_per_worker, args.overrides)
     results = {"inline": _run(args.preset, args.steps, [*common, "runtime.inline=true"])}
     for n in args.workers:
         results[f"ray-{n}w"] = _run(args.preset, args.steps,
