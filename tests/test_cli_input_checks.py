@@ -5,13 +5,15 @@ refuses a figure format matplotlib cannot write before reading runs or writing -
 names the file it really wrote (``--out curves`` -> curves.png); refuses nan/inf thresholds; and
 says why a group has no final mean (no step common to all its runs). The benchmarks refuse an
 unknown --device, a non-integer --ref-sizes, a missing --reference-python, unknown --presets, a
-bad --set and too few --steps for their own rate measurement, with exit code 2, before the first
-benchmark runs: every benchmark function is replaced by one that fails the test if called.
+bad --set, too few --steps for their own rate measurement and an SB3 comparison without SB3
+installed, with exit code 2, before the first benchmark runs: every benchmark function is
+replaced by one that fails the test if called.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -134,3 +136,12 @@ def test_a_bad_set_for_the_atari_runs_is_refused_before_the_replay_benchmark(no_
 def test_the_steps_minimum_applies_only_when_softq_trains(no_benchmarks, capsys):
     assert main(["bench", "atari", "--steps", "1", "--skip", "replay", "dqn", "a2c"]) == 0
     assert capsys.readouterr().out.strip() == "{}"
+
+
+@pytest.mark.parametrize("argv,skip", [(["ddpg"], "--no-sb3"),
+                                       (["atari", "--skip", "replay", "dqn"], "--skip sb3")])
+def test_an_sb3_comparison_without_sb3_is_refused_before_any_run(argv, skip, no_benchmarks,
+                                                                 monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "stable_baselines3", None)  # import raises ImportError
+    line = _refused(["bench", *argv], capsys)
+    assert f"stable-baselines3 is not installed: pip install -e '.[bench]', or {skip}" in line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 
 from launch.config import ConfigError
@@ -21,3 +22,13 @@ def run_benchmark(name: str | None, argv: list[str]) -> int:
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
     return importlib.import_module(BENCHMARKS[name]).main(argv)
+
+
+def require_sb3(parser: argparse.ArgumentParser, skip: str) -> None:
+    """Refuse, before the first run, an SB3 comparison without SB3 (it failed at SB3's turn,
+    after softq's runs). ``skip``: the flag that leaves SB3 out."""
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        parser.error(f"stable-baselines3 is not installed: pip install -e '.[bench]', or "
+                     f"{skip} to measure softq alone")

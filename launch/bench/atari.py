@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from launch.arg_types import int_at_least, torch_device
+from launch.bench import require_sb3
 from launch.config import load_config, preset_names
 
 COMMON = ["run.eval_every=0", "run.image_every=0", "run.checkpoint_every=1000000000",
@@ -288,6 +289,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     args.overrides = [f"runtime.device={args.device}", *args.overrides]
     _check_before_running(parser, args)
+    if "sb3" not in args.skip and not {"dqn", "a2c"} <= set(args.skip):
+        require_sb3(parser, "--skip sb3")
     torch.set_num_threads(1)
     total = args.warmup + args.steps
     results: dict[str, Any] = {}

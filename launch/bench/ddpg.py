@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from launch.arg_types import int_at_least
+from launch.bench import require_sb3
 from launch.bench.rounds import round_ratios, run_rounds, spread
 from launch.config import RuntimeConfig
 
@@ -126,6 +127,8 @@ def main(argv: list[str]) -> int:
         p.error(f"argument --steps: must be >= {chunk} with --workers (a Ray worker reports "
                 f"{chunk} env steps at a time; the rate needs two driver logs after the "
                 f"warm-up), got {args.steps}")
+    if not args.no_sb3:
+        require_sb3(p, "--no-sb3")
     torch.set_num_threads(1)
     print(f"{ENV_ID}: 2x200 nets, batch 64, OU(0.15, 0.3), 1 update per env step, 1 thread; "
           f"{args.warmup} warm-up steps untimed, {args.steps} timed; {args.repeats} round(s)")
