@@ -80,11 +80,19 @@ def bench_softq(warmup: int, steps: int, workers: int | None) -> float:
     return timed_rate(log_steps, rates, warmup)
 
 
+def _sb3_ou_noise(act_dim: int):  # noqa: ANN202 - SB3's OrnsteinUhlenbeckActionNoise
+    """softq's OU process (agents/noise.py): theta 0.15, sigma 0.3, dt = 1 env step. SB3's
+    default dt = 0.01 would step x += 0.0015 (0 - x) + 0.03 eps: 667-step correlations, not 6.7."""
+    from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
+
+    return OrnsteinUhlenbeckActionNoise(np.zeros(act_dim), 0.3 * np.ones(act_dim), theta=0.15,
+                                        dt=1.0)
+
+
 def bench_sb3(warmup: int, steps: int) -> float:
     import gymnasium as gym
     from stable_baselines3 import DDPG
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
 
     class _Clock(BaseCallback):
         def __init__(self) -> None:
@@ -97,10 +105,9 @@ def bench_sb3(warmup: int, steps: int) -> float:
             return True
 
     env = gym.make(ENV_ID)
-    act_dim = env.action_space.shape[0]
-    noise = OrnsteinUhlenbeckActionNoise(np.zeros(act_dim), 0.3 * np.ones(act_dim), theta=0.15)
     model = DDPG("MlpPolicy", env, learning_starts=warmup, batch_size=64, train_freq=1,
-                 gradient_steps=1, buffer_size=100_000, action_noise=noise, device="cpu",
+                 gradient_steps=1, buffer_size=100_000,
+                 action_noise=_sb3_ou_noise(env.action_space.shape[0]), device="cpu",
                  policy_kwargs={"net_arch": [200, 200]}, seed=0, verbose=0)
     clock = _Clock()
     model.learn(total_timesteps=warmup + steps, callback=clock)
