@@ -130,15 +130,17 @@ def train_command(run: PlannedRun, root: Path, overrides: list[str],
 
 def is_finished(run_dir: Path, total_env_steps: int | None = None) -> bool:
     """The run reached ``total_env_steps`` (default: its own budget) and is not marked
-    interrupted: an interrupted run also writes a summary.json, at the budget's end too when its
-    final evaluation was cut short (a resume makes it)."""
+    interrupted or diverged: an interrupted run also writes a summary.json, at the budget's end
+    too when its final evaluation was cut short (a resume makes it), and so does a learner found
+    non-finite at the last checkpoint (``softq train`` exits 1: the run failed)."""
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
         if total_env_steps is None:
             total_env_steps = read_config(run_dir / "config.yaml").run.total_env_steps
     except (OSError, ValueError, ConfigError):
         return False
-    return summary.get("env_steps", 0) >= total_env_steps and not summary.get("interrupted")
+    return (summary.get("env_steps", 0) >= total_env_steps and not summary.get("interrupted")
+            and "diverged_at_step" not in summary)
 
 
 def _set_aside_incomplete(run_dir: Path) -> None:

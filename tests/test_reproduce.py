@@ -309,3 +309,17 @@ def test_ctrl_c_checkpoints_every_running_run_and_the_next_call_resumes_them(tmp
     again = subprocess.run(argv + _set_flags(sets) + ["--dry-run"], cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
     assert again.stdout.splitlines()[:2] == [f"softq train --resume {r}" for r in runs]
+
+
+def test_a_run_that_diverged_at_its_budgets_end_is_not_finished(tmp_path, capsys):
+    """A learner found non-finite at the last step stops the run with exit code 1, but its
+    summary.json reaches the budget: counted as finished, a later call skipped it and drew its
+    figure from it. With lr = 1e12 the weights are nan by step 100, the last log and budget."""
+    run = tmp_path / "run"
+    assert main(["train", "cartpole-soft-dqn", "--out", str(run), "--set", "run.eval_every=0",
+                 "--set", "run.total_env_steps=100", "--set", "replay.min_size=64",
+                 "--set", "run.log_every=100", "--set", "run.checkpoint_every=50",
+                 "--set", "agent.lr=1e12", "--set", "agent.grad_clip=0"]) == 1
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps"] == 100 and summary["diverged_at_step"] == 100
+    assert not is_finished(run)
