@@ -262,7 +262,7 @@ def _warn_if_settings_differ(label: str, first: tuple[str, Any], run: tuple[str,
     differ = config_differences(first[1], run[1], (*RESUME_MAY_CHANGE, "run.seed"))
     if differ:
         print(f"warning: '{label}' averages runs trained with different settings: {run[0]} vs "
-              f"{first[0]}: {'; '.join(differ)} (--label dir draws one curve per run name)",
+              f"{first[0]}: {'; '.join(differ)} (--label dir draws one curve per run)",
               file=sys.stderr)
 
 
@@ -283,6 +283,13 @@ def _distinct_runs(run_dirs: list[str]) -> list[str]:
     return list(first.values())
 
 
+def _dir_labels(run_dirs: list[str]) -> dict[str, str]:
+    """``--label dir``: each run's directory name, or its path as given where two runs share a
+    name (``old/x-s0`` and ``new/x-s0`` are two curves, not two seeds of one)."""
+    names = [Path(d).name for d in run_dirs]
+    return {d: name if names.count(name) == 1 else d for d, name in zip(run_dirs, names)}
+
+
 def run_compare(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
@@ -292,10 +299,12 @@ def run_compare(args: argparse.Namespace) -> int:
     names: dict[str, list[str]] = defaultdict(list)
     modes: dict[str, list[dict]] = defaultdict(list)
     first_cfg: dict[str, tuple[str, Any]] = {}
-    for d in _distinct_runs(args.run_dirs):
+    run_dirs = _distinct_runs(args.run_dirs)
+    dir_labels = _dir_labels(run_dirs)
+    for d in run_dirs:
         run_dir = Path(d)
         cfg = read_config(run_dir / "config.yaml", builds_env=False)
-        label = {"preset": cfg.preset or cfg.algo, "algo": cfg.algo, "dir": run_dir.name}[
+        label = {"preset": cfg.preset or cfg.algo, "algo": cfg.algo, "dir": dir_labels[d]}[
             args.label]
         if args.label == "preset":
             _warn_if_settings_differ(label, first_cfg.setdefault(label, (str(run_dir), cfg)),

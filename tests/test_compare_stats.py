@@ -123,3 +123,18 @@ def test_a_resumes_purge_drops_the_stray_events_of_the_same_second_and_process(t
     resumed.close()
     steps, values = read_scalars(tmp_path / "run", METRIC)
     assert steps.tolist() == [300, 400] and values.tolist() == [1.0, 2.0]
+
+
+def test_label_dir_keeps_two_runs_of_the_same_name_apart(tmp_path, capsys):
+    """``--label dir`` draws one curve per run: old/x and new/x (the same preset and seed
+    before and after a change) used to share the label "x" and be averaged as two seeds of one
+    curve (5 +- 4 here) instead of 1 and 9."""
+    old = _run(tmp_path / "old", "multigoal-quick-s0", [(1000, 0.0), (2000, 1.0)])
+    new = _run(tmp_path / "new", "multigoal-quick-s0", [(1000, 4.0), (2000, 9.0)])
+    other = _run(tmp_path, "other", [(1000, 2.0), (2000, 3.0)])
+    report = tmp_path / "c.json"
+    assert main(["compare", str(old), str(new), str(other), "--label", "dir",
+                 "--out", str(tmp_path / "c.png"), "--report", str(report)]) == 0
+    rep = json.loads(report.read_text())
+    assert {k: (v["seeds"], v["final_mean"]) for k, v in rep.items()} == {
+        str(old): (1, 1.0), str(new): (1, 9.0), "other": (1, 3.0)}
