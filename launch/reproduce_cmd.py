@@ -4,8 +4,8 @@ time, then draw its figures with ``softq compare``.
 Each run is its own ``softq train`` process writing ``ROOT/<preset>-s<seed>/`` and
 ``ROOT/logs/<preset>-s<seed>.log``. Running the command again picks up where it stopped: a run
 that reached its step budget is skipped, one with a checkpoint (e.g. interrupted) continues with
-``--resume``, one that died before its first checkpoint is moved aside (kept, renamed
-``*.incomplete-<time>``) and started again. A run whose pretraining run failed is skipped.
+``--resume``, one that died before its first checkpoint is moved aside (kept, as
+``ROOT/.incomplete/<run>-<time>``) and started again. A run whose pretraining run failed is skipped.
 A later call may raise the step budget (``--set run.total_env_steps=N``): finished runs then
 continue. Any other setting must match the runs already there, or nothing starts.
 """
@@ -144,12 +144,15 @@ def is_finished(run_dir: Path, total_env_steps: int | None = None) -> bool:
 
 
 def _set_aside_incomplete(run_dir: Path) -> None:
-    """A directory with a config but no checkpoint cannot be resumed; keep it under a new name."""
+    """A directory with a config but no checkpoint cannot be resumed; keep it in the hidden
+    ``.incomplete`` folder beside it, out of the runs that ``softq compare ROOT/<preset>-*``
+    (a shell glob skips dot-folders) would take for one more seed."""
     if run_dir.exists() and not (run_dir / CHECKPOINT_NAME).exists() and any(run_dir.iterdir()):
         if run_dir_in_use(run_dir):  # still training towards its first checkpoint
             raise ConfigError(f"{run_dir} is in use: another softq process is training there "
                               "(a second `softq reproduce` with the same --out?)")
-        aside = run_dir.with_name(f"{run_dir.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside = run_dir.parent / ".incomplete" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.parent.mkdir(exist_ok=True)
         run_dir.rename(aside)
         print(f"moved the unfinished {run_dir} (no checkpoint) to {aside}")
 

@@ -642,7 +642,7 @@ def test_a_run_directory_in_use_is_not_resumed_or_moved_aside_by_a_second_proces
         holder.kill()
         holder.wait()
     _set_aside_incomplete(run)  # released: set aside as before
-    assert not run.exists() and len(list(tmp_path.glob("run.incomplete-*"))) == 1
+    assert not run.exists() and len(list((tmp_path / ".incomplete").glob("run-*"))) == 1
 
 
 def test_sigterm_ends_a_run_as_ctrl_c_does_with_a_final_checkpoint_and_summary(tmp_path):
