@@ -190,6 +190,13 @@ class Scheduler:
         for state in self.states.values():
             if is_finished(root / state.run.name, self.budget[state.run.name]):
                 state.status = "done"
+        # refused before any run starts (found at a run's turn, the error left the runs already
+        # started training with nothing to watch them or forward a Ctrl-C)
+        busy = [s.run.name for s in self.states.values()
+                if s.status != "done" and run_dir_in_use(root / s.run.name)]
+        if busy:
+            raise ConfigError(f"{root}: {', '.join(busy)} in use: another softq process is "
+                              "training there (a second `softq reproduce` with the same --out?)")
         self.running: dict[str, tuple[subprocess.Popen, float]] = {}
         self.last_heartbeat = time.perf_counter()
 
