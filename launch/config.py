@@ -425,7 +425,10 @@ def read_config(path: Path, builds_env: bool = True) -> Config:
     env = data.get("env")
     if builds_env and isinstance(env, dict):
         _check_plugin_allowed(env.get("id"), path, what="env id")
-    return config_from_dict(data)
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:  # name the file: the reader's own --set or preset is not at fault
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 PLUGIN_MODULES_VAR = "SOFTQ_PLUGIN_MODULES"

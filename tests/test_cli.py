@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from distributed.checkpoint import load_checkpoint, non_finite_tensors, save_checkpoint
 from launch.cli import main
 from launch.compare_cmd import read_scalars
-from launch.config import read_config
+from launch.config import config_to_dict, load_config, read_config
 
 # A tiny inline multi-goal run: a few hundred steps, small nets, frequent checkpoints.
 TINY = ["--inline", "--set", "agent.hidden_sizes=[16, 16]", "--set", "agent.kernel_particles=8",
@@ -447,6 +448,25 @@ def test_corrupt_config_yaml_is_named(content, needle, tmp_path, capsys):
         line = _error_line(capsys)
         assert "config.yaml" in line and needle in line
     assert (tmp_path / "config.yaml").read_bytes() == content  # left as it was
+
+
+def test_a_config_yaml_that_fails_the_config_checks_is_named(tmp_path, capsys, monkeypatch):
+    # e.g. written by another softq version: the error was "unknown config key 'run.foo'", as
+    # if the reader's own --set or preset had it (--init-from, compare of many runs)
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    data = config_to_dict(load_config("cartpole-soft-dqn"))
+    data["run"]["foo"] = 1
+    (run / "config.yaml").write_text(yaml.safe_dump(data))
+    save_checkpoint(run, {"counters": {"env_steps": 0}, "runner": {}})
+    for argv in (["eval", str(run)], ["train", "--resume", str(run)],
+                 ["train", "cartpole-soft-dqn", "--init-from", str(run)],
+                 ["compare", str(run), "--out", str(tmp_path / "cmp.png")]):
+        assert main(argv) == 2
+        line = _error_line(capsys)
+        assert f"{run / 'config.yaml'}: unknown config key 'run.foo'" in line, (argv, line)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_check_reachable_tells_a_listening_head_from_a_closed_port():
