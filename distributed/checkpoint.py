@@ -89,7 +89,27 @@ def load_checkpoint(path: Path, map_location: str = "cpu") -> dict[str, Any]:
                               f"{_load_failure(exc)}") from exc
     if not isinstance(state, dict) or state.get("format") != "softq-checkpoint-v1":
         raise CheckpointError(f"{path} is not a softq checkpoint")
+    problem = _layout_problem(state)
+    if problem:
+        raise CheckpointError(f"{path} is not a whole softq checkpoint: {problem}")
     return state
+
+
+def _layout_problem(state: dict[str, Any]) -> str:
+    """What every reader of a checkpoint takes as given and finds missing or malformed ('' if
+    nothing): counters with a step count, the runner's state, a list of replay shard states."""
+    counters, replay = state.get("counters"), state.get("replay")
+    if not isinstance(counters, dict):
+        return f"'counters' is {counters!r}, not a mapping"
+    steps = counters.get("env_steps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        return f"counters 'env_steps' is {steps!r}, not a count of steps"
+    if not isinstance(state.get("runner"), dict):
+        return f"'runner' is {type(state.get('runner')).__name__}, not a mapping"
+    if replay is not None and not (isinstance(replay, list)
+                                   and all(isinstance(r, dict) for r in replay)):
+        return f"'replay' is {type(replay).__name__}, not a list of replay shard states"
+    return ""
 
 
 def _load_failure(exc: Exception) -> str:

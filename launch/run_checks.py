@@ -9,10 +9,12 @@ config.yaml).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from distributed.checkpoint import CheckpointError
+from distributed.driver import Counters
 from distributed.learner import LearnerRunner, cpu_copy_quietly, probe_spaces
 from launch.config import Config, ConfigError, config_to_dict, dict_differences
 
@@ -47,6 +49,18 @@ def build_cpu_learner(cfg: Config) -> LearnerRunner:
         raise ConfigError(f"config section 'agent': the {cfg.algo!r} learner cannot be built for "
                           f"{cfg.env.id!r} {space_shapes(obs_space, act_space)}: "
                           f"{_one_line(exc)}") from exc
+
+
+def checkpoint_counters(state: dict[str, Any], run_dir: Path) -> Counters:
+    """The counters a run resumes from; a CheckpointError names the ones this softq does not know
+    (a checkpoint of another version), before anything is written."""
+    try:
+        return Counters(**state["counters"])
+    except TypeError as exc:
+        unknown = sorted(set(state["counters"]) - {f.name for f in dataclasses.fields(Counters)})
+        raise CheckpointError(f"{run_dir}: its checkpoint holds counters this softq does not "
+                              f"know ({', '.join(unknown) or _one_line(exc)}): written by "
+                              f"another softq version?") from exc
 
 
 def load_run_state(runner: LearnerRunner, state: dict[str, Any], run_dir: Path) -> None:

@@ -27,7 +27,13 @@ from launch.config import (
     read_config,
     save_config,
 )
-from launch.run_checks import RESUME_MAY_CHANGE, build_cpu_learner, load_run_state, space_shapes
+from launch.run_checks import (
+    RESUME_MAY_CHANGE,
+    build_cpu_learner,
+    checkpoint_counters,
+    load_run_state,
+    space_shapes,
+)
 from launch.run_dir import claim_run_dir, hold_run_dir, new_run_dir
 
 RESUMABLE_LIST = ", ".join(k + "*" if k.endswith(".") else k for k in RESUME_MAY_CHANGE)
@@ -171,7 +177,7 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
         if run_dir.is_dir():
             held.enter_context(hold_run_dir(run_dir))
         state = load_checkpoint(run_dir)  # fail early, before anything is written
-        done = int(state["counters"]["env_steps"])
+        done = checkpoint_counters(state, run_dir).env_steps
         if cfg.run.total_env_steps < done:  # config.yaml would record a budget already spent
             raise ConfigError(f"--resume {run_dir}: run.total_env_steps "
                               f"{cfg.run.total_env_steps} is below the {done} env steps the run "

@@ -28,7 +28,7 @@ def test_round_trip(tmp_path):
 
 
 def test_crash_during_write_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    ckpt.save_checkpoint(tmp_path, {"counters": {"env_steps": 1}})
+    ckpt.save_checkpoint(tmp_path, {"counters": {"env_steps": 1}, "runner": {}})
     real_save = torch.save
 
     def exploding_save(obj, f, *a, **k):
@@ -38,7 +38,7 @@ def test_crash_during_write_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
     monkeypatch.setattr(ckpt.torch, "save", exploding_save)
     with pytest.raises(OSError):
-        ckpt.save_checkpoint(tmp_path, {"counters": {"env_steps": 2}})
+        ckpt.save_checkpoint(tmp_path, {"counters": {"env_steps": 2}, "runner": {}})
     monkeypatch.setattr(ckpt.torch, "save", real_save)
     assert ckpt.load_checkpoint(tmp_path)["counters"]["env_steps"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp files left
@@ -70,6 +70,26 @@ def test_corrupt_missing_and_foreign_files_are_named(tmp_path):
     torch.save({"a": 1}, tmp_path / "checkpoint.pt")
     with pytest.raises(ckpt.CheckpointError, match="not a softq checkpoint"):
         ckpt.load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("state,needle", [
+    ({"runner": {}}, "'counters' is None, not a mapping"),
+    ({"counters": [3], "runner": {}}, "'counters' is [3], not a mapping"),
+    ({"counters": {}, "runner": {}}, "counters 'env_steps' is None"),
+    ({"counters": {"env_steps": "x"}, "runner": {}}, "counters 'env_steps' is 'x'"),
+    ({"counters": {"env_steps": -1}, "runner": {}}, "counters 'env_steps' is -1"),
+    ({"counters": {"env_steps": 1}}, "'runner' is NoneType, not a mapping"),
+    ({"counters": {"env_steps": 1}, "runner": {}, "replay": 5}, "'replay' is int"),
+])
+def test_a_checkpoint_missing_a_part_every_reader_needs_is_named(tmp_path, state, needle):
+    # resume and eval read these unchecked: a KeyError or TypeError traceback, the resume's
+    # only after it had rewritten config.yaml
+    ckpt.save_checkpoint(tmp_path, state)
+    with pytest.raises(ckpt.CheckpointError, match="is not a whole softq checkpoint") as refused:
+        ckpt.load_checkpoint(tmp_path)
+    assert str(tmp_path) in str(refused.value) and needle in str(refused.value)
+    ckpt.save_checkpoint(tmp_path, {"counters": {"env_steps": 0}, "runner": {}, "replay": None})
+    assert ckpt.load_checkpoint(tmp_path)["replay"] is None  # an on-policy run's
 
 
 def test_shape_differences_names_each_tensor_and_key_that_does_not_match():

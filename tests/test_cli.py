@@ -469,6 +469,33 @@ def test_a_config_yaml_that_fails_the_config_checks_is_named(tmp_path, capsys, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
+def test_a_checkpoint_without_counters_or_with_unknown_ones_is_named_and_left_alone(tmp_path,
+                                                                                   capsys):
+    run = tmp_path / "run"
+    assert main(["train", "cartpole-soft-dqn", "--out", str(run), "--set", "replay.min_size=50",
+                 "--set", "run.total_env_steps=100", "--set", "run.eval_every=0"]) == 0
+    good = load_checkpoint(run)
+    bad = {"no counters": {k: v for k, v in good.items() if k not in ("format", "counters")},
+           # another softq version's: Counters(**...) raised a TypeError after config.yaml was
+           # rewritten
+           "an unknown counter": {**{k: v for k, v in good.items() if k != "format"},
+                                  "counters": {**good["counters"], "new_count": 3}}}
+    for name, state in bad.items():
+        save_checkpoint(run, state)
+        capsys.readouterr()
+        before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+        argvs = [["train", "--resume", str(run), "--set", "run.total_env_steps=200"]]
+        if name == "no counters":
+            argvs.append(["eval", str(run), "--episodes", "1"])
+        for argv in argvs:
+            assert main(argv) == 2, (name, argv)
+            line = _error_line(capsys)
+            assert str(run) in line and ("counters" in line or "new_count" in line), line
+            if name == "an unknown counter":
+                assert "new_count" in line
+        assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_check_reachable_tells_a_listening_head_from_a_closed_port():
     import socket
 
