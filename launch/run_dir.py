@@ -13,6 +13,11 @@ from pathlib import Path
 from distributed.checkpoint import CHECKPOINT_NAME
 from launch.config import ConfigError
 
+# a run killed (SIGKILL, out of memory, power loss) before it wrote its first checkpoint
+STOPPED_BEFORE_CHECKPOINT = ("holds the config.yaml of a run that stopped before its first "
+                             "checkpoint: there is nothing to resume; remove the directory to "
+                             "start that run again, or use another --out")
+
 
 def new_run_dir(preset: str, out: str | None) -> Path:
     """The directory of a new run: ``out``, or ``runs/<preset>-<timestamp>``. Only checked and
@@ -27,9 +32,11 @@ def new_run_dir(preset: str, out: str | None) -> Path:
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--out {path} is a file, not a directory")
         check_no_file_in_the_way(path)
-        if (path / CHECKPOINT_NAME).exists() or (path / "config.yaml").exists():
+        if (path / CHECKPOINT_NAME).exists():
             raise ConfigError(f"run directory {path} already holds a run; "
                               f"use --resume {path} or another --out")
+        if (path / "config.yaml").exists():  # --resume would find no checkpoint either
+            raise ConfigError(f"run directory {path} {STOPPED_BEFORE_CHECKPOINT}")
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = Path("runs") / f"{preset}-{stamp}"

@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from agents.registry import get_algorithm
-from distributed.checkpoint import CheckpointError, check_replay_shards, load_checkpoint
+from distributed.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    check_replay_shards,
+    load_checkpoint,
+)
 from distributed.driver import DriverHooks
 from distributed.interrupts import signals_as_interrupt
 from envs import UnknownEnvError
@@ -34,7 +39,12 @@ from launch.run_checks import (
     load_run_state,
     space_shapes,
 )
-from launch.run_dir import claim_run_dir, hold_run_dir, new_run_dir
+from launch.run_dir import (
+    STOPPED_BEFORE_CHECKPOINT,
+    claim_run_dir,
+    hold_run_dir,
+    new_run_dir,
+)
 
 RESUMABLE_LIST = ", ".join(k + "*" if k.endswith(".") else k for k in RESUME_MAY_CHANGE)
 
@@ -176,6 +186,8 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
         run_dir = Path(args.resume)
         if run_dir.is_dir():
             held.enter_context(hold_run_dir(run_dir))
+            if not (run_dir / CHECKPOINT_NAME).exists():
+                raise ConfigError(f"--resume {run_dir}: it {STOPPED_BEFORE_CHECKPOINT}")
         state = load_checkpoint(run_dir)  # fail early, before anything is written
         done = checkpoint_counters(state, run_dir).env_steps
         if cfg.run.total_env_steps < done:  # config.yaml would record a budget already spent

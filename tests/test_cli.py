@@ -496,6 +496,24 @@ def test_a_checkpoint_without_counters_or_with_unknown_ones_is_named_and_left_al
         assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
+def test_a_run_killed_before_its_first_checkpoint_is_not_sent_to_resume(tmp_path, capsys):
+    # what SIGKILL (out of memory, a preempted node) leaves before the first checkpoint: the
+    # --out refusal said "use --resume", and --resume said only "no checkpoint at ..."
+    run = tmp_path / "run"
+    argv = ["train", "cartpole-soft-dqn", "--out", str(run), "--set", "replay.min_size=50",
+            "--set", "run.total_env_steps=100", "--set", "run.eval_every=0"]
+    assert main(argv) == 0
+    (run / "checkpoint.pt").unlink()
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for again in (argv, ["train", "--resume", str(run)]):
+        assert main(again) == 2
+        line = _error_line(capsys)
+        assert "stopped before its first checkpoint: there is nothing to resume" in line, line
+        assert "use --resume" not in line
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_check_reachable_tells_a_listening_head_from_a_closed_port():
     import socket
 
