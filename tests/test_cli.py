@@ -66,6 +66,8 @@ def _error_line(capsys):
     (["train", "cartpole-soft-dqn", "--set", "agent.hidden_sizes=[0]"], "hidden_sizes"),
     (["train", "cartpole-a2c", "--set", "agent.hidden_sizes=[]"], "hidden_sizes"),
     (["train", "cartpole-soft-dqn", "--set", "agent.adam_eps=-1"], "adam_eps"),
+    # (a negative decay was taken as none at all: eps_end from the first step)
+    (["train", "cartpole-soft-dqn", "--set", "agent.eps_decay_steps=-5"], "eps_decay_steps"),
     (["train", "multigoal-quick", "--set", "agent.q_lr=-1"], "q_lr"),
     # a whole section set to nothing is refused, not silently replaced by the defaults
     (["train", "cartpole-soft-dqn", "--set", "run="], "override 'run': a section needs"),

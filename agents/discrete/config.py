@@ -90,6 +90,9 @@ class DQNConfig:
         if self.target_update_interval < 1:
             raise ValueError(f"target_update_interval must be >= 1, got "
                              f"{self.target_update_interval}")
+        if self.eps_decay_steps < 0:
+            raise ValueError(f"eps_decay_steps must be >= 0 (0: eps_end from the start), got "
+                             f"{self.eps_decay_steps}")
         if self.double_q and self.target != "hard":
             raise ValueError("double_q applies to the 'hard' target only "
                              f"(target={self.target!r})")
