@@ -16,7 +16,7 @@ from distributed.checkpoint import (
     shape_differences,
 )
 from distributed.driver import Counters, Driver, DriverHooks
-from distributed.interrupts import uninterrupted
+from distributed.interrupts import held_back, raise_pending, uninterrupted
 from distributed.learner import LearnerRunner, probe_spaces
 from distributed.replay_server import ReplayServer
 from distributed.rollout import RolloutWorker, uses_frame_replay
@@ -88,23 +88,29 @@ def init_from_pretrained(runner: LearnerRunner, state: dict[str, Any]) -> None:
 def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
                  resume: bool = False, init_state: dict[str, Any] | None = None
                  ) -> dict[str, Any]:
-    obs_space, act_space = probe_spaces(cfg)
-    runner = LearnerRunner(cfg, obs_space, act_space)
-    if init_state is not None:
-        init_from_pretrained(runner, init_state)
-    server = None
-    if not runner.spec.on_policy:
-        frame = uses_frame_replay(obs_space, cfg.env.id)
-        # one server holds the whole replay (replay.shards splits it across Ray actors only)
-        server = ReplayServer(cfg, frame_replay=frame, chunk_size=cfg.runtime.envs_per_worker,
-                              num_shards=1, frame_stack=obs_space.shape[0] if frame else 4)
-    counters = restore(run_dir if resume else None, runner, server)
-    # a resumed run's worker goes on from the run's step count (warm-up, exploration schedules)
-    worker = RolloutWorker(cfg, worker_index=0, num_workers=1,
-                           start_env_steps=counters.env_steps)
-    driver = Driver(cfg, run_dir, counters, hooks, obs_space, act_space)
-    worker.set_weights(*runner.current())
+    # a signal while the components are built (a second or more: the learner, the checkpoint
+    # being loaded) is raised in the try below, whose handler writes the final checkpoint: a new
+    # run's directory otherwise held config.yaml and no checkpoint to --resume from
+    with held_back():
+        obs_space, act_space = probe_spaces(cfg)
+        runner = LearnerRunner(cfg, obs_space, act_space)
+        if init_state is not None:
+            init_from_pretrained(runner, init_state)
+        server = None
+        if not runner.spec.on_policy:
+            frame = uses_frame_replay(obs_space, cfg.env.id)
+            # one server holds the whole replay (replay.shards splits it across Ray actors only)
+            server = ReplayServer(cfg, frame_replay=frame,
+                                  chunk_size=cfg.runtime.envs_per_worker, num_shards=1,
+                                  frame_stack=obs_space.shape[0] if frame else 4)
+        counters = restore(run_dir if resume else None, runner, server)
+        # a resumed run's worker goes on from the run's step count (warm-up, exploration)
+        worker = RolloutWorker(cfg, worker_index=0, num_workers=1,
+                               start_env_steps=counters.env_steps)
+        driver = Driver(cfg, run_dir, counters, hooks, obs_space, act_space)
+        worker.set_weights(*runner.current())
     try:
+        raise_pending()
         if driver.owes_evaluation:
             driver.evaluate(runner.learner.get_weights(), runner.learner)
         while not driver.done:

@@ -66,3 +66,22 @@ def uninterrupted() -> Iterator[None]:
     if not _Held.depth and _Held.pending is not None:
         signum, _Held.pending = _Held.pending, None
         raise KeyboardInterrupt(f"signal {signum} (held until the step was whole)")
+
+
+@contextlib.contextmanager
+def held_back() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while the block runs and leave one that arrived pending, for
+    :func:`raise_pending` where the caller can handle it (a runtime's setup: the handler that
+    writes the final checkpoint needs the components the setup builds)."""
+    _Held.depth += 1
+    try:
+        yield
+    finally:
+        _Held.depth -= 1
+
+
+def raise_pending() -> None:
+    """Raise a signal that :func:`held_back` held as KeyboardInterrupt (none pending: return)."""
+    if not _Held.depth and _Held.pending is not None:
+        signum, _Held.pending = _Held.pending, None
+        raise KeyboardInterrupt(f"signal {signum} (held until the run was set up)")

@@ -18,6 +18,7 @@ from distributed.checkpoint import (
     load_checkpoint,
 )
 from distributed.driver import DriverHooks
+from distributed.inline import train_inline
 from distributed.interrupts import signals_as_interrupt
 from envs import UnknownEnvError
 from launch.arg_types import missing_cuda_device
@@ -229,10 +230,12 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
             held.enter_context(hold_run_dir(run_dir))
             if (run_dir / "config.yaml").exists():  # another run took --out meanwhile
                 raise ConfigError(f"run directory {run_dir} already holds a run")
-        save_config(cfg, run_dir / "config.yaml")
-        hooks = make_hooks(cfg, run_dir)
-        print(f"run directory: {run_dir}")
+        # signals first, hooks (matplotlib's import) before config.yaml: once that is written,
+        # the inline runtime holds a signal until its final checkpoint can be written
         signals = held.enter_context(signals_as_interrupt())
+        hooks = make_hooks(cfg, run_dir)
+        save_config(cfg, run_dir / "config.yaml")
+        print(f"run directory: {run_dir}")
         summary = run_runtime(cfg, run_dir, hooks, resume=bool(args.resume),
                               init_state=None if args.resume else init_state)
     finally:
@@ -319,9 +322,8 @@ def make_hooks(cfg: Config, run_dir: Path) -> DriverHooks:
 
 def run_runtime(cfg: Config, run_dir: Path, hooks: DriverHooks, resume: bool,
                 init_state: dict[str, Any] | None = None) -> dict[str, Any]:
-    if cfg.runtime.inline:
-        from distributed.inline import train_inline
-
+    if cfg.runtime.inline:  # train_inline is imported with this module: importing it here
+        # (after config.yaml is written) was a window in which a signal escaped uncheckpointed
         return train_inline(cfg, run_dir, hooks, resume=resume, init_state=init_state)
     from distributed.ray_runtime import train_ray
 

@@ -66,3 +66,29 @@ def test_a_signal_in_the_middle_of_a_ddpg_update_checkpoints_the_whole_update(tm
 
     assert adam_steps(learner["critic_opt"]) == adam_steps(learner["actor_opt"]) == {30}
     assert learner["num_updates"] == state["updates"] == 30
+
+
+def test_a_signal_while_the_inline_run_is_set_up_ends_it_with_a_resumable_checkpoint(
+        tmp_path, monkeypatch, capsys):
+    """SIGTERM while train_inline builds its learner (about a second of a new run, and the
+    checkpoint's loading on a resume): the KeyboardInterrupt escaped before the loop's handler,
+    a traceback left a run directory with config.yaml and no checkpoint, which neither --out nor
+    --resume could go on with. Now the run ends at its first step with a checkpoint."""
+    from distributed.learner import LearnerRunner
+
+    real_init = LearnerRunner.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:  # the run's, not a check's
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(LearnerRunner, "__init__", init)
+    run = tmp_path / "run"
+    argv = ["train", "cartpole-soft-dqn", "--out", str(run), "--set", "replay.min_size=50",
+            "--set", "run.eval_every=0", "--set", "run.total_env_steps=100"]
+    assert main(argv) == 128 + signal.SIGTERM
+    assert load_checkpoint(run)["counters"]["env_steps"] == 0
+    monkeypatch.setattr(LearnerRunner, "__init__", real_init)
+    assert main(["train", "--resume", str(run)]) == 0
+    assert load_checkpoint(run)["counters"]["env_steps"] >= 100
