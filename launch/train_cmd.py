@@ -68,6 +68,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
+    for flag, value in (("--resume", args.resume), ("--init-from", args.init_from),
+                        ("--out", args.out)):
+        if value is not None and not value.strip():  # --init-from "$UNSET" trained from scratch
+            raise ConfigError(f"{flag} is empty (an unset shell variable?): give a run directory")
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"run.seed={args.seed}")
