@@ -58,6 +58,14 @@ def int_list_at_least(minimum: int) -> Callable[[str], list[int]]:
     return parse
 
 
+def directory(text: str) -> str:
+    """A directory path; an empty one (an unset shell variable) is refused, not read as '.' or
+    as the flag's default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty (an unset shell variable?)")
+    return text
+
+
 def torch_device(text: str) -> str:
     """'cpu', 'cuda' or 'cuda:N', where a CUDA device must exist on this machine."""
     import torch

@@ -25,7 +25,7 @@ from distributed.checkpoint import atomic_write_text
 from envs.city_generator import PRESETS, generate_city
 from envs.demonstrations import load_paths, save_paths, synthetic_drivers
 from envs.road_graph import FEATURE_NAMES, RoadGraph
-from launch.arg_types import float_at_least, int_at_least, probability_below_one
+from launch.arg_types import directory, float_at_least, int_at_least, probability_below_one
 from launch.config import ConfigError
 from launch.run_dir import check_no_file_in_the_way
 
@@ -437,19 +437,21 @@ def add_irl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
                    help="noisy drivers' cost noise")
     g.add_argument("--n-drivers", type=count, default=1)
     g.add_argument("--format", choices=("npz", "csv"), default="npz")
-    g.add_argument("--out", default=None)
+    g.add_argument("--out", type=directory, default=None)
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train", help="learn MaxEnt, action-based and MMP costs")
-    t.add_argument("--data", required=True, help="directory written by `irl generate`")
-    t.add_argument("--out", default=None)
+    t.add_argument("--data", type=directory, required=True,
+                   help="directory written by `irl generate`")
+    t.add_argument("--out", type=directory, default=None)
     t.add_argument("--models", default="maxent,action,mmp")
     t.add_argument("--method", choices=("lbfgs", "eg"), default="lbfgs")
     t.add_argument("--iters", type=count, default=50)
     t.add_argument("--lr", type=positive, default=0.5, help="exponentiated gradient step")
     t.add_argument("--l1", type=non_negative, default=0.0)
     t.add_argument("--horizon", type=count, default=None, help="fixed horizon (None: converge)")
-    t.add_argument("--init", default=None, help="warm-start MaxEnt from DIR/costs.json")
+    t.add_argument("--init", type=directory, default=None,
+                   help="warm-start MaxEnt from DIR/costs.json")
     t.add_argument("--dest-batch", type=count, default=16)
     t.add_argument("--max-paths", type=count, default=None)
     t.add_argument("--mmp-iters", type=count, default=30)
@@ -462,9 +464,10 @@ def add_irl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     for name, fn, hlp in (("evaluate", cmd_evaluate, "Table 1 metrics"),
                           ("destinations", cmd_destinations, "Figure 5 plot")):
         e = sub.add_parser(name, help=hlp)
-        e.add_argument("--data", required=True)
-        e.add_argument("--model", default=None, help="directory with costs.json (default --data)")
-        e.add_argument("--out", default=None)
+        e.add_argument("--data", type=directory, required=True)
+        e.add_argument("--model", type=directory, default=None,
+                       help="directory with costs.json (default --data)")
+        e.add_argument("--out", type=directory, default=None)
         e.add_argument("--max-paths", type=count, default=None)
         if name == "destinations":
             e.add_argument("--n-dest", type=count, default=5)

@@ -97,6 +97,24 @@ def test_out_of_range_numbers_are_refused_by_argparse(argv, needle, tmp_path, ca
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["train", "--data", "CITY", "--init", ""],  # trained from cold costs without a word
+    ["evaluate", "--data", "CITY", "--model", ""],  # read --data's costs.json instead
+    ["destinations", "--data", ""],  # read the current directory
+    ["generate", "--out", ""],  # wrote into runs/irl-<timestamp>
+])
+def test_an_empty_directory_argument_is_refused_by_argparse(argv, tmp_path, capsys,
+                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    flag = argv[argv.index("") - 1]
+    argv = [str(tmp_path) if a == "CITY" else a for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["irl", *argv, *(["--out", str(tmp_path / "out")] if "--out" not in argv else [])])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: is empty (an unset shell variable?)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["generate", "--rows", "6"], "--rows and --cols go together"),
     (["generate", "--rows", "3", "--cols", "3", "--n-destinations", "500"],
