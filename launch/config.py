@@ -412,6 +412,8 @@ def read_config(path: Path, builds_env: bool = True) -> Config:
     """A run directory's config.yaml. ``builds_env``: the caller makes its env (resume, eval,
     --init-from), so a module-qualified env id must be allowed as plug-ins are (softq compare
     only reads the config)."""
+    if path.parent.is_file():  # `softq eval RUN/checkpoint.pt`
+        raise ConfigError(f"{path.parent} is a file, not a run directory")
     if not path.is_file():
         raise ConfigError(f"no config.yaml in {path.parent}")
     try:

@@ -527,6 +527,21 @@ def test_an_empty_run_directory_flag_is_refused(flag, tmp_path, capsys, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_run_directory_argument_that_is_a_file_is_named(tmp_path, capsys):
+    # `softq eval RUN/checkpoint.pt` said "no config.yaml in RUN/checkpoint.pt"
+    run = tmp_path / "run"
+    assert main(["train", "cartpole-soft-dqn", "--out", str(run), "--set", "replay.min_size=50",
+                 "--set", "run.total_env_steps=100", "--set", "run.eval_every=0"]) == 0
+    capsys.readouterr()
+    file = run / "checkpoint.pt"
+    for argv in (["eval", str(file)], ["train", "--resume", str(file)],
+                 ["train", "cartpole-soft-dqn", "--init-from", str(file),
+                  "--out", str(tmp_path / "ft")]):
+        assert main(argv) == 2
+        assert f"{file} is a file, not a run directory" in _error_line(capsys)
+    assert not (tmp_path / "ft").exists()
+
+
 def test_check_reachable_tells_a_listening_head_from_a_closed_port():
     import socket
 
