@@ -58,14 +58,9 @@ def signals_as_interrupt() -> Iterator[list[int]]:
 @contextlib.contextmanager
 def uninterrupted() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM back until the block has run; then raise KeyboardInterrupt."""
-    _Held.depth += 1
-    try:
+    with held_back():
         yield
-    finally:
-        _Held.depth -= 1
-    if not _Held.depth and _Held.pending is not None:
-        signum, _Held.pending = _Held.pending, None
-        raise KeyboardInterrupt(f"signal {signum} (held until the step was whole)")
+    raise_pending("held until the step was whole")
 
 
 @contextlib.contextmanager
@@ -80,8 +75,9 @@ def held_back() -> Iterator[None]:
         _Held.depth -= 1
 
 
-def raise_pending() -> None:
-    """Raise a signal that :func:`held_back` held as KeyboardInterrupt (none pending: return)."""
+def raise_pending(why: str = "held until the run was set up") -> None:
+    """Raise a signal that :func:`held_back` held as KeyboardInterrupt (none pending, or still
+    inside a held block: return)."""
     if not _Held.depth and _Held.pending is not None:
         signum, _Held.pending = _Held.pending, None
-        raise KeyboardInterrupt(f"signal {signum} (held until the run was set up)")
+        raise KeyboardInterrupt(f"signal {signum} ({why})")
