@@ -21,6 +21,7 @@ from ray.exceptions import RayActorError
 from agents.registry import get_algorithm
 from distributed.checkpoint import CheckpointError, check_replay_shards, load_checkpoint
 from distributed.driver import Counters, Driver, DriverHooks
+from distributed.interrupts import held_back, raise_pending
 from distributed.learner import probe_spaces
 from distributed.ray_actors import LearnerActor, RolloutWorkerActor, WeightStore
 from distributed.ray_address import check_reachable
@@ -206,19 +207,23 @@ def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume:
     started = init_ray(cfg)
     runtime = None
     try:
-        runtime = RayRuntime(cfg, run_dir, hooks)
-        counters = Counters()
-        if resume:
-            counters = runtime.restore(load_checkpoint(run_dir))
-        elif init_state is not None:
-            runtime.init_state = init_state
-            ray.get(runtime.learner.init_from_pretrained.remote(init_state))
-        runtime.start_workers(counters.env_steps)
-        driver = Driver(cfg, run_dir, counters, hooks, runtime.obs_space, runtime.act_space)
+        # a signal while the actors are built and restored is raised in the try below, whose
+        # handler writes the final checkpoint (else a new run's directory had no checkpoint)
+        with held_back():
+            runtime = RayRuntime(cfg, run_dir, hooks)
+            counters = Counters()
+            if resume:
+                counters = runtime.restore(load_checkpoint(run_dir))
+            elif init_state is not None:
+                runtime.init_state = init_state
+                ray.get(runtime.learner.init_from_pretrained.remote(init_state))
+            runtime.start_workers(counters.env_steps)
+            driver = Driver(cfg, run_dir, counters, hooks, runtime.obs_space, runtime.act_space)
         from distributed.ray_loops import evaluate_now, off_policy_loop, on_policy_loop
 
         loop = on_policy_loop if runtime.on_policy else off_policy_loop
         try:
+            raise_pending()
             if driver.owes_evaluation:
                 evaluate_now(runtime, driver)
             loop(runtime, driver)

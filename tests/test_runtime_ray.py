@@ -522,3 +522,25 @@ def test_inline_resume_goes_on_from_the_runs_step_count(tmp_path):
     assert len(acts) == 800
     assert random_actions(acts) == 200 and random_actions(acts[:200]) == 200
     assert worker_seed(0, 0) == 0 and worker_seed(0, 0, 400) not in (0, worker_seed(0, 0, 800))
+
+
+def test_a_signal_while_the_ray_run_is_set_up_ends_it_with_a_checkpoint(local_ray, tmp_path,
+                                                                        monkeypatch):
+    """SIGTERM while train_ray builds its actors: the KeyboardInterrupt escaped before the
+    handler that writes the final checkpoint, leaving a run directory with nothing to resume."""
+    import signal
+
+    from distributed.interrupts import signals_as_interrupt
+    from distributed.ray_runtime import RayRuntime
+
+    real = RayRuntime.start_workers
+
+    def start_workers(self, env_steps):
+        real(self, env_steps)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(RayRuntime, "start_workers", start_workers)
+    with signals_as_interrupt() as received:
+        summary = train_ray(counting_config(), tmp_path)
+    assert received == [signal.SIGTERM] and summary["interrupted"]
+    assert load_checkpoint(tmp_path)["counters"]["env_steps"] == 0
