@@ -532,6 +532,7 @@ def test_a_signal_while_the_ray_run_is_set_up_ends_it_with_a_checkpoint(local_ra
 
     from distributed.interrupts import signals_as_interrupt
     from distributed.ray_runtime import RayRuntime
+    from launch.train_cmd import _start_ray
 
     real = RayRuntime.start_workers
 
@@ -540,7 +541,13 @@ def test_a_signal_while_the_ray_run_is_set_up_ends_it_with_a_checkpoint(local_ra
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(RayRuntime, "start_workers", start_workers)
-    with signals_as_interrupt() as received:
-        summary = train_ray(counting_config(), tmp_path)
+    cfg = counting_config()
+    started = _start_ray(cfg)  # as `softq train` does: Ray (and its SIGTERM handler) first
+    try:
+        with signals_as_interrupt() as received:
+            summary = train_ray(cfg, tmp_path)
+    finally:
+        if started:  # (the two-node test shut down the module's Ray)
+            ray.shutdown()
     assert received == [signal.SIGTERM] and summary["interrupted"]
     assert load_checkpoint(tmp_path)["counters"]["env_steps"] == 0
