@@ -187,6 +187,15 @@ def test_epsilon_schedule_and_apex_rates() -> None:
     np.testing.assert_allclose(rates, [0.4, 0.4**4.5, 0.4**8])
 
 
+def test_zero_decay_steps_gives_eps_end_from_the_first_step() -> None:
+    """eps_decay_steps = 0 means no schedule: eps_end already at env step 0 (the first act)."""
+    cfg = DQNConfig(eps_start=1.0, eps_end=0.05, eps_decay_steps=0, hidden_sizes=[4])
+    pol = DQNPolicy(cfg, OBS, ACT)
+    for t in (0, 1, 1000):
+        pol.set_env_steps(t)
+        assert pol.epsilon == pytest.approx(0.05)
+
+
 def test_greedy_epsilon_and_boltzmann_action_frequencies() -> None:
     cfg = DQNConfig(exploration="boltzmann", tau=0.5, hidden_sizes=[4])
     pol = DQNPolicy(cfg, OBS, gym.spaces.Discrete(3), seed=0)

@@ -144,7 +144,9 @@ class DQNPolicy:
         if self.fixed_epsilon is not None:
             return self.fixed_epsilon
         cfg = self.cfg
-        frac = min(1.0, self.env_steps / max(cfg.eps_decay_steps, 1))
+        if cfg.eps_decay_steps == 0:  # no schedule: eps_end from step 0 on
+            return cfg.eps_end
+        frac = min(1.0, self.env_steps / cfg.eps_decay_steps)
         return cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)
 
     @torch.no_grad()
