@@ -112,7 +112,11 @@ class OnPolicyConfig:
     """Rollout length T between updates (the runtime steps every env T times, then updates; the
     n of the n-step returns and of the soft Q target, eq. 46)."""
     lr: float = 7e-4
-    """RMSProp learning rate (standard A2C)."""
+    """RMSProp learning rate (standard A2C's value, kept constant). The optimizer is PyTorch's
+    RMSprop: OpenAI baselines' A2C used TensorFlow's, whose epsilon sits inside the square root
+    (a floor of sqrt(1e-5) ~ 3e-3 under the denominator) and whose squared-gradient average
+    starts at 1, and decayed lr linearly to 0. Per-parameter steps here are larger; A2C and
+    soft-Q A2C share the optimizer, so Figure 3's comparison is like for like."""
     rms_alpha: float = 0.99
     """RMSProp smoothing constant."""
     rms_eps: float = 1e-5
