@@ -117,6 +117,9 @@ def test_fast_update_equals_plain_reference(ratio, rule, value_target):
     cfg = small_cfg(kernel_update_ratio=ratio, alpha=0.7, kernel_bandwidth=rule,
                     value_target=value_target)
     learner = SQLLearner(cfg, OBS_SPACE, ACT_SPACE, seed=3)
+    with torch.no_grad():  # target != online Q: pins which network each term reads
+        for p in learner.q_target.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     batch = make_batch(0)
     before = [copy.deepcopy(m) for m in (learner.q, learner.q_target, learner.sampler)]
     rng_state = learner.gen.get_state()
