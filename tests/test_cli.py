@@ -708,20 +708,15 @@ def test_a_run_directory_in_use_is_not_resumed_or_moved_aside_by_a_second_proces
     directory aside (it has no checkpoint yet), is refused; once it is released both proceed."""
     from launch.config import ConfigError
     from launch.reproduce_cmd import _set_aside_incomplete
-    from launch.run_dir import LOCK_NAME, run_dir_in_use
+    from launch.run_dir import run_dir_in_use
+    from tests.run_dir_lock import lock_held_elsewhere
 
     run = tmp_path / "run"
     assert main(["train", "multigoal-quick", *TINY, "--out", str(run),
                  "--set", "run.total_env_steps=60"]) == 0
     capsys.readouterr()
     assert not run_dir_in_use(run)  # released when the run ended
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({str(run / LOCK_NAME)!r}, os.O_RDWR)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(run):
         assert run_dir_in_use(run)
         checkpoint = (run / "checkpoint.pt").read_bytes()
         assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=80"]) == 2
@@ -731,9 +726,6 @@ def test_a_run_directory_in_use_is_not_resumed_or_moved_aside_by_a_second_proces
         with pytest.raises(ConfigError, match="in use"):
             _set_aside_incomplete(run)
         assert run.is_dir()
-    finally:
-        holder.kill()
-        holder.wait()
     _set_aside_incomplete(run)  # released: set aside as before
     assert not run.exists() and len(list((tmp_path / ".incomplete").glob("run-*"))) == 1
 

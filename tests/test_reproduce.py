@@ -331,21 +331,12 @@ def test_a_run_in_use_is_refused_before_any_run_starts(tmp_path, capsys):
     """A second `softq reproduce` with the same --out found the first one's runs in use only at
     each run's turn: the error came after it had started the runs before it, which then trained
     with nothing to watch them. Now it is refused before anything starts, naming the run."""
-    from launch.run_dir import LOCK_NAME
+    from tests.run_dir_lock import lock_held_elsewhere
 
     busy = tmp_path / "multigoal-ddpg-quick-s0"
     busy.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, time\n"
-        f"fd = os.open({str(busy / LOCK_NAME)!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(busy):
         assert main(["reproduce", "multigoal", "--quick", "--seeds", "0", "--jobs", "2",
                      "--out", str(tmp_path)]) == 2
-    finally:
-        holder.kill()
-        holder.wait()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["multigoal-ddpg-quick-s0"]
     assert "multigoal-ddpg-quick-s0 in use: another softq process" in capsys.readouterr().err
