@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from distributed.checkpoint import atomic_write_text
 from launch.arg_types import finite_float
 from launch.config import ConfigError, config_differences, read_config
 
@@ -358,7 +359,7 @@ def run_compare(args: argparse.Namespace) -> int:
                    for label, (st, m, sd, n) in curves.items()}
         for label, rep in crossings.items():
             summary[label]["threshold"] = rep
-        _parent_made(args.report).write_text(json.dumps(summary, indent=2))
+        atomic_write_text(_parent_made(args.report), json.dumps(summary, indent=2))
         print(f"wrote {args.report}")
     fig = curves_figure(curves, args.metric, threshold=threshold,
                         seeds=groups if getattr(args, "per_seed", False) else None)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from distributed.checkpoint import load_checkpoint
+from distributed.checkpoint import atomic_write_text, load_checkpoint
 from distributed.evaluation import evaluate_policy, evaluation_policy
 from distributed.learner import probe_spaces
 from distributed.rollout import own_streams
@@ -98,7 +98,7 @@ def run_eval(args: argparse.Namespace) -> int:
         report["modes_covered"] = result["modes_covered"]
         shares = ", ".join(f"{k}: {v:.0%}" for k, v in result["mode_shares"].items())
         print(f"behaviour modes at episode end: {shares}")
-    (run_dir / "eval.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    atomic_write_text(run_dir / "eval.json", json.dumps(report, indent=2, default=_json_default))
     print(f"wrote {run_dir / 'eval.json'}")
     return 0
 

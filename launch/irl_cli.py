@@ -199,13 +199,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
                               max_trip_miles=args.trip_miles)
     save_paths(out / "train_paths.csv", demos.paths[: args.n_train])
     save_paths(out / "test_paths.csv", demos.paths[args.n_train:])
-    (out / "true_cost.json").write_text(json.dumps(dict(zip(FEATURE_NAMES, TRUE_COST.tolist(),
-                                                            strict=True)), indent=1))
+    atomic_write_text(out / "true_cost.json", json.dumps(
+        dict(zip(FEATURE_NAMES, TRUE_COST.tolist(), strict=True)), indent=1))
     info = {"segments": graph.n_segments, "transitions": graph.n_transitions,
             "destinations": dests.tolist(), "destination_probs": probs.tolist(),
             "mean_path_len": float(np.mean([p.size for p in demos.paths])),
             "seconds": time.perf_counter() - t0, "args": vars(args) | {"func": None}}
-    (out / "generate.json").write_text(json.dumps(info, indent=1, default=str))
+    atomic_write_text(out / "generate.json", json.dumps(info, indent=1, default=str))
     print(f"city {graph.n_segments} segments, {graph.n_transitions} transitions; "
           f"{args.n_train}+{args.n_test} paths (mean {info['mean_path_len']:.1f} segments) "
           f"in {info['seconds']:.1f} s -> {out}")
@@ -358,12 +358,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     rows = table1(mdp, phi, graph.length_miles, graph.travel_time_s(), test, costs,
                   progress=True)
-    (out / "table1.json").write_text(json.dumps(rows, indent=1))
+    atomic_write_text(out / "table1.json", json.dumps(rows, indent=1))
     lines = ["| model | matching % | 90% match % | log prob |", "|---|---|---|---|"]
     for name, r in rows.items():
         lp = "N/A" if np.isnan(r["log_prob"]) else f"{r['log_prob']:.2f}"
         lines.append(f"| {name} | {r['matching_pct']:.2f} | {r['match90_pct']:.2f} | {lp} |")
-    (out / "table1.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "table1.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"{len(test)} test paths in {time.perf_counter() - t0:.1f} s -> {out / 'table1.md'}")
     return 0
@@ -394,7 +394,7 @@ def cmd_destinations(args: argparse.Namespace) -> int:
     out = _out_dir(args.out)
     fr = np.linspace(0.0, 0.9, 10)
     acc, base = destination_accuracy(mdp, -(phi @ cost), cand, prior, test, fr, progress=True)
-    (out / "figure5.json").write_text(json.dumps(
+    atomic_write_text(out / "figure5.json", json.dumps(
         {"fractions": fr.tolist(), "accuracy": acc.tolist(), "prior_only": base.tolist(),
          "destinations": cand.tolist(), "prior": prior.tolist(), "n_test": len(test)}, indent=1))
     fig, ax = plt.subplots(figsize=(5, 3.5))
