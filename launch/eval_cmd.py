@@ -14,7 +14,7 @@ from distributed.checkpoint import atomic_write_text, load_checkpoint
 from distributed.evaluation import evaluate_policy, evaluation_policy
 from distributed.learner import probe_spaces
 from distributed.rollout import own_streams
-from launch.arg_types import int_at_least
+from launch.arg_types import directory, int_at_least
 from launch.config import read_config
 from launch.run_checks import build_cpu_learner, load_run_state
 from launch.train_cmd import check_env, check_episode_ends
@@ -22,7 +22,7 @@ from launch.train_cmd import check_env, check_episode_ends
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a run's checkpoint (writes eval.json)")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", type=directory)
     p.add_argument("--episodes", type=int_at_least(1), default=20)
     p.add_argument("--seed", type=int_at_least(0), default=12345,
                    help="seeds the episodes' envs, and the policy's noise through its own stream")

@@ -21,7 +21,7 @@ from distributed.driver import DriverHooks
 from distributed.inline import train_inline
 from distributed.interrupts import signals_as_interrupt
 from envs import UnknownEnvError
-from launch.arg_types import missing_cuda_device
+from launch.arg_types import directory, missing_cuda_device
 from launch.config import (
     Config,
     ConfigError,
@@ -55,10 +55,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("preset", nargs="?", help="preset name (see `softq presets`)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")
-    p.add_argument("--out", help="run directory (default runs/<preset>-<timestamp>)")
+    p.add_argument("--out", type=directory,
+                   help="run directory (default runs/<preset>-<timestamp>)")
     p.add_argument("--seed", type=int, help="run.seed")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
-    p.add_argument("--init-from", metavar="RUN_DIR",
+    p.add_argument("--resume", metavar="RUN_DIR", type=directory,
+                   help="continue a run from its checkpoint")
+    p.add_argument("--init-from", metavar="RUN_DIR", type=directory,
                    help="start from another run's learned weights (fine-tuning)")
     p.add_argument("--workers", type=int, help="rollout workers (Ray); implies Ray mode")
     p.add_argument("--envs-per-worker", type=int, help="envs per rollout worker")
@@ -68,10 +70,6 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
-    for flag, value in (("--resume", args.resume), ("--init-from", args.init_from),
-                        ("--out", args.out)):
-        if value is not None and not value.strip():  # --init-from "$UNSET" trained from scratch
-            raise ConfigError(f"{flag} is empty (an unset shell variable?): give a run directory")
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"run.seed={args.seed}")

@@ -516,14 +516,23 @@ def test_a_run_killed_before_its_first_checkpoint_is_not_sent_to_resume(tmp_path
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
+def test_an_empty_run_directory_argument_of_eval_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:  # Path("") is ".": the working directory
+        main(["eval", ""])
+    assert exit_info.value.code == 2
+    assert "argument run_dir: is empty (an unset shell variable?)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag", ["--init-from", "--out", "--resume"])
 def test_an_empty_run_directory_flag_is_refused(flag, tmp_path, capsys, monkeypatch):
     # `--init-from "$PRETRAINED"` with the variable unset trained from scratch without a word;
     # an empty --out was a traceback, an empty --resume started a new run
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "cartpole-soft-dqn", flag, "", "--set", "replay.min_size=50",
-                 "--set", "run.total_env_steps=100", "--set", "run.eval_every=0"]) == 2
-    assert f"{flag} is empty (an unset shell variable?)" in _error_line(capsys)
+    with pytest.raises(SystemExit) as exit_info:  # argparse: one line, exit code 2
+        main(["train", "cartpole-soft-dqn", flag, "", "--set", "replay.min_size=50",
+              "--set", "run.total_env_steps=100", "--set", "run.eval_every=0"])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: is empty (an unset shell variable?)" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
