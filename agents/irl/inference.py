@@ -11,10 +11,10 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from agents.irl.maxent import (
-    LOG_TINY,
     GraphMDP,
     action_log_probs,
     backward_pass,
+    held_normal,
     visitation,
 )
 
@@ -40,11 +40,9 @@ def log_partition(mdp: GraphMDP, reward: np.ndarray, destinations, watch,
     there."""
     back = backward_pass(mdp, reward, destinations, horizon, space="linear", watch=watch,
                          max_iter=max_iter, progress=progress)
-    # linear values are m * exp(max of the column) with m <= 1: an m below the smallest normal
-    # double (a log Z more than ~708 below its column's maximum) is subnormal and has lost digits
-    rel = back.log_beta - back.log_beta.max(axis=0)  # [n, B] log m
-    needed = rel[watch] if isinstance(watch, tuple) else rel[watch, :]
-    if back.engine.underflow or not (needed > LOG_TINY).all():
+    normal = held_normal(back.log_beta)  # [n, B]
+    needed = normal[watch] if isinstance(watch, tuple) else normal[watch, :]
+    if back.engine.underflow or not needed.all():
         back = backward_pass(mdp, reward, destinations, horizon, space="log", watch=watch,
                              max_iter=max_iter, progress=progress)
     return back.log_beta

@@ -159,6 +159,14 @@ def _check_reward(mdp: GraphMDP, reward: np.ndarray) -> np.ndarray:
 # column's maximum is subnormal and has lost digits
 LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 
+
+def held_normal(log_beta: np.ndarray) -> np.ndarray:
+    """[n, B] whether the linear engine holds each log Z as a normal double: it stores
+    m * exp(max of the column) with m <= 1, and an m below the smallest normal double (log Z
+    more than ~708 below its column's maximum) is subnormal, with digits lost."""
+    with np.errstate(invalid="ignore"):
+        return log_beta - log_beta.max(axis=0) > LOG_TINY
+
 # Iterations over which an infinite-horizon backward pass must change the watched log Z by less
 # than tol: the path lengths from one origin may skip up to SETTLE_STEPS - 1 values in a row
 # (a street grid's parity skips one) without stopping the pass early.
@@ -392,12 +400,10 @@ def visitation(mdp: GraphMDP, reward: np.ndarray, origin_weights: np.ndarray, de
 
 
 def _normal_origins(log_beta: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """[B] whether every origin's log Z lies within LOG_TINY of its column's maximum. Farther,
-    the linear engine holds beta(o) (and the forward sum of alpha = w / beta(o) ... w) as
-    subnormal doubles with lost digits: visitation off by ~20% at log Z = -744."""
-    with np.errstate(invalid="ignore"):
-        rel = log_beta - log_beta.max(axis=0)  # [n, B]
-    return np.all((w <= 0) | (rel > LOG_TINY), axis=0)
+    """[B] whether every origin's log Z is held as a normal double (:func:`held_normal`).
+    Otherwise beta(o) (and the forward sum of alpha = w / beta(o) ... w) lost digits:
+    visitation off by ~20% at log Z = -744."""
+    return np.all((w <= 0) | held_normal(log_beta), axis=0)
 
 
 def action_log_probs(mdp: GraphMDP, reward: np.ndarray, log_beta: np.ndarray) -> np.ndarray:
