@@ -185,14 +185,16 @@ class RayRuntime:
         self._note_learner_state_samples(self.replay_states(with_contents=False))
         return Counters(**state["counters"])
 
-    def checkpoint(self, driver: Driver) -> None:
-        """Write a periodic checkpoint of the learner and the shards. The learner's state
-        first: it comes once its train call is done, so the shards' sample counts include that
-        call's batches (and at most one prefetched request not yet trained on)."""
+    def checkpoint(self, driver: Driver, lost_ok: bool = False) -> list[int]:
+        """Write a checkpoint of the learner and the shards; returns the shards saved as lost
+        (``lost_ok``: see replay_states). The learner's state first: it comes once its train
+        call is done, so the shards' sample counts include that call's batches (and at most
+        one prefetched request not yet trained on)."""
         learner_state = ray.get(self.learner.state_dict.remote())
-        replay = self.replay_states()
+        replay = self.replay_states(lost_ok=lost_ok)
         driver.checkpoint(learner_state, replay)
         self._note_learner_state_samples(replay)
+        return [i for i, s in enumerate(replay or []) if s.get("lost")]
 
     def _note_learner_state_samples(self, replay: list[dict] | None) -> None:
         self._samples_at_learner_state = [int(s["limiter"]["samples"]) for s in replay or []]
@@ -232,17 +234,14 @@ def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume:
             driver.bar.write("interrupted: writing a final checkpoint")
         finally:
             try:
-                state = (ray.get(runtime.learner.state_dict.remote()),
-                         runtime.replay_states(lost_ok=True))
+                lost = runtime.checkpoint(driver, lost_ok=True)
             except ACTOR_ERRORS as exc:  # a dead learner: keep the last checkpoint
                 driver.bar.write(f"no final checkpoint ({type(exc).__name__}); the last one "
                                  "stays as it was")
             else:
-                lost = [i for i, s in enumerate(state[1] or []) if s.get("lost")]
                 if lost:
                     driver.bar.write(f"final checkpoint without replay shard(s) {lost} (dead): "
                                      "on resume they start empty")
-                driver.checkpoint(*state)
         return driver.close()
     finally:
         if runtime is not None:
