@@ -275,11 +275,10 @@ class Driver:
         if bad:
             if self.diverged_at is None:
                 self.diverged_at = step
-                kept = (f"checkpoint.pt keeps step {self._last_checkpoint}"
-                        if self._last_checkpoint is not None else "no checkpoint was written")
                 more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
                 print(f"softq: error: the learner's state is not finite at step {step} "
-                      f"({bad[0]}{more}): the run stops; {kept}", file=sys.stderr, flush=True)
+                      f"({bad[0]}{more}): the run stops; {self.last_checkpoint_kept()}",
+                      file=sys.stderr, flush=True)
             return
         self.counters.recent_returns = list(self.recent_returns)
         self.counters.recent_lengths = list(self.recent_lengths)
@@ -292,6 +291,17 @@ class Driver:
         save_checkpoint(self.run_dir, state)
         self._last_checkpoint = step
         self._next_ckpt = self._next_multiple(self.cfg.run.checkpoint_every)
+
+    def last_checkpoint_kept(self) -> str:
+        """Where a run that writes no final checkpoint can go on from."""
+        if self._last_checkpoint is None:
+            return "no checkpoint was written"
+        return f"checkpoint.pt keeps step {self._last_checkpoint}"
+
+    def skip_final_checkpoint(self, why: BaseException) -> None:
+        """Say that the final checkpoint is not written, why, and what stays."""
+        print(f"softq: no final checkpoint: {why}; {self.last_checkpoint_kept()}",
+              file=sys.stderr, flush=True)
 
     def close(self) -> dict[str, Any]:
         self.bar.close()

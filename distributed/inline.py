@@ -17,7 +17,7 @@ from distributed.checkpoint import (
 )
 from distributed.driver import Counters, Driver, DriverHooks
 from distributed.interrupts import held_back, raise_pending, uninterrupted
-from distributed.learner import LearnerRunner, probe_spaces
+from distributed.learner import LearnerRunner, TornLearnerState, probe_spaces
 from distributed.replay_server import ReplayServer
 from distributed.rollout import RolloutWorker, uses_frame_replay
 
@@ -123,7 +123,10 @@ def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
         driver.interrupted = True
         driver.bar.write("interrupted: writing a final checkpoint")
     finally:
-        driver.checkpoint(runner.state_dict(), _replay_state(cfg, server))
+        try:
+            driver.checkpoint(runner.state_dict(), _replay_state(cfg, server))
+        except TornLearnerState as exc:  # the update's own exception follows
+            driver.skip_final_checkpoint(exc)
         worker.close()
     return driver.close()
 

@@ -29,6 +29,11 @@ def probe_spaces(cfg: Any) -> tuple[gym.Space, gym.Space]:
     return spaces
 
 
+class TornLearnerState(RuntimeError):
+    """The learner's update raised part way: its state (DDPG's critic stepped, its actor not; an
+    optimizer half through its parameters) is no state a run ever had, so it is not saved."""
+
+
 class LearnerRunner:
     def __init__(self, cfg: Any, observation_space: gym.Space, action_space: gym.Space,
                  device: str | None = None):
@@ -43,9 +48,14 @@ class LearnerRunner:
         self.metrics = MetricAverager()
         self._rate_t = time.perf_counter()
         self._rate_updates = 0
+        self.torn: str | None = None  # what cut an update short, if one was
 
     def update(self, batch: dict) -> dict[str, float]:
-        metrics = self.learner.update(batch)
+        try:
+            metrics = self.learner.update(batch)
+        except BaseException as exc:  # a KeyboardInterrupt no handler held back too
+            self.torn = f"{type(exc).__name__} in update {self.updates + 1}"
+            raise
         self.updates += 1
         self.metrics.add(metrics)
         return metrics
@@ -73,6 +83,9 @@ class LearnerRunner:
         return out
 
     def state_dict(self) -> dict[str, Any]:
+        if self.torn is not None:
+            raise TornLearnerState(f"the learner stopped part way through an update "
+                                   f"({self.torn})")
         return {"learner": self.learner.state_dict(), "version": self.version,
                 "updates": self.updates}
 
@@ -80,6 +93,7 @@ class LearnerRunner:
         self.learner.load_state_dict(state["learner"])
         self.version, self.updates = int(state["version"]), int(state["updates"])
         self._rate_updates = self.updates
+        self.torn = None
 
 
 @contextlib.contextmanager

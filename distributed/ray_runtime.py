@@ -22,7 +22,7 @@ from agents.registry import get_algorithm
 from distributed.checkpoint import CheckpointError, check_replay_shards, load_checkpoint
 from distributed.driver import Counters, Driver, DriverHooks
 from distributed.interrupts import held_back, raise_pending
-from distributed.learner import probe_spaces
+from distributed.learner import TornLearnerState, probe_spaces
 from distributed.ray_actors import LearnerActor, RolloutWorkerActor, WeightStore
 from distributed.ray_address import check_reachable
 from distributed.replay_server import ReplayServer
@@ -235,6 +235,8 @@ def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume:
         finally:
             try:
                 lost = runtime.checkpoint(driver, lost_ok=True)
+            except TornLearnerState as exc:  # its train call's exception follows
+                driver.skip_final_checkpoint(getattr(exc, "cause", exc))  # not Ray's traceback
             except ACTOR_ERRORS as exc:  # a dead learner: keep the last checkpoint
                 driver.bar.write(f"no final checkpoint ({type(exc).__name__}); the last one "
                                  "stays as it was")

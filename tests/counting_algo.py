@@ -16,14 +16,18 @@ from agents.registry import AlgorithmSpec
 @dataclass
 class CountingConfig:
     gamma: float = 0.99
+    fail_at_update: int = 0  # > 0: that update raises half done (counted, not finished)
 
 
 class CountingLearner:
     def __init__(self, cfg, observation_space, action_space, device="cpu", seed=0):
         self.num_updates = 0
+        self.fail_at_update = cfg.fail_at_update
 
     def update(self, batch):
         self.num_updates += 1
+        if self.num_updates == self.fail_at_update:
+            raise RuntimeError(f"update {self.num_updates} failed half done")
         return {"loss/q": float(len(batch["obs"]))}
 
     def get_weights(self):

@@ -68,6 +68,39 @@ def test_a_signal_in_the_middle_of_a_ddpg_update_checkpoints_the_whole_update(tm
     assert learner["num_updates"] == state["updates"] == 30
 
 
+def test_an_update_that_raises_half_done_is_not_checkpointed(tmp_path, monkeypatch, capsys):
+    """An error between DDPG's critic step and its actor step (here the 1,000th critic step's
+    hook, at about step 1,050): the final checkpoint used to hold that half update over the
+    last good checkpoint; now the error is raised and checkpoint.pt keeps step 1,000."""
+    from agents.ddpg.learner import DDPGLearner
+
+    real_init = DDPGLearner.__init__
+    critic_steps = []
+
+    def fail_after_the_1000th_critic_step(optimizer, args, kwargs):
+        critic_steps.append(1)
+        if len(critic_steps) == 1000:
+            raise RuntimeError("CUDA out of memory (injected)")
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.critic_opt.register_step_post_hook(fail_after_the_1000th_critic_step)
+
+    monkeypatch.setattr(DDPGLearner, "__init__", init)
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="injected"):
+        main(["train", "multigoal-ddpg-quick", "--inline", "--out", str(run),
+              "--set", "agent.hidden_sizes=[16, 16]", "--set", "replay.min_size=50",
+              "--set", "run.eval_every=0", "--set", "run.image_every=0",
+              "--set", "run.checkpoint_every=1000", "--set", "run.total_env_steps=2000"])
+    state = load_checkpoint(run)
+    learner = state["runner"]["learner"]
+    assert state["counters"]["env_steps"] == 1000
+    assert learner["num_updates"] == state["runner"]["updates"] == 950
+    assert ("no final checkpoint: the learner stopped part way through an update (RuntimeError "
+            "in update 1000); checkpoint.pt keeps step 1000") in capsys.readouterr().err
+
+
 def test_a_signal_while_the_inline_run_is_set_up_ends_it_with_a_resumable_checkpoint(
         tmp_path, monkeypatch, capsys):
     """SIGTERM while train_inline builds its learner (about a second of a new run, and the

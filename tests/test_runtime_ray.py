@@ -276,6 +276,23 @@ def test_a_dead_replay_shard_stops_the_run_naming_it_and_checkpoints_the_rest(lo
     assert "lost" not in state["replay"][0] and len(state["replay"][0]["buffer"]["data"]["action"])
 
 
+def test_an_update_that_raises_half_done_leaves_the_last_checkpoint_as_it_was(local_ray,
+                                                                             tmp_path, capfd):
+    """The learner's 300th update raises after counting itself (DDPG: after the critic's step,
+    before the actor's). The final checkpoint used to save that state, one no run ever had, over
+    the last good one; now the error reaches the caller and checkpoint.pt keeps its step."""
+    cfg = counting_config(1_000_000, **{"run.checkpoint_every": 200, "agent.fail_at_update": 300})
+    with pytest.raises(RuntimeError, match="update 300 failed half done"):
+        train_ray(cfg, tmp_path)
+    state = load_checkpoint(tmp_path)
+    step = state["counters"]["env_steps"]
+    assert step > 0 and step % 200 == 0  # a periodic checkpoint, not a final one
+    assert state["runner"]["learner"]["num_updates"] == state["runner"]["updates"] < 300
+    assert (f"no final checkpoint: the learner stopped part way through an update "
+            f"(RuntimeError in update 300); checkpoint.pt keeps step {step}"
+            in capfd.readouterr().err)
+
+
 def test_a_failure_that_keeps_coming_back_stops_the_run_with_its_error():
     """A worker whose constructor raises, or whose replay shard died, fails again on every
     replacement: after MAX_FAILURES_IN_A_ROW failures of one actor with no success between, the
