@@ -83,6 +83,20 @@ def _assert_loaded(pre_state: dict, ft_state: dict, algo: str, finetune: str) ->
     assert any(not torch.equal(fresh[k], pre_t[k]) for k in pre_t)
 
 
+@pytest.mark.parametrize("preset", ["ant-hallway-wide-sql-finetune",
+                                    "ant-hallway-narrow-sql-finetune", "ant-umaze-sql-finetune"])
+def test_the_full_fine_tuning_schedules_both_end_at_20_epochs(preset):
+    """App. D.1: alpha reaches 0.001, and the fixed xi set one sample, within 20 epochs (200,000
+    env steps). alpha counts learner updates, which begin after the replay's warm-up: with 200,000
+    updates it reached 0.001 only at env step 210,000."""
+    cfg = load_config(preset)
+    epochs_20 = 20 * 10_000
+    updates_begin = cfg.replay.min_size  # the first update comes once the replay holds this many
+    alpha_ends = updates_begin + cfg.agent.alpha_anneal_updates / cfg.replay.updates_per_step
+    assert alpha_ends == cfg.agent.fixed_xi_anneal_steps == epochs_20
+    assert cfg.run.random_steps == 0  # the warm-up acts with the pretrained policy
+
+
 @pytest.mark.parametrize("algo, pretrain, finetune", [
     ("sql", "ant-pretrain-sql", "ant-hallway-wide-sql-finetune"),
     ("ddpg", "ant-pretrain-ddpg", "ant-umaze-ddpg-pretrained"),
