@@ -15,12 +15,14 @@ log-normal noise of that scale).
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from distributed.checkpoint import atomic_write_text
 from envs.road_graph import RoadGraph
 
 PolicyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (cost [K], dests [B]) -> [m, B]
@@ -161,13 +163,14 @@ def synthetic_drivers(graph: RoadGraph, true_cost: np.ndarray, policy_fn: Policy
 
 
 def save_paths(path: str | Path, paths: list[np.ndarray]) -> Path:
+    """Write the path CSV atomically (a crash leaves the previous file whole)."""
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["path_id", "segments"])
+    for i, p in enumerate(paths):
+        w.writerow([i, " ".join(str(int(s)) for s in p)])
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path_id", "segments"])
-        for i, p in enumerate(paths):
-            w.writerow([i, " ".join(str(int(s)) for s in p)])
+    atomic_write_text(path, text.getvalue())
     return path
 
 

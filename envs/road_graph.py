@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from distributed.checkpoint import atomic_write
+
 ROAD_TYPES = ("interstate", "highway", "arterial", "collector", "local")
 SPEED_EDGES_MPH = (22.5, 27.5, 37.5, 47.5, 57.5)  # 6 categories: <=20, 25, 30-35, 40-45, 50-55, 60+
 SPEED_NAMES = ("speed_le20", "speed_25", "speed_30_35", "speed_40_45", "speed_50_55", "speed_ge60")
@@ -121,20 +123,20 @@ class RoadGraph:
     # ---- IO ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """``*.npz`` -> one archive; anything else -> directory with the two CSV files."""
-        path = Path(path)
+        path = Path(path)  # each file written atomically: a crash leaves the previous one whole
         if path.suffix == ".npz":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(path, **{f.name: getattr(self, f.name) for f in fields(self)})
+            arrays = {f.name: getattr(self, f.name) for f in fields(self)}
+            atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
             return path
         path.mkdir(parents=True, exist_ok=True)
         seg = np.column_stack([self.length_miles, self.speed_mph, self.road_type, self.lanes,
                                self.x, self.y])
-        np.savetxt(path / "segments.csv", seg, delimiter=",", comments="",
-                   header=",".join(SEGMENT_COLUMNS), fmt=["%.9g", "%.6g", "%d", "%d", "%.9g",
-                                                         "%.9g"])
+        atomic_write(path / "segments.csv", lambda fh: np.savetxt(
+            fh, seg, delimiter=",", comments="", header=",".join(SEGMENT_COLUMNS),
+            fmt=["%.9g", "%.6g", "%d", "%d", "%.9g", "%.9g"]))
         tr = np.column_stack([self.src, self.dst, self.turn])
-        np.savetxt(path / "transitions.csv", tr, delimiter=",", comments="", fmt="%d",
-                   header=",".join(TRANSITION_COLUMNS))
+        atomic_write(path / "transitions.csv", lambda fh: np.savetxt(
+            fh, tr, delimiter=",", comments="", fmt="%d", header=",".join(TRANSITION_COLUMNS)))
         return path
 
     @classmethod

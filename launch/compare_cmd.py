@@ -294,7 +294,7 @@ def _dir_labels(run_dirs: list[str]) -> dict[str, str]:
 def run_compare(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
-    from launch.plots import curves_figure
+    from launch.plots import curves_figure, save_figure
 
     groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     names: dict[str, list[str]] = defaultdict(list)
@@ -363,7 +363,7 @@ def run_compare(args: argparse.Namespace) -> int:
         print(f"wrote {args.report}")
     fig = curves_figure(curves, args.metric, threshold=threshold,
                         seeds=groups if getattr(args, "per_seed", False) else None)
-    fig.savefig(_parent_made(args.out))  # figure_path named the format (and added .png)
+    save_figure(fig, _parent_made(args.out))  # figure_path named the format (and added .png)
     plt.close(fig)
     print(f"wrote {args.out}")
     return 0

@@ -377,6 +377,7 @@ def cmd_destinations(args: argparse.Namespace) -> int:
 
     from agents.irl.evaluation import destination_accuracy
     from agents.irl.inference import destination_prior
+    from launch.plots import save_figure
 
     data = Path(args.data)
     graph = _load_graph(data)
@@ -406,7 +407,7 @@ def cmd_destinations(args: argparse.Namespace) -> int:
     ax.set_title(f"Destination prediction ({cand.size} destinations)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "figure5.png", dpi=120)
+    save_figure(fig, out / "figure5.png", dpi=120)
     print(" ".join(f"{100 * f:.0f}%:{100 * a:.1f}" for f, a in zip(fr, acc, strict=True)))
     print(f"{len(test)} test paths -> {out / 'figure5.png'}")
     return 0

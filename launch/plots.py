@@ -13,10 +13,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from distributed.checkpoint import atomic_write  # noqa: E402
 from envs.multigoal import GOALS, MultiGoalEnv  # noqa: E402
 
 # Figure 1 (right) shows Q at these states: unimodal, convex and bimodal regions.
 FIXED_STATES = np.array([[-2.0, 0.0], [0.0, 0.0], [2.5, 2.5]], dtype=np.float32)  # [3, 2]
+
+
+def save_figure(fig: plt.Figure, path: Path, **kwargs: Any) -> None:
+    """``fig.savefig(path)`` through atomic_write: a crash mid-write leaves the previous figure
+    whole. The format is the suffix's (savefig's own rule for a path)."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    atomic_write(Path(path), lambda f: fig.savefig(f, format=fmt, **kwargs))
 
 
 def figure_to_rgb(fig: plt.Figure) -> np.ndarray:
@@ -91,13 +99,13 @@ def make_multigoal_hook(run_dir: Path) -> Callable[[Any, dict, int], dict[str, n
         plot_dir.mkdir(parents=True, exist_ok=True)
         images = {}
         fig = multigoal_trajectories(result.get("trajectories", []))
-        fig.savefig(plot_dir / "trajectories.png")
+        save_figure(fig, plot_dir / "trajectories.png")
         images["multigoal/trajectories"] = figure_to_rgb(fig)
         plt.close(fig)
         actions = policy_samples(learner)
         if actions is not None:
             fig = multigoal_q_panels(learner.q_values, actions)
-            fig.savefig(plot_dir / "q_values.png")
+            save_figure(fig, plot_dir / "q_values.png")
             images["multigoal/q_and_actions"] = figure_to_rgb(fig)
             plt.close(fig)
         return images

@@ -93,6 +93,19 @@ def _a_loop(g: RoadGraph, b: int) -> list[int]:
     raise AssertionError(f"no loop through segment {b}")
 
 
+def test_a_path_file_that_fails_to_save_leaves_the_previous_one_whole(tmp_path):
+    """A path that cannot be written (here a segment id that is no integer) used to leave the
+    CSV truncated: the file was opened for writing before the first row was formatted."""
+    g = generate_city(5, 5, seed=0)
+    p = np.array([g.src[0], g.dst[0]])
+    f = save_paths(tmp_path / "p.csv", [p, p])
+    before = f.read_bytes()
+    with pytest.raises(TypeError):
+        save_paths(f, [p, np.array([g.src[0], None], dtype=object)])
+    assert f.read_bytes() == before and len(load_paths(f, g)) == 2
+    assert [q.name for q in tmp_path.iterdir()] == ["p.csv"]  # no temporary file left
+
+
 def test_paths_roundtrip_and_validation(tmp_path):
     g = generate_city(5, 5, seed=0)
     p = np.array([g.src[0], g.dst[0]])

@@ -10,7 +10,7 @@ from agents.sql.config import SQLConfig
 from agents.sql.learner import SQLLearner
 from envs import make_env
 from launch.cli import main
-from launch.plots import FIXED_STATES, multigoal_q_panels, policy_samples
+from launch.plots import FIXED_STATES, multigoal_q_panels, policy_samples, save_figure
 
 
 def _spaces():
@@ -54,3 +54,31 @@ def test_training_draws_figure_1_for_both_algorithms(preset, tmp_path):
                  "--set", "agent.hidden_sizes=[8, 8]"]) == 0
     for name in ("trajectories.png", "q_values.png"):
         assert (run / "plots" / name).stat().st_size > 0
+
+
+def test_save_figure_writes_the_format_its_suffix_names_and_a_failure_keeps_the_old_file(
+        tmp_path):
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2), dpi=40)
+    ax.plot([0, 1], [1, 0])
+    for name, magic in (("f.png", b"\x89PNG"), ("f.pdf", b"%PDF")):
+        save_figure(fig, tmp_path / name)
+        assert (tmp_path / name).read_bytes().startswith(magic)
+    direct = io.BytesIO()
+    fig.savefig(direct, format="png")
+    assert (tmp_path / "f.png").read_bytes() == direct.getvalue()
+    before = (tmp_path / "f.png").read_bytes()
+
+    def fails_mid_write(fh, **kwargs):
+        fh.write(b"\x89PNG half")
+        raise OSError("No space left on device")
+
+    fig.savefig = fails_mid_write
+    with pytest.raises(OSError, match="No space"):
+        save_figure(fig, tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes() == before  # a plain savefig had truncated it
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["f.pdf", "f.png"]
+    plt.close(fig)
