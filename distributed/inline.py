@@ -1,7 +1,9 @@
 """Inline mode: every component called in one process, in a loop (tests, debugging, profiling).
 
 The components are exactly those the Ray runtime places in actors: RolloutWorker, ReplayServer,
-LearnerRunner, Driver. Only placement differs.
+LearnerRunner, Driver. Only placement differs: off-policy one rollout worker feeds the replay;
+on-policy the runtime.workers workers take turns, so each update's batch holds every worker's
+envs, as on Ray.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from distributed.driver import Counters, Driver, DriverHooks
 from distributed.interrupts import held_back, raise_pending, uninterrupted
 from distributed.learner import LearnerRunner, TornLearnerState, probe_spaces
 from distributed.replay_server import ReplayServer
-from distributed.rollout import RolloutWorker, uses_frame_replay
+from distributed.rollout import RolloutWorker, join_rollouts, uses_frame_replay
 
 
 def restore(run_dir: Path | None, runner: LearnerRunner, server: ReplayServer | None
@@ -104,20 +106,24 @@ def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
                                   chunk_size=cfg.runtime.envs_per_worker, num_shards=1,
                                   frame_stack=obs_space.shape[0] if frame else 4)
         counters = restore(run_dir if resume else None, runner, server)
-        # a resumed run's worker goes on from the run's step count (warm-up, exploration)
-        worker = RolloutWorker(cfg, worker_index=0, num_workers=1,
-                               start_env_steps=counters.env_steps)
+        # On-policy, the update's batch is every worker's envs: the workers take turns here as
+        # they run side by side on Ray (the same envs, seeds and batch). Off-policy, one worker
+        # feeds the replay. A resumed run's workers go on from its step count (warm-up, ...).
+        n = cfg.runtime.workers if server is None else 1
+        workers = [RolloutWorker(cfg, worker_index=i, num_workers=n,
+                                 start_env_steps=counters.env_steps) for i in range(n)]
         driver = Driver(cfg, run_dir, counters, hooks, obs_space, act_space)
-        worker.set_weights(*runner.current())
+        for worker in workers:
+            worker.set_weights(*runner.current())
     try:
         raise_pending()
         if driver.owes_evaluation:
             driver.evaluate(runner.learner.get_weights(), runner.learner)
         while not driver.done:
             if server is None:
-                _on_policy_iteration(cfg, worker, runner, driver)
+                _on_policy_iteration(cfg, workers, runner, driver)
             else:
-                _off_policy_iteration(worker, server, runner, driver)
+                _off_policy_iteration(workers[0], server, runner, driver)
             _housekeeping(cfg, driver, runner, server)
     except KeyboardInterrupt:
         driver.interrupted = True
@@ -127,7 +133,8 @@ def train_inline(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None,
             driver.checkpoint(runner.state_dict(), _replay_state(cfg, server))
         except TornLearnerState as exc:  # the update's own exception follows
             driver.skip_final_checkpoint(exc)
-        worker.close()
+        for worker in workers:
+            worker.close()
     return driver.close()
 
 
@@ -144,13 +151,16 @@ def _off_policy_iteration(worker: RolloutWorker, server: ReplayServer, runner: L
             worker.set_weights(*runner.publish())
 
 
-def _on_policy_iteration(cfg: Any, worker: RolloutWorker, runner: LearnerRunner,
+def _on_policy_iteration(cfg: Any, workers: list[RolloutWorker], runner: LearnerRunner,
                          driver: Driver) -> None:
-    out = worker.collect_rollout(cfg.agent.n_steps)
-    with uninterrupted():  # the rollout both counted and learned from, or neither
-        driver.record(out["env_steps"], out["episodes"], out["running_extremes"])
-        runner.update(out["data"])
-    worker.set_weights(*runner.publish())  # synchronous: every update is broadcast
+    outs = [worker.collect_rollout(cfg.agent.n_steps) for worker in workers]
+    with uninterrupted():  # the rollouts both counted and learned from, or neither
+        for out in outs:
+            driver.record(out["env_steps"], out["episodes"], out["running_extremes"])
+        runner.update(join_rollouts([out["data"] for out in outs]))
+    weights = runner.publish()  # synchronous: every update is broadcast
+    for worker in workers:
+        worker.set_weights(*weights)
 
 
 def _replay_state(cfg: Any, server: ReplayServer | None) -> list[dict] | None:

@@ -11,14 +11,13 @@ import time
 import uuid
 from typing import Any
 
-import numpy as np
 import ray
 from ray.exceptions import ObjectLostError
 
 from distributed.checkpoint import cpu_state
 from distributed.learner import LearnerRunner
 from distributed.replay_server import shard_of_worker
-from distributed.rollout import RolloutWorker
+from distributed.rollout import RolloutWorker, join_rollouts
 
 
 class WeightStore:
@@ -199,8 +198,7 @@ class LearnerActor:
 
     def update_on_policy(self, *rollouts: dict[str, Any]) -> int:
         """Concatenate the workers' rollouts along the env axis, update once, publish."""
-        batch = {k: np.concatenate([r[k] for r in rollouts], axis=1) for k in rollouts[0]}
-        self.runner.update(batch)
+        self.runner.update(join_rollouts(list(rollouts)))
         weights, version = self.runner.publish()
         self._weights_ref = [ray.put(weights)]
         return version

@@ -151,6 +151,14 @@ def own_streams(seed: int) -> tuple[int, int]:
     return policy, space
 
 
+def join_rollouts(rollouts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Several workers' lockstep rollouts (time-major, [T(+1), N_i, ...]) as one batch of
+    sum(N_i) envs: the on-policy update of the Ray learner and of the inline loop alike."""
+    if len(rollouts) == 1:
+        return rollouts[0]
+    return {k: np.concatenate([r[k] for r in rollouts], axis=1) for k in rollouts[0]}
+
+
 class RolloutWorker:
     """Steps ``envs_per_worker`` envs with the current policy.
 

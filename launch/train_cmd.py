@@ -100,10 +100,26 @@ def resolve_config(args: argparse.Namespace) -> Config:
                               f"{'; '.join(changed)}. A resumed run may change only "
                               f"{RESUMABLE_LIST}; start a new run to change more (--init-from "
                               f"{args.resume} keeps its weights)")
+        _check_on_policy_envs(resumed, cfg, args.resume)
     check_env(cfg)
     _check_device(cfg, resuming=bool(args.resume))
     _check_shards(cfg)
     return cfg
+
+
+def _check_on_policy_envs(trained: Config, cfg: Config, run: str) -> None:
+    """An on-policy update learns from one rollout of every env of every worker (inline and on
+    Ray alike): runtime.workers x runtime.envs_per_worker is the batch size, which a resumed run
+    may regroup (2 x 8 for 4 x 4) but not change."""
+    if not get_algorithm(cfg.algo).on_policy:
+        return
+    before, now = (c.runtime.workers * c.runtime.envs_per_worker for c in (trained, cfg))
+    if before != now:
+        raise ConfigError(
+            f"--resume {run} would change the {cfg.algo} batch from {before} envs "
+            f"({trained.runtime.workers} workers x {trained.runtime.envs_per_worker}) to {now} "
+            f"({cfg.runtime.workers} x {cfg.runtime.envs_per_worker}): each update learns from "
+            f"every env's rollout; keep runtime.workers x runtime.envs_per_worker at {before}")
 
 
 def _check_shards(cfg: Config) -> None:

@@ -123,7 +123,7 @@ def test_on_policy_rollouts_are_lockstep_and_drive_the_update(preset: str, tmp_p
 
     runner.update = recording_update
     while not driver.done:
-        _on_policy_iteration(cfg, worker, runner, driver)
+        _on_policy_iteration(cfg, [worker], runner, driver)
     driver.close()
 
     assert driver.counters.env_steps == worker.env_steps == steps

@@ -285,6 +285,25 @@ def test_resume_refuses_settings_its_checkpoint_was_not_trained_with(tmp_path, c
     assert load_checkpoint(run)["counters"]["env_steps"] == 80
 
 
+def test_a_resume_may_regroup_an_on_policy_runs_envs_but_not_change_their_number(tmp_path,
+                                                                                capsys):
+    """A2C's update learns from every env's rollout: 2 workers x 2 envs is a batch of 4 envs.
+    A resume that made it 8 (or, inline, 2: one worker, before inline ran them all) changed the
+    algorithm mid-run; regrouping the 4 envs (1 worker x 4) keeps it."""
+    run = tmp_path / "run"
+    assert main(["train", "cartpole-a2c", "--inline", "--out", str(run), "--set",
+                 "runtime.workers=2", "--set", "runtime.envs_per_worker=2", "--set",
+                 "run.eval_every=0", "--set", "run.total_env_steps=200"]) == 0
+    assert load_checkpoint(run)["runner"]["updates"] == 200 // (4 * 5)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--envs-per-worker", "4"]) == 2
+    assert ("would change the a2c batch from 4 envs (2 workers x 2) to 8 (2 x 4)"
+            in _error_line(capsys))
+    assert main(["train", "--resume", str(run), "--inline", "--set", "runtime.workers=1",
+                 "--envs-per-worker", "4", "--set", "run.total_env_steps=400"]) == 0
+    assert load_checkpoint(run)["runner"]["updates"] == 400 // (4 * 5)
+
+
 def test_a_resume_may_start_saving_the_replay_contents(tmp_path):
     """A run whose checkpoints hold no replay restarts it empty at each resume (no update until
     it holds replay.min_size again): what a checkpoint holds is bookkeeping, so a resume may

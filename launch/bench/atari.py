@@ -339,7 +339,8 @@ def main(argv: list[str]) -> int:
             torch.set_num_threads(1)
         if "inline" not in args.skip:
             a2c[f"softq a2c inline (1w x {n})"] = softq_rates(
-                "pong-a2c-naive", [*base, "runtime.inline=true", f"runtime.envs_per_worker={n}"],
+                "pong-a2c-naive", [*base, "runtime.inline=true", "runtime.workers=1",
+                                   f"runtime.envs_per_worker={n}"],
                 args.warmup)
         if "ray" not in args.skip and n % 2 == 0:
             a2c[f"softq a2c ray (2w x {n // 2})"] = softq_rates(
