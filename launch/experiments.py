@@ -4,7 +4,7 @@ starts from which pretrained run, and which ``softq compare`` draws each figure.
 
 | experiment | paper, figure | runs per seed | comparison |
 |---|---|---|---|
-| ``multigoal`` | Haarnoja, Fig. 1-2 | SQL, DDPG | goals reached (mode coverage) |
+| ``multigoal`` | Haarnoja, Fig. 1 | SQL, DDPG | goals reached (mode coverage) |
 | ``swimmer`` | Haarnoja, Fig. 3a | SQL, DDPG | seeds past the finish line in training |
 | ``maze`` | Haarnoja, Fig. 3b | SQL, DDPG | seeds below the upper passage's distance |
 | ``finetune`` | Haarnoja, Fig. 5, 7 | 2 pretraining + 3 x 3 fine-tuning | directions, return |
