@@ -343,7 +343,7 @@ UMAZE_WALLS: list[Wall] = u_maze((-1.5, 6.5, -1.5, 7.5), (-1.5, 3.5, 1.5, 4.5), 
 
 # The U at the narrow hallway's size, for the -quick presets: arena [-1.25, 4.25] x [-1.25,
 # 5.25], block [-1.25, 1.75] x [1.25, 2.75], arms and bend 2.5 m wide, target (0, 4); the way
-# round is ~8 m instead of ~16 m.
+# round is ~10 m instead of ~16 m (arm centrelines).
 UMAZE_COMPACT_TARGET = (0.0, 4.0)
 UMAZE_COMPACT_WALLS: list[Wall] = u_maze((-1.25, 4.25, -1.25, 5.25), (-1.25, 1.75, 1.25, 2.75),
                                          "umaze")
