@@ -96,6 +96,21 @@ def test_soft_value_of_constant_q_and_td_target_by_hand():
     assert loss.item() == pytest.approx(0.5 * (1.0 ** 2 + 1.0 ** 2) / 2)
 
 
+def test_loss_gradients_by_hand_and_none_into_targets():
+    """J_Q (eq. 11) moves Q by (Q - Q_hat)/B and never Q_hat; the surrogate (eq. 14) moves u by
+    -phi/(BK) and never phi: both stop-gradients hold in the plain functions themselves."""
+    q = torch.tensor([11.9, -1.0], requires_grad=True)
+    target = torch.tensor([10.9, -2.0], requires_grad=True)
+    q_loss(q, target).backward()
+    torch.testing.assert_close(q.grad, torch.tensor([0.5, 0.5]))
+    assert target.grad is None
+    u = torch.randn(2, 3, 4, requires_grad=True)  # [B, K, d]
+    phi = torch.randn(2, 3, 4, requires_grad=True)
+    svgd_surrogate_loss(phi, u).backward()
+    torch.testing.assert_close(u.grad, -phi.detach() / 6)
+    assert phi.grad is None
+
+
 # ----------------------------------------------------------------------------- kernel (App. D.1)
 
 def test_bandwidth_follows_median_rule_by_hand():
@@ -135,6 +150,19 @@ def test_bandwidth_rule_errors_name_the_problem():
         median_bandwidth(sq, 2, rule="median")
     with pytest.raises(ValueError, match="needs M >= 2"):
         median_bandwidth(torch.ones(1, 1, 3), 1, rule="reference")
+
+
+def test_squared_distances_match_brute_force_and_are_never_negative():
+    """The |x|^2 + |y|^2 - 2 x.y expansion equals the explicit difference to float round-off,
+    and its round-off never makes a distance (the same-set diagonal above all) negative."""
+    g = torch.Generator().manual_seed(0)
+    x = 3.0 + 0.5 * torch.randn(8, 16, 6, generator=g)  # [B, M, d], off the origin
+    y = 3.0 + 0.5 * torch.randn(8, 5, 6, generator=g)  # [B, K, d]
+    for a, b in ((x, y), (x, x)):
+        sq = squared_distances(a, b)  # [B, M, K]
+        brute = ((a[:, :, None] - b[:, None]) ** 2).sum(-1)
+        torch.testing.assert_close(sq, brute, atol=1e-5, rtol=1e-5)
+        assert (sq >= 0).all()
 
 
 @pytest.mark.parametrize("m", [2, 3, 4, 7, 32])
