@@ -62,6 +62,15 @@ def test_losses_by_hand():
         bellman_target(r, d, nq[:2])
 
 
+def test_critic_loss_gradient_by_hand_and_none_into_the_target():
+    """d/dQ mean (Q - y)^2 = 2 (Q - y) / B; y is a regression target and gets no gradient."""
+    q = torch.tensor([10.0, 3.0, 1.5], requires_grad=True)
+    y = torch.tensor([10.9, 2.0, 1.5], requires_grad=True)
+    critic_loss(q, y).backward()
+    torch.testing.assert_close(q.grad, torch.tensor([-0.6, 2.0 / 3.0, 0.0]))
+    assert y.grad is None
+
+
 # ---------------------------------------------------------------------- the update by hand
 def _linear_critic_(critic, w: np.ndarray, b: float) -> None:
     """Make a [5, 5] ReLU critic compute w . [s, a] + b for non-negative inputs."""
