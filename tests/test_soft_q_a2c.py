@@ -54,6 +54,16 @@ def _pairs(net, obs):
     return logits.repeat_interleave(A, 0), v.repeat_interleave(A, 0)  # [B*A, A], [B*A]
 
 
+def test_soft_q_loss_gradient_by_hand_and_none_into_the_target() -> None:
+    """d/dQ of mean_B w/2 (Q - y)^2 (eq. 58) is w (Q - y) / B; y gets no gradient."""
+    q = torch.tensor([1.0, -2.0, 0.5], requires_grad=True)
+    y = torch.tensor([0.0, 1.0, 0.5], requires_grad=True)
+    weight = torch.tensor([1.0, 0.5, 2.0])
+    soft_q_loss(q, y, weight).backward()
+    torch.testing.assert_close(q.grad, torch.tensor([1.0, -1.5, 0.0]) / 3)
+    assert y.grad is None
+
+
 def test_soft_q_gradient_equals_policy_gradient_plus_value_gradient_eq65() -> None:
     net, obs, delta, w, v_sg, logits_sg, action = _setup()
     weight, d = w.reshape(-1), delta.reshape(-1)  # [B*A]
