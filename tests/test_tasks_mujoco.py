@@ -115,6 +115,17 @@ def test_swimmer_finish_line_bonus(x, bonus):
     assert reward == pytest.approx(abs(x_after - x) / 0.04 + bonus, rel=1e-9)
 
 
+@pytest.mark.parametrize("x, vx, bonus", [(1.995, 0.5, 1.0), (2.005, -0.5, 0.0)])
+def test_swimmer_bonus_is_paid_where_the_step_ends(x, vx, bonus):
+    """The bonus is 1[c' >= finish_line_x] for c' after the step: a step that crosses the line
+    earns it, one that falls back behind it does not."""
+    env = _unwrapped("softq/SwimmerFinishLine-v0")
+    reward, _, _, info, x_after = _swimmer_step(env, x, vx)
+    assert (x_after >= 2.0) == (bonus > 0) != (x >= 2.0)  # the step crossed the line
+    assert info["crossed"] == (bonus > 0)
+    assert reward == pytest.approx(abs(x_after - x) / 0.04 + bonus, rel=1e-9)
+
+
 def test_swimmer_reward_follows_the_centre_of_mass_not_the_torso():
     """Bending the joints swings the torso around a fixed centre of mass: the torso's x moves,
     the centre of mass does not, and the speed reward is the centre of mass's (~0)."""
@@ -193,6 +204,18 @@ def test_ant_target_reward_is_gaussian(env_id, target, sigma, offset):
     assert reward == pytest.approx(np.exp(-d2 / (2 * sigma**2)), rel=1e-9, abs=1e-12)
     assert info["distance_to_target"] == pytest.approx(np.sqrt(d2), abs=1e-9)
     assert not terminated
+
+
+def test_ant_target_reward_is_measured_where_the_step_ends():
+    """Starting on the target and gliding at 20 m/s along x, the centre of mass ends the
+    dt = 0.05 s step 1 m away: r = exp(-1 / (2 sigma^2)), not the start's exp(0) = 1."""
+    env = _unwrapped("softq/AntMaze-v0")
+    env.set_state(*_ant_state(env))
+    xy = np.asarray(MAZE_TARGET) - (env.com_xy() - env.data.qpos[0:2])
+    env.set_state(*_ant_state(env, xy=tuple(xy), vxy=(20.0, 0.0)))
+    _, reward, _, _, info = env.step(np.zeros(8, dtype=np.float32))
+    assert info["distance_to_target"] == pytest.approx(1.0, abs=1e-9)
+    assert reward == pytest.approx(np.exp(-1.0 / (2 * 2.0**2)), rel=1e-9)
 
 
 def test_ant_target_peak_and_survive_reward():
