@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agents.irl import GraphMDP, backward_pass
-from agents.irl.baselines import action_model_log_probs, train_mmp
+from agents.irl.baselines import action_model_log_probs, time_cost, train_mmp
 from agents.irl.inference import (
     destination_posterior,
     destination_prior,
@@ -170,6 +170,29 @@ def test_shortest_paths_take_the_cheaper_of_parallel_actions():
     dist, nxt = shortest_to(mdp, np.array([5.0, 1.0, 2.0]), [2])
     np.testing.assert_allclose(dist[0], [3.0, 2.0, 0.0])
     assert nxt[0].tolist() == [1, 2, -1]
+
+
+def test_shortest_paths_keep_costs_below_one():
+    """Costs are used as given down to the 1e-12 floor: 0 -> 1 -> 2 (0.2 + 0.3) beats the
+    direct 0 -> 2 (0.9)."""
+    mdp = GraphMDP(3, np.array([0, 1, 0]), np.array([1, 2, 2]))
+    dist, nxt = shortest_to(mdp, np.array([0.2, 0.3, 0.9]), [2])
+    np.testing.assert_allclose(dist[0], [0.5, 0.3, 0.0])
+    assert nxt[0].tolist() == [0, 1, -1]
+
+
+def test_time_cost_is_the_entered_segments_travel_time():
+    np.testing.assert_array_equal(time_cost(np.array([10.0, 20.0, 30.0]), np.array([2, 0, 2])),
+                                  [30.0, 10.0, 30.0])
+
+
+def test_destination_posterior_survives_log_z_far_from_zero():
+    """Long routes have log Z in the hundreds: Bayes' rule must be formed in log space. With a
+    uniform prior and Z_B / Z_A = e^1000 and e^1001 the posterior is (1, e) / (1 + e)."""
+    log_z = np.zeros((3, 2))
+    log_z[0] = [-1000.0, -1001.0]  # A -> each candidate
+    post = destination_posterior(log_z, np.array([0.5, 0.5]), np.array([7, 8]), np.array([0, 1]))
+    np.testing.assert_allclose(post, np.array([1.0, np.e]) / (1.0 + np.e), rtol=1e-12)
 
 
 def test_finite_horizon_policy_is_the_first_step_of_enumerated_paths():

@@ -165,6 +165,22 @@ def test_exponentiated_gradient_rejects_a_step_that_raises_the_nll_and_halves_lr
     assert res.history[4]["nll"] < np.log(2.0)
 
 
+def test_exponentiated_gradient_with_l1_steps_on_the_penalised_gradient():
+    """With l1 every step, the first one included, follows the gradient of NLL + l1 sum(c):
+    c <- c exp(-lr (f_tilde - E[f] + l1) / f_scale), E[f] = (p, 1 - p), p = 1 / (1 + e^-d);
+    both steps lower NLL + l1 sum(c) and are taken."""
+    obj, l1, lr = _two_routes(), 0.1, 0.5
+    scale = np.array([0.75, 0.25]) + 0.75e-3
+    res = train_exponentiated_gradient(obj, np.array([3.0, 3.0]), iters=2, lr=lr, l1=l1)
+    c = np.array([3.0, 3.0])
+    for h in res.history:
+        p = 1.0 / (1.0 + np.exp(-(c[1] - c[0])))
+        c = c * np.exp(np.clip(-lr * (np.array([0.75 - p, p - 0.75]) + l1) / scale, -1, 1))
+        assert h["nll"] == pytest.approx(_two_routes_nll(c) + l1 * c.sum(), rel=1e-10)
+    np.testing.assert_allclose(res.cost, c, rtol=1e-10)
+    assert [h["lr"] for h in res.history] == [lr, lr]
+
+
 def test_lbfgs_l1_reaches_both_the_objective_and_the_gradient_it_optimises(monkeypatch):
     """train_lbfgs hands L-BFGS-B a function of u = c * s; with l1 its value must be
     NLL(c) + l1 sum(c) and its gradient the derivative of exactly that value (else the line

@@ -283,6 +283,21 @@ def wide_range_mdp(scale):
             np.array([p, p, q, q]))
 
 
+@pytest.mark.parametrize("space", ["linear", "log"])
+def test_mass_is_what_reached_the_destination_when_the_forward_pass_stops_early(space):
+    """On the chain 0 -> 1 -> ... -> 5 the only path takes 5 steps: a forward pass cut at
+    max_iter = 3 steps reports mass 0 at the destination (and warns), at 10 the full weight 2."""
+    mdp = GraphMDP(6, np.arange(5), np.arange(1, 6))
+    reward = np.zeros(5)
+    back = backward_pass(mdp, reward, [5], None, space=space)
+    w = np.zeros((6, 1))
+    w[0, 0] = 2.0
+    with pytest.warns(RuntimeWarning, match="still travelling"):
+        cut = forward_pass(mdp, reward, back, w, max_iter=3)
+    np.testing.assert_array_equal(cut.mass, [0.0])
+    np.testing.assert_allclose(forward_pass(mdp, reward, back, w, max_iter=10).mass, [2.0])
+
+
 @pytest.mark.parametrize("horizon", [None, 2, 5])
 def test_auto_redoes_in_log_space_a_reward_range_whose_weights_underflow(horizon):
     """At scale 1 (rewards -50 ... +700, e^700 near the float64 limit) the linear engine's
