@@ -220,6 +220,11 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
         del state
         if cfg.run.eval_every > 0:
             check_episode_ends(cfg)
+        if cfg.run.total_env_steps == done:  # resuming a finished run trains nothing: say so
+            print(f"note: --resume {run_dir}: the run has taken all {done} env steps of its "
+                  f"run.total_env_steps, so there is nothing left to train (an evaluation it "
+                  f"owes is made); add --set run.total_env_steps=N (N > {done}) to train on",
+                  file=sys.stderr)
     else:
         init_state = None
         if args.init_from:

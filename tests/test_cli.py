@@ -122,7 +122,9 @@ def test_resume_restores_parameters_optimizer_and_counters(tmp_path, capsys):
     assert mid["counters"]["env_steps"] == 200
     summary = (run / "summary.json").read_text()
     assert "eval/return_mean" in json.loads(summary)
-    assert main(["train", "--resume", str(run)]) == 0  # nothing left to do
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 0  # nothing left to do, and it says so
+    assert "nothing left to train" in capsys.readouterr().err
     assert (run / "summary.json").read_text() == summary  # its evaluation is kept
     again = load_checkpoint(run)
     assert again["counters"] == mid["counters"]
