@@ -267,6 +267,23 @@ def _warn_if_settings_differ(label: str, first: tuple[str, Any], run: tuple[str,
               file=sys.stderr)
 
 
+def _warn_if_seed_repeats(label: str, earlier: list[tuple[str, Any]], run: tuple[str, Any]) -> None:
+    """A group's std is over seeds: say so when a run repeats the seed and settings of an
+    earlier run of the group (the same preset trained twice without --seed), whose curve is
+    then the same experiment again, not another seed."""
+    from launch.train_cmd import RESUME_MAY_CHANGE
+
+    cfg = run[1]
+    for name, other in earlier:
+        if other.run.seed == cfg.run.seed and not config_differences(other, cfg,
+                                                                       RESUME_MAY_CHANGE):
+            print(f"warning: '{label}' counts {run[0]} and {name} as two seeds, but both were "
+                  f"trained with run.seed {cfg.run.seed} and the same settings (train with "
+                  f"--seed N for another seed; --label dir draws one curve per run)",
+                  file=sys.stderr)
+            return
+
+
 def _distinct_runs(run_dirs: list[str]) -> list[str]:
     """``run_dirs`` with each run once (first listing kept, in order): ``good ./good/`` or
     overlapping globs would otherwise count one run as two seeds. Says what it dropped."""
@@ -300,6 +317,7 @@ def run_compare(args: argparse.Namespace) -> int:
     names: dict[str, list[str]] = defaultdict(list)
     modes: dict[str, list[dict]] = defaultdict(list)
     first_cfg: dict[str, tuple[str, Any]] = {}
+    configs: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     run_dirs = _distinct_runs(args.run_dirs)
     dir_labels = _dir_labels(run_dirs)
     for d in run_dirs:
@@ -310,6 +328,8 @@ def run_compare(args: argparse.Namespace) -> int:
         if args.label == "preset":
             _warn_if_settings_differ(label, first_cfg.setdefault(label, (str(run_dir), cfg)),
                                      (str(run_dir), cfg))
+            _warn_if_seed_repeats(label, configs[label], (str(run_dir), cfg))
+            configs[label].append((str(run_dir), cfg))
         groups[label].append(read_metric(run_dir, args.metric))
         names[label].append(str(run_dir))
         modes[label].append(read_modes(run_dir))

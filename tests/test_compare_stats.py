@@ -14,10 +14,10 @@ from launch.config import load_config, save_config
 METRIC = "eval/return_mean"
 
 
-def _run(root, name, curve, preset="multigoal-quick"):
+def _run(root, name, curve, preset="multigoal-quick", sets=()):
     run = root / name
     (run / "tb").mkdir(parents=True)
-    save_config(load_config(preset), run / "config.yaml")
+    save_config(load_config(preset, list(sets)), run / "config.yaml")
     tb = TensorBoardLogger(run / "tb")
     for step, value in curve:
         tb.scalars({METRIC: value}, step)
@@ -46,7 +46,7 @@ def test_a_run_longer_than_the_others_is_named_and_the_final_step_reported(tmp_p
 
 def test_runs_without_a_common_step_keep_their_ranges_in_the_report(tmp_path, capsys):
     early = _run(tmp_path, "early", [(100, 1.0), (200, 2.0)])
-    late = _run(tmp_path, "late", [(1000, 3.0), (2000, 5.0)])
+    late = _run(tmp_path, "late", [(1000, 3.0), (2000, 5.0)], sets=["run.seed=1"])
     report = tmp_path / "c.json"
     assert main(["compare", str(early), str(late), "--out", str(tmp_path / "c.png"),
                  "--report", str(report)]) == 0
@@ -138,3 +138,18 @@ def test_label_dir_keeps_two_runs_of_the_same_name_apart(tmp_path, capsys):
     rep = json.loads(report.read_text())
     assert {k: (v["seeds"], v["final_mean"]) for k, v in rep.items()} == {
         str(old): (1, 1.0), str(new): (1, 9.0), "other": (1, 3.0)}
+
+
+def test_a_run_that_repeats_another_runs_seed_and_settings_is_named(tmp_path, capsys):
+    """`softq train P` twice (seed 0 both times) gives two runs of one experiment, not two seeds:
+    their std says nothing about seeds. Other seeds, or other settings, are not this case."""
+    a = _run(tmp_path, "a", [(1000, 1.0)])
+    b = _run(tmp_path, "b", [(1000, 1.0)], sets=["run.seed=1", "run.eval_episodes=3"])
+    c = _run(tmp_path, "c", [(1000, 1.0)], sets=["run.total_env_steps=900"])  # seed 0 again
+    out = str(tmp_path / "c.png")
+    assert main(["compare", str(a), str(b), "--out", out]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["compare", str(a), str(b), str(c), "--out", out]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1
+    assert f"counts {c} and {a} as two seeds, but both were trained with run.seed 0" in err
