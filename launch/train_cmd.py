@@ -267,8 +267,11 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
 
             ray.shutdown()
     print(json.dumps(summary, indent=2))
-    if summary.get("interrupted"):  # the shell's code for that signal: a scheduler that
-        return 128 + (signals[-1] if signals else signal.SIGINT)  # preempted it does not read
+    if summary.get("interrupted"):
+        print(f"softq: interrupted at env step {summary.get('env_steps')}; continue with: "
+              f"softq train --resume {run_dir}", file=sys.stderr)
+        # the shell's code for that signal: a scheduler that preempted it does not read
+        return 128 + (signals[-1] if signals else signal.SIGINT)
     return 1 if "diverged_at_step" in summary else 0  # "finished"; diverged: stderr says why
 
 

@@ -787,6 +787,7 @@ def test_sigterm_ends_a_run_as_ctrl_c_does_with_a_final_checkpoint_and_summary(t
         proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]  # not 0: "finished"
     assert "interrupted: writing a final checkpoint" in out
+    assert f"continue with: softq train --resume {run}" in out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert load_checkpoint(run)["counters"]["env_steps"] == summary["env_steps"]
