@@ -414,6 +414,8 @@ def read_config(path: Path, builds_env: bool = True) -> Config:
     only reads the config)."""
     if path.parent.is_file():  # `softq eval RUN/checkpoint.pt`
         raise ConfigError(f"{path.parent} is a file, not a run directory")
+    if not path.parent.exists():  # a typo in the run directory's name
+        raise ConfigError(f"no run directory {path.parent} (it does not exist)")
     if not path.is_file():
         raise ConfigError(f"no config.yaml in {path.parent}")
     try:
