@@ -39,8 +39,9 @@ from launch.config import ConfigError, config_differences, read_config
 def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="plot mean +- std over seeds from TensorBoard events "
                        "(population std, ddof=0)")
-    p.add_argument("run_dirs", nargs="+")
-    p.add_argument("--metric", default="eval/return_mean")
+    p.add_argument("run_dirs", nargs="+", help="run directories of softq train")
+    p.add_argument("--metric", default="eval/return_mean",
+                   help="a TensorBoard scalar tag (default eval/return_mean)")
     p.add_argument("--out", type=figure_path, default="compare.png",
                    help="the figure; its suffix picks the format (none: .png)")
     p.add_argument("--label", choices=["preset", "algo", "dir"], default="preset",

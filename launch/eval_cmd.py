@@ -22,8 +22,9 @@ from launch.train_cmd import check_env, check_episode_ends
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a run's checkpoint (writes eval.json)")
-    p.add_argument("run_dir", type=directory)
-    p.add_argument("--episodes", type=int_at_least(1), default=20)
+    p.add_argument("run_dir", type=directory, help="a run directory of softq train")
+    p.add_argument("--episodes", type=int_at_least(1), default=20,
+                   help="evaluation episodes (default 20)")
     p.add_argument("--seed", type=int_at_least(0), default=12345,
                    help="seeds the episodes' envs, and the policy's noise through its own stream")
     p.add_argument("--explore", action="store_true", help="act with exploration noise")
