@@ -177,7 +177,8 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"config key {key!r}: expected {tp}, got {value!r}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
+            raise ConfigError(f"config key {key!r}: expected a list (in YAML: [a, b, ...]), got "
+                              f"{value!r}")
         (inner,) = typing.get_args(tp)[:1] or (Any,)
         items = [_check_type(v, inner, key) for v in value]
         return tuple(items) if origin is tuple else items

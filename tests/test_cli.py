@@ -67,6 +67,8 @@ def _error_line(capsys):
     (["train", "cartpole-a2c", "--set", "agent.gamma=-1"], "gamma must be in [0, 1]"),
     (["train", "cartpole-soft-dqn", "--set", "agent.hidden_sizes=[0]"], "hidden_sizes"),
     (["train", "cartpole-a2c", "--set", "agent.hidden_sizes=[]"], "hidden_sizes"),
+    (["train", "cartpole-a2c", "--set", "agent.hidden_sizes=64,64"],
+     "'agent.hidden_sizes': expected a list (in YAML: [a, b, ...]), got '64,64'"),
     (["train", "cartpole-soft-dqn", "--set", "agent.adam_eps=-1"], "adam_eps"),
     # (a negative decay was taken as none at all: eps_end from the first step)
     (["train", "cartpole-soft-dqn", "--set", "agent.eps_decay_steps=-5"], "eps_decay_steps"),
