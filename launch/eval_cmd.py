@@ -92,8 +92,9 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"episodes ending at each goal: {shares}")
         from launch.plots import make_multigoal_hook
 
-        make_multigoal_hook(run_dir)(runner.learner, result, report["env_steps"])
-        print(f"pictures: {run_dir / 'plots'}")
+        # eval_*.png: the training's own pictures (its last evaluation) stay
+        make_multigoal_hook(run_dir, prefix="eval_")(runner.learner, result, report["env_steps"])
+        print(f"pictures: {run_dir / 'plots' / 'eval_trajectories.png'}, eval_q_values.png")
     if "mode_shares" in result:
         report["mode_shares"] = result["mode_shares"]
         report["modes_covered"] = result["modes_covered"]

@@ -91,21 +91,23 @@ def policy_samples(learner: Any) -> Callable[[np.ndarray, int], np.ndarray] | No
     return None
 
 
-def make_multigoal_hook(run_dir: Path) -> Callable[[Any, dict, int], dict[str, np.ndarray]]:
-    """Image hook for the driver: writes PNGs into run_dir/plots and returns RGB arrays."""
+def make_multigoal_hook(run_dir: Path, prefix: str = ""
+                        ) -> Callable[[Any, dict, int], dict[str, np.ndarray]]:
+    """Image hook for the driver: writes PNGs into run_dir/plots and returns RGB arrays.
+    ``prefix`` starts the file names (softq eval's "eval_" keeps the training's pictures)."""
     plot_dir = Path(run_dir) / "plots"
 
     def hook(learner: Any, result: dict, step: int) -> dict[str, np.ndarray]:
         plot_dir.mkdir(parents=True, exist_ok=True)
         images = {}
         fig = multigoal_trajectories(result.get("trajectories", []))
-        save_figure(fig, plot_dir / "trajectories.png")
+        save_figure(fig, plot_dir / f"{prefix}trajectories.png")
         images["multigoal/trajectories"] = figure_to_rgb(fig)
         plt.close(fig)
         actions = policy_samples(learner)
         if actions is not None:
             fig = multigoal_q_panels(learner.q_values, actions)
-            save_figure(fig, plot_dir / "q_values.png")
+            save_figure(fig, plot_dir / f"{prefix}q_values.png")
             images["multigoal/q_and_actions"] = figure_to_rgb(fig)
             plt.close(fig)
         return images

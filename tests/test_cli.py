@@ -350,7 +350,9 @@ def _assert_same_tensors(x, y):
 def test_eval_writes_json_with_goal_shares(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     assert main(["train", "multigoal-quick", "--out", str(run), *TINY,
-                 "--set", "run.total_env_steps=100"]) == 0
+                 "--set", "run.total_env_steps=100", "--set", "run.image_every=100"]) == 0
+    trained = {p.name: p.read_bytes() for p in (run / "plots").iterdir()}
+    assert set(trained) == {"trajectories.png", "q_values.png"}
     import launch.eval_cmd
 
     real, policy_seeds = launch.eval_cmd.evaluation_policy, []
@@ -378,7 +380,10 @@ def test_eval_writes_json_with_goal_shares(tmp_path, capsys, monkeypatch):
     shares = report["goal_shares"]
     assert set(shares) == {"0", "1", "2", "3", "none"}
     assert abs(sum(shares.values()) - 1.0) < 1e-9
-    assert (run / "plots" / "trajectories.png").is_file()
+    # eval's pictures beside the training's, which stay as they were
+    assert (run / "plots" / "eval_trajectories.png").is_file()
+    assert (run / "plots" / "eval_q_values.png").is_file()
+    assert all((run / "plots" / name).read_bytes() == data for name, data in trained.items())
     assert (run / "config.yaml").is_file() and any((run / "tb").iterdir())
 
 
