@@ -85,6 +85,14 @@ class Counters:
         return out
 
 
+def mode_share_scalars(shares: dict[str, float], seen: set[str]) -> dict[str, float]:
+    """``eval/mode_share/<label>`` for this evaluation's labels and, at 0, for the labels an
+    earlier one had (``seen``, updated here): TensorBoard draws a line between the points it
+    has, so a share left out would show as the neighbouring evaluations' values, not as 0."""
+    seen.update(shares)
+    return {f"eval/mode_share/{label}": shares.get(label, 0.0) for label in sorted(seen)}
+
+
 @dataclass
 class DriverHooks:
     image_hook: ImageHook | None = None
@@ -106,6 +114,7 @@ class Driver:
         self.recent_returns = deque(counters.recent_returns, maxlen=RECENT_EPISODES)
         self.recent_lengths = deque(counters.recent_lengths, maxlen=RECENT_EPISODES)
         self.last_eval: dict[str, Any] = {}
+        self._mode_labels: set[str] = set()  # behaviour labels this session's evaluations had
         self._spaces = (observation_space, action_space)
         run = cfg.run
         self._next_log = self._next_multiple(run.log_every)
@@ -241,8 +250,7 @@ class Driver:
             scalars["eval/goals_reached"] = float(result["goals_reached"])
         if "mode_shares" in result:
             scalars["eval/modes_covered"] = float(result["modes_covered"])
-            scalars.update({f"eval/mode_share/{label}": share
-                            for label, share in result["mode_shares"].items()})
+            scalars.update(mode_share_scalars(result["mode_shares"], self._mode_labels))
         self.tb.scalars(scalars, step)
         # made only once logged: a Ctrl-C or SIGTERM during the episodes leaves it owed, and the
         # checkpoint written then tells the resumed run to make it

@@ -96,6 +96,19 @@ def test_mode_summary_shares_and_coverage():
     assert mode_summary([None, None]) == {} and mode_summary([]) == {}
 
 
+def test_a_mode_share_an_earlier_evaluation_had_is_logged_as_0_when_no_episode_ends_in_it():
+    """TensorBoard joins the points it has: a share left out at an evaluation (multigoal-quick,
+    4k steps: goal2 0.075 at step 2000, absent at 4000) drew as if it had held, not as 0."""
+    from distributed.driver import mode_share_scalars
+
+    seen: set[str] = set()
+    assert mode_share_scalars({"goal2": 0.25, "none": 0.75}, seen) == {
+        "eval/mode_share/goal2": 0.25, "eval/mode_share/none": 0.75}
+    assert mode_share_scalars({"goal0": 1.0}, seen) == {
+        "eval/mode_share/goal0": 1.0, "eval/mode_share/goal2": 0.0, "eval/mode_share/none": 0.0}
+    assert seen == {"goal0", "goal2", "none"}
+
+
 class _GoToSideGoal:
     """Heads for the goal on the side (x sign) it starts on, and stays there."""
 
