@@ -193,6 +193,17 @@ def check_episode_ends(cfg: Config) -> None:
                           f"if it never does); set env.max_episode_steps (or run.eval_every=0)")
 
 
+def warn_if_no_updates(cfg: Config) -> None:
+    """An off-policy learner updates only on the transitions inserted after the replay holds
+    replay.min_size: a budget cut below it (a quick try of a full preset) trains nothing, and
+    its evaluation is of the untrained policy."""
+    if get_algorithm(cfg.algo).on_policy or cfg.replay.min_size < cfg.run.total_env_steps:
+        return
+    print(f"softq: warning: replay.min_size {cfg.replay.min_size} >= run.total_env_steps "
+          f"{cfg.run.total_env_steps}: the learner waits for min_size transitions, so this run "
+          f"makes no update; lower replay.min_size (--set replay.min_size=N)", file=sys.stderr)
+
+
 def run_train(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     with contextlib.ExitStack() as held:
@@ -242,6 +253,7 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
             build_cpu_learner(cfg)
         if cfg.run.eval_every > 0:
             check_episode_ends(cfg)
+        warn_if_no_updates(cfg)
         run_dir = new_run_dir(cfg.preset or cfg.algo, args.out)
     ray_started = _start_ray(cfg)  # a cluster that cannot be joined fails before any write
     try:

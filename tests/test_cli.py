@@ -800,3 +800,20 @@ def test_sigterm_ends_a_run_as_ctrl_c_does_with_a_final_checkpoint_and_summary(t
     summary = json.loads((run / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert load_checkpoint(run)["counters"]["env_steps"] == summary["env_steps"]
+
+
+def test_a_budget_below_the_replay_warm_up_is_warned_of_before_the_run(tmp_path, capsys):
+    """`softq train halfcheetah --set run.total_env_steps=3000` (min_size 10,000) ran its 3,000
+    steps and evaluated the untrained policy, exit 0, without a word that it made no update."""
+    run = tmp_path / "run"
+    assert main(["train", "cartpole-soft-dqn", "--inline", "--out", str(run),
+                 "--set", "run.total_env_steps=300", "--set", "replay.min_size=300",
+                 "--set", "run.eval_every=0"]) == 0
+    err = capsys.readouterr().err
+    assert "replay.min_size 300 >= run.total_env_steps 300" in err and "no update" in err
+    assert load_checkpoint(run)["runner"]["updates"] == 0
+    assert main(["train", "cartpole-soft-dqn", "--inline", "--out", str(tmp_path / "ok"),
+                 "--set", "run.total_env_steps=300", "--set", "replay.min_size=200",
+                 "--set", "run.eval_every=0"]) == 0
+    assert "min_size" not in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "ok")["runner"]["updates"] > 0
