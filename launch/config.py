@@ -199,7 +199,8 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}")
+            raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}"
+                              f"{_integer_hint(value)}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
@@ -215,6 +216,15 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
                               "({} gives the defaults)")
         return build_dataclass(tp, value, key)
     return value
+
+
+def _integer_hint(value: Any) -> str:
+    """' (write 10000)' for a whole number written as a float (1e4, 1.0e4), else ''."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return f" (write {int(number)})" if math.isfinite(number) and number.is_integer() else ""
 
 
 def build_dataclass(cls: type, data: dict | None, prefix: str = "") -> Any:

@@ -42,6 +42,10 @@ def _error_line(capsys):
     (["bench", "nope"], "nope"),
     (["bench"], "bench needs a NAME: atari, ddpg, irl, runtime, sql-update"),
     (["train", "multigoal-quick", "--seed", "-1"], "run.seed"),
+    (["train", "multigoal-quick", "--set", "run.total_env_steps=1e4"],
+     "expected an integer, got '1e4' (write 10000)"),
+    (["train", "multigoal-quick", "--set", "run.total_env_steps=2.5e+4"],
+     "expected an integer, got 25000.0 (write 25000)"),
     (["train", "multigoal-quick", "--workers", "0"], "runtime.workers"),
     # worker i writes to shard i % shards: a shard without a worker stayed empty (half the
     # replay capacity unused with one worker and two shards)
