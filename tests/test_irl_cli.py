@@ -332,3 +332,12 @@ def test_an_out_that_is_or_lies_below_a_file_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"softq: error: --out {out}: {f} is a file, not a directory"], err
     assert f.read_text() == "mine"
+
+
+def test_generate_without_a_terminal_leaves_no_progress_bar_in_its_output(tmp_path, capsys):
+    """The backward pass's transient bar (leave=False) was written to a log file or pipe too,
+    where its remains prefixed the next line ("backward:   0%| ... 0%:45.0 10%:53.7")."""
+    _tiny_city(tmp_path / "city", train=False)
+    out, err = capsys.readouterr()
+    assert "backward" not in out + err and "\r" not in out + err
+    assert "city" in out  # the summary line itself

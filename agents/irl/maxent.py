@@ -430,7 +430,9 @@ def _bar(enabled: bool, total: int, desc: str):
     if enabled:
         from tqdm import tqdm
 
-        return tqdm(total=total, desc=desc, leave=False)
+        # disable=None: no bar without a terminal (a log file kept its remains before the
+        # next line)
+        return tqdm(total=total, desc=desc, leave=False, disable=None)
     return _NoBar()
 
 
