@@ -14,7 +14,7 @@ from agents.registry import UnknownAlgorithmError
 from distributed.checkpoint import CheckpointError
 from envs import UnknownEnvError
 from launch.compare_cmd import add_compare_parser, attach_threshold_values
-from launch.config import ConfigError, load_preset_dict, preset_names
+from launch.config import ConfigError, RunConfig, RuntimeConfig, load_preset_dict, preset_names
 from launch.eval_cmd import add_eval_parser
 from launch.irl_cli import add_irl_parser
 from launch.reproduce_cmd import add_reproduce_parser
@@ -25,12 +25,22 @@ USER_ERRORS = (ConfigError, CheckpointError, UnknownEnvError, UnknownAlgorithmEr
 
 
 def _run_presets(args: argparse.Namespace) -> int:
+    """One line per preset: algorithm, env, budget and where it runs (inline or Ray workers)."""
     names = preset_names()
-    width = max(map(len, names), default=0)
+    rows = []
     for name in names:
         data = load_preset_dict(name)
-        env_id = data.get("env", {}).get("id", "?")
-        print(f"{name:{width}s}  algo={data.get('algo', 'sql'):12s} env={env_id}")
+        run, runtime = data.get("run") or {}, data.get("runtime") or {}
+        steps = run.get("total_env_steps", RunConfig.total_env_steps)
+        where = ("inline" if runtime.get("inline", RuntimeConfig.inline)
+                 else f"ray, {runtime.get('workers', RuntimeConfig.workers)} workers")
+        rows.append((name, data.get("algo", "sql"), data.get("env", {}).get("id", "?"),
+                     steps, where))
+    width = max(map(len, names), default=0)
+    env_width = max((len(r[2]) for r in rows), default=0)
+    for name, algo, env_id, steps, where in rows:
+        print(f"{name:{width}s}  algo={algo:12s} env={env_id:{env_width}s}  "
+              f"steps={steps:<10,d} {where}")
     return 0
 
 

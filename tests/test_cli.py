@@ -450,6 +450,23 @@ def test_presets_are_listed_in_aligned_columns(capsys):
     assert len(lines) > 50
     columns = {line.index("algo=") for line in lines}
     assert len(columns) == 1  # the longest preset name does not push its row out of line
+    assert len({line.index("steps=") for line in lines}) == 1
+
+
+def test_presets_list_the_resolved_budget_and_runtime_of_each_preset(capsys):
+    """`softq presets` says which presets start Ray and how long they run, as each resolves."""
+    from launch.config import preset_names
+
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(preset_names())
+    for line in lines:
+        cfg = load_config(line.split()[0])
+        steps = int(line.split("steps=")[1].split()[0].replace(",", ""))
+        where = line.split("steps=")[1].split(maxsplit=1)[1]
+        assert steps == cfg.run.total_env_steps, line
+        assert where == ("inline" if cfg.runtime.inline
+                         else f"ray, {cfg.runtime.workers} workers"), line
 
 
 def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly():
