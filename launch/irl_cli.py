@@ -413,6 +413,9 @@ def cmd_destinations(args: argparse.Namespace) -> int:
     return 0
 
 
+OUT_HELP = "output directory (default runs/irl-<timestamp>/)"
+
+
 def add_irl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``irl`` with sub-commands generate/train/evaluate/destinations (``args.func``)."""
     p = subparsers.add_parser("irl", help="maximum entropy IRL on road graphs",
@@ -423,40 +426,50 @@ def add_irl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     positive, non_negative = float_at_least(0, strictly=True), float_at_least(0)
 
     g = sub.add_parser("generate", help="synthetic city and drivers")
-    g.add_argument("--size", choices=sorted(PRESETS), default="small")
+    g.add_argument("--size", choices=sorted(PRESETS), default="small",
+                   help="the city's grid (default small; pittsburgh: docs/irl.md's results)")
     g.add_argument("--rows", type=side, default=None, help="grid rows (overrides --size)")
-    g.add_argument("--cols", type=side, default=None)
+    g.add_argument("--cols", type=side, default=None, help="grid columns (overrides --size)")
     g.add_argument("--seed", type=int_at_least(0), default=0)
-    g.add_argument("--n-train", type=count, default=2000)
-    g.add_argument("--n-test", type=count, default=500)
-    g.add_argument("--n-destinations", type=count, default=20)
+    g.add_argument("--n-train", type=count, default=2000, help="training paths (default 2000)")
+    g.add_argument("--n-test", type=count, default=500, help="held-out paths (default 500)")
+    g.add_argument("--n-destinations", type=count, default=20,
+                   help="destinations the drivers head for (default 20)")
     g.add_argument("--trip-miles", type=positive, default=None,
                    help="max straight-line origin-destination distance (None: anywhere)")
     g.add_argument("--epsilon", type=probability_below_one, default=0.0,
                    help="imperfect drivers: random turns")
     g.add_argument("--driver-sigma", type=non_negative, default=0.0,
                    help="noisy drivers' cost noise")
-    g.add_argument("--n-drivers", type=count, default=1)
+    g.add_argument("--n-drivers", type=count, default=1,
+                   help="drivers, each with its own noisy costs (--driver-sigma; default 1)")
     g.add_argument("--format", choices=("npz", "csv"), default="npz")
-    g.add_argument("--out", type=directory, default=None)
+    g.add_argument("--out", type=directory, default=None, help=OUT_HELP)
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train", help="learn MaxEnt, action-based and MMP costs")
     t.add_argument("--data", type=directory, required=True,
                    help="directory written by `irl generate`")
-    t.add_argument("--out", type=directory, default=None)
-    t.add_argument("--models", default="maxent,action,mmp")
+    t.add_argument("--out", type=directory, default=None,
+                   help="where costs.json goes (default runs/irl-<timestamp>/; usually --data)")
+    t.add_argument("--models", default="maxent,action,mmp",
+                   help="comma-separated, of maxent, action, mmp (default all three)")
     t.add_argument("--method", choices=("lbfgs", "eg"), default="lbfgs")
-    t.add_argument("--iters", type=count, default=50)
+    t.add_argument("--iters", type=count, default=50,
+                   help="MaxEnt (and action model) iterations (default 50)")
     t.add_argument("--lr", type=positive, default=0.5, help="exponentiated gradient step")
     t.add_argument("--l1", type=non_negative, default=0.0)
     t.add_argument("--horizon", type=count, default=None, help="fixed horizon (None: converge)")
     t.add_argument("--init", type=directory, default=None,
                    help="warm-start MaxEnt from DIR/costs.json")
-    t.add_argument("--dest-batch", type=count, default=16)
-    t.add_argument("--max-paths", type=count, default=None)
-    t.add_argument("--mmp-iters", type=count, default=30)
-    t.add_argument("--mmp-batch", type=count, default=64)
+    t.add_argument("--dest-batch", type=count, default=16,
+                   help="destinations per batched backward + forward pass (default 16)")
+    t.add_argument("--max-paths", type=count, default=None,
+                   help="train on the first N paths only (default all)")
+    t.add_argument("--mmp-iters", type=count, default=30,
+                   help="max margin planning iterations (default 30)")
+    t.add_argument("--mmp-batch", type=count, default=64,
+                   help="paths per max margin planning step (default 64)")
     t.add_argument("--ray", action="store_true", help="spread destination batches over Ray")
     t.add_argument("--address", default=None, help="Ray address ('auto' joins a cluster)")
     t.add_argument("--num-cpus", type=count, default=None)
@@ -468,9 +481,11 @@ def add_irl_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
         e.add_argument("--data", type=directory, required=True)
         e.add_argument("--model", type=directory, default=None,
                        help="directory with costs.json (default --data)")
-        e.add_argument("--out", type=directory, default=None)
-        e.add_argument("--max-paths", type=count, default=None)
+        e.add_argument("--out", type=directory, default=None, help=OUT_HELP)
+        e.add_argument("--max-paths", type=count, default=None,
+                       help="the first N test paths only (default all)")
         if name == "destinations":
-            e.add_argument("--n-dest", type=count, default=5)
+            e.add_argument("--n-dest", type=count, default=5,
+                           help="the N most frequent training destinations (default 5)")
         e.set_defaults(func=fn)
     return p
