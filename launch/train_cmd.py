@@ -220,7 +220,11 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
                 raise ConfigError(f"--resume {run_dir}: it {STOPPED_BEFORE_CHECKPOINT}")
         state = load_checkpoint(run_dir)  # fail early, before anything is written
         done = checkpoint_counters(state, run_dir).env_steps
-        if cfg.run.total_env_steps < done:  # config.yaml would record a budget already spent
+        # a budget lowered below the steps taken: config.yaml would record it as not spent. Its
+        # own budget may lie below them: the last chunk of envs_per_worker x workers steps can
+        # overshoot it, and a resume then makes an evaluation it owes.
+        own_budget = read_config(run_dir / "config.yaml").run.total_env_steps
+        if cfg.run.total_env_steps < done and cfg.run.total_env_steps != own_budget:
             raise ConfigError(f"--resume {run_dir}: run.total_env_steps "
                               f"{cfg.run.total_env_steps} is below the {done} env steps the run "
                               f"has taken; give a larger budget")
@@ -231,7 +235,7 @@ def _run_train(args: argparse.Namespace, cfg: Config, held: contextlib.ExitStack
         del state
         if cfg.run.eval_every > 0:
             check_episode_ends(cfg)
-        if cfg.run.total_env_steps == done:  # resuming a finished run trains nothing: say so
+        if cfg.run.total_env_steps <= done:  # resuming a finished run trains nothing: say so
             print(f"note: --resume {run_dir}: the run has taken all {done} env steps of its "
                   f"run.total_env_steps, so there is nothing left to train (an evaluation it "
                   f"owes is made); add --set run.total_env_steps=N (N > {done}) to train on",

@@ -120,6 +120,23 @@ def test_corrupt_checkpoint_is_named_and_nothing_is_damaged(tmp_path, capsys):
     assert "--resume" in _error_line(capsys)
 
 
+def test_a_run_whose_last_chunk_overshot_its_budget_resumes_with_that_budget(tmp_path, capsys):
+    """3 envs step 102 times where the budget says 100 (every Ray run can overshoot so): a plain
+    resume, which a run stopped during its final evaluation needs to make it, was refused as
+    "run.total_env_steps 100 is below the 102 env steps the run has taken". Lowering the budget
+    below the steps taken is still refused."""
+    run = tmp_path / "run"
+    assert main(["train", "cartpole-soft-dqn", "--out", str(run), "--envs-per-worker", "3",
+                 "--set", "replay.min_size=50", "--set", "run.eval_every=0",
+                 "--set", "run.total_env_steps=100"]) == 0
+    assert load_checkpoint(run)["counters"]["env_steps"] == 102
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "nothing left to train" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--set", "run.total_env_steps=90"]) == 2
+    assert "run.total_env_steps 90 is below the 102 env steps" in _error_line(capsys)
+
+
 def test_resume_restores_parameters_optimizer_and_counters(tmp_path, capsys):
     """Resume with no steps left rewrites an identical checkpoint (networks, targets, optimizer
     moments, counters); resuming further continues the counters and the update schedule."""
