@@ -141,7 +141,8 @@ def read_modes(run_dir: Path) -> dict[str, dict[str, float]]:
 
 def read_metric(run_dir: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """``read_scalars``, except that a mode share is 0 at every evaluation that did not log it
-    (the driver logs only the labels some episode ended in)."""
+    (the driver logs a label from the first evaluation an episode ended in it, and 0 at later
+    ones without it; runs of earlier revisions logged only the labels some episode ended in)."""
     prefix = "eval/mode_share/"
     if not metric.startswith(prefix):
         return read_scalars(run_dir, metric)
