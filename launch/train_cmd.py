@@ -78,6 +78,9 @@ def resolve_config(args: argparse.Namespace) -> Config:
     if args.envs_per_worker is not None:
         overrides.append(f"runtime.envs_per_worker={args.envs_per_worker}")
     if args.address is not None:
+        if args.inline:
+            raise ConfigError(f"--inline runs in this process and --address {args.address} "
+                              f"joins a Ray cluster; give one of them")
         overrides += [f"runtime.address={args.address}", "runtime.inline=false"]
     if args.inline:
         overrides.append("runtime.inline=true")

@@ -61,6 +61,8 @@ def _error_line(capsys):
     (["train", "atari-dqn", "--set", "env.id=ALE/Nope-v5"], "ALE/Nope-v5"),
     # a cluster that does not answer is named at once (Ray itself retries for minutes)
     (["train", "multigoal-quick", "--address", "127.0.0.1:1"], "no Ray head answers at"),
+    # --inline ran in-process and ignored the address without a word
+    (["train", "cartpole-a2c", "--inline", "--address", "auto"], "give one of them"),
     # the learner is built once (on the CPU) before the run directory is made
     (["train", "cartpole-soft-dqn", "--set", "env.id=Pendulum-v1"], "Discrete action space"),
     (["train", "multigoal-quick", "--set", "env.id=CartPole-v1"], "1-D Box action"),
