@@ -300,7 +300,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     log = open(out / "train_log.jsonl", "a")
     t0 = time.perf_counter()
     if obj is not None:
-        bar = tqdm(total=args.iters, desc=f"maxent ({args.method})")
+        bar = tqdm(total=args.iters, desc=f"maxent ({args.method})", disable=None)  # a terminal
 
         def cb(rec: dict) -> None:
             bar.update(1)
@@ -322,12 +322,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         t1 = time.perf_counter()
         acts = [mdp.action_index(p) for p in paths]
         aobj = ActionModelObjective(mdp, phi, acts, np.array([p[-1] for p in paths]))
-        costs["action"] = train_action_model(aobj, np.ones(phi.shape[1]), args.iters)
+        with tqdm(total=args.iters, desc="action model (L-BFGS-B)", disable=None) as bar:
+            costs["action"] = train_action_model(aobj, np.ones(phi.shape[1]), args.iters,
+                                                 on_iteration=bar.update)
         print(f"action model: {time.perf_counter() - t1:.1f} s")
     if "mmp" in models:
         t1 = time.perf_counter()
-        costs["mmp"] = train_mmp(mdp, phi, paths, graph.length_miles, iters=args.mmp_iters,
-                                 batch=min(args.mmp_batch, len(paths)))
+        with tqdm(total=args.mmp_iters, desc="max margin planning", disable=None) as bar:
+            costs["mmp"] = train_mmp(mdp, phi, paths, graph.length_miles, iters=args.mmp_iters,
+                                     batch=min(args.mmp_batch, len(paths)),
+                                     on_iteration=bar.update)
         print(f"max margin planning: {time.perf_counter() - t1:.1f} s")
     log.close()
     order = ("maxent", "action", "mmp")  # whichever call trained them: one stable order

@@ -23,7 +23,7 @@ def _run(argv: list[str]) -> int:
     return args.func(args)
 
 
-def test_generate_train_evaluate_destinations(tmp_path):
+def test_generate_train_evaluate_destinations(tmp_path, capsys):
     d = str(tmp_path / "run")
     assert _run(["irl", "generate", "--rows", "12", "--cols", "12", "--n-train", "1000",
                  "--n-test", "150", "--n-destinations", "5", "--format", "csv",
@@ -31,6 +31,9 @@ def test_generate_train_evaluate_destinations(tmp_path):
     assert (tmp_path / "run" / "graph" / "segments.csv").exists()
     assert _run(["irl", "train", "--data", d, "--out", d, "--iters", "25", "--mmp-iters", "3",
                  "--mmp-batch", "16"]) == 0
+    out, err = capsys.readouterr()  # no terminal: no progress bar debris (the maxent bar's was)
+    assert "\r" not in out + err and "it/s" not in out + err
+    assert "action model: " in out and "max margin planning: " in out  # each phase's summary
     costs = json.loads((tmp_path / "run" / "costs.json").read_text())
     assert set(costs) == {"maxent", "action", "mmp"}
     assert all(v >= 0 for v in costs["maxent"].values())

@@ -132,8 +132,10 @@ def test_mmp_makes_the_demonstrated_route_the_cheapest():
     mdp = GraphMDP(4, np.array([0, 0, 1, 2]), np.array([1, 2, 3, 3]))
     phi = np.array([[1.0, 0, 0.1], [0, 1.0, 0.1], [0, 0, 0.1], [0, 0, 0.1]])
     demo = [np.array([0, 2, 3])]
+    steps = []
     c = train_mmp(mdp, phi, demo, np.ones(4), iters=50, lr=0.5, reg=1e-3,
-                  cost0=np.array([1.0, 1.0, 1.0]))
+                  cost0=np.array([1.0, 1.0, 1.0]), on_iteration=lambda: steps.append(1))
+    assert len(steps) == 50  # progress: one call per subgradient step
     assert c[1] + 1.0 < c[0]  # the demonstrated route wins by at least the margin
     pred = most_likely_paths(mdp, phi @ c, [0], [3])[0]
     np.testing.assert_array_equal(pred, demo[0])

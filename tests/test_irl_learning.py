@@ -88,7 +88,10 @@ def test_lbfgs_recovers_hidden_costs_and_beats_baselines(city):
     assert obj.value_and_grad(res.cost)[0] <= obj.value_and_grad(TRUE_COST)[0] + 1e-3
     aobj = ActionModelObjective(mdp, phi, [mdp.action_index(p) for p in train[:500]],
                                 np.array([p[-1] for p in train[:500]]))
-    c_action = train_action_model(aobj, np.ones(phi.shape[1]), iters=15)
+    iterations = []
+    c_action = train_action_model(aobj, np.ones(phi.shape[1]), iters=15,
+                                  on_iteration=lambda: iterations.append(1))
+    assert 1 <= len(iterations) <= 15  # progress: one call per L-BFGS iteration, within iters
     rows = table1(mdp, phi, g.length_miles, g.travel_time_s(), test,
                   {"maxent": res.cost, "action": c_action})
     me, act, tb = rows["MaxEnt paths"], rows["Action"], rows["Time-based"]

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.optimize import minimize
@@ -93,10 +93,13 @@ class ActionModelObjective:
 
 
 def train_action_model(obj: ActionModelObjective, cost0: np.ndarray, iters: int = 50,
-                       min_cost: float = 1e-6) -> np.ndarray:
-    """L-BFGS-B (costs >= min_cost) on the action log-likelihood; returns the cost weights."""
+                       min_cost: float = 1e-6, on_iteration: Callable[[], None] | None = None
+                       ) -> np.ndarray:
+    """L-BFGS-B (costs >= min_cost) on the action log-likelihood; returns the cost weights.
+    ``on_iteration`` is called after each L-BFGS iteration (progress)."""
     out = minimize(obj.value_and_grad, np.asarray(cost0, float), jac=True, method="L-BFGS-B",
-                   bounds=[(min_cost, None)] * len(cost0), options={"maxiter": iters})
+                   bounds=[(min_cost, None)] * len(cost0), options={"maxiter": iters},
+                   callback=(lambda xk: on_iteration()) if on_iteration else None)
     return out.x
 
 
@@ -114,8 +117,10 @@ def time_cost(travel_time_s: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def train_mmp(mdp: GraphMDP, phi: np.ndarray, paths: Sequence[np.ndarray],
               segment_loss: np.ndarray, iters: int = 30, lr: float = 0.5, reg: float = 1e-2,
               batch: int | None = None, cost0: np.ndarray | None = None, seed: int = 0,
-              min_cost: float = 1e-6) -> np.ndarray:
-    """Maximum margin planning by projected (stochastic) subgradient descent, steps lr/sqrt(t).
+              min_cost: float = 1e-6, on_iteration: Callable[[], None] | None = None
+              ) -> np.ndarray:
+    """Maximum margin planning by projected (stochastic) subgradient descent, steps lr/sqrt(t);
+    ``on_iteration`` is called after each step (progress).
 
     ``segment_loss`` [n]: loss of entering a segment off the demonstration (e.g. its miles).
     Loss-augmented costs are clipped at ``min_cost`` so Dijkstra applies."""
@@ -156,4 +161,6 @@ def train_mmp(mdp: GraphMDP, phi: np.ndarray, paths: Sequence[np.ndarray],
             best = [o[a + np.argmin(aug[o[a:b]])] for a, b in zip(first[j], ends[j])]
             g += (f_demo[i] - phi[best].sum(axis=0)) / idx.size
         c = np.maximum(c - lr / np.sqrt(t) * g / scale, min_cost)
+        if on_iteration is not None:
+            on_iteration()
     return c
