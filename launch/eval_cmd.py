@@ -26,7 +26,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int_at_least(1), default=20,
                    help="evaluation episodes (default 20)")
     p.add_argument("--seed", type=int_at_least(0), default=12345,
-                   help="seeds the episodes' envs, and the policy's noise through its own stream")
+                   help="seeds the episodes' envs, and the policy's noise through its own stream "
+                   "(default 12345)")
     p.add_argument("--explore", action="store_true", help="act with exploration noise")
     p.set_defaults(func=run_eval)
 
