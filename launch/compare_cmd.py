@@ -260,7 +260,7 @@ def _warn_if_settings_differ(label: str, first: tuple[str, Any], run: tuple[str,
     """Seeds of one preset are averaged as one curve: say so when a run of the group was
     trained with other settings (a --set) than the group's first, beyond its seed, budget,
     bookkeeping and runtime."""
-    from launch.train_cmd import RESUME_MAY_CHANGE
+    from launch.run_checks import RESUME_MAY_CHANGE
 
     differ = config_differences(first[1], run[1], (*RESUME_MAY_CHANGE, "run.seed"))
     if differ:
@@ -273,7 +273,7 @@ def _warn_if_seed_repeats(label: str, earlier: list[tuple[str, Any]], run: tuple
     """A group's std is over seeds: say so when a run repeats the seed and settings of an
     earlier run of the group (the same preset trained twice without --seed), whose curve is
     then the same experiment again, not another seed."""
-    from launch.train_cmd import RESUME_MAY_CHANGE
+    from launch.run_checks import RESUME_MAY_CHANGE
 
     cfg = run[1]
     for name, other in earlier:
