@@ -12,7 +12,9 @@ import torch
 
 from agents.base import Learner, Policy
 from agents.ddpg import DDPGConfig, DDPGLearner, DDPGPolicy
+from agents.ddpg.learner import _adam, _adam_step
 from agents.ddpg.losses import actor_loss, bellman_target, critic_loss
+from agents.ddpg.networks import Critic
 from agents.noise import OrnsteinUhlenbeckNoise, ou_stationary_variance
 from agents.registry import get_algorithm
 
@@ -210,6 +212,43 @@ def test_state_dict_round_trip_continues_identically():
         assert torch.equal(pa, pb)
     for pa, pb in zip(a.actor.parameters(), b_learner.actor.parameters(), strict=True):
         assert torch.equal(pa, pb)
+
+
+@pytest.mark.parametrize("fallback", [None, "amsgrad", "hook"])
+def test_adam_step_is_adam_step_bit_for_bit_and_skips_its_python_layers(fallback):
+    """_adam_step (the learner's fast path) leaves parameters and the whole optimizer state equal
+    to opt.step()'s over several steps (the first creates the state through opt.step itself);
+    only a fused Adam without amsgrad and step hooks skips Adam.step, whose profiler record then
+    never shows; a registered step hook is called at every step."""
+    torch.manual_seed(0)
+    nets = [Critic(OBS_DIM, ACT_DIM, [16, 16]) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [_adam(list(n.parameters()), 1e-3, torch.device("cpu")) for n in nets]
+    for opt in opts:
+        opt.param_groups[0]["amsgrad"] = fallback == "amsgrad"
+    hook_calls = []
+    if fallback == "hook":
+        opts[0].register_step_post_hook(lambda *_: hook_calls.append(1))
+    for _ in range(4):
+        grads = [torch.randn_like(p) for p in nets[0].parameters()]
+        for net in nets:
+            for p, g in zip(net.parameters(), grads, strict=True):
+                p.grad = g.clone()
+        _adam_step(opts[0])
+        opts[1].step()
+    for pa, pb in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    sa, sb = (opt.state_dict()["state"] for opt in opts)
+    for i in sa:
+        assert sa[i].keys() == sb[i].keys()
+        for key in sa[i]:
+            assert torch.equal(sa[i][key], sb[i][key]), (i, key)
+    with torch.profiler.profile() as prof:
+        _adam_step(opts[0])
+    names = {e.name for e in prof.events()}
+    assert "aten::_fused_adam_" in names
+    assert any(n.startswith("Optimizer.step#Adam") for n in names) == (fallback is not None)
+    assert len(hook_calls) == (5 if fallback == "hook" else 0)
 
 
 def test_bad_batches_and_spaces_raise():

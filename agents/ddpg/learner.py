@@ -18,6 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from agents.base import Batch, Weights, cpu_weights, obs_action_sets, resolve_device
 from agents.ddpg.config import DDPGConfig
@@ -30,6 +31,47 @@ _FLOAT_KEYS = ("obs", "action", "reward", "next_obs", "discount")
 def _adam(params: list[torch.nn.Parameter], lr: float, device: torch.device) -> torch.optim.Adam:
     # The fused kernel does one pass over all parameters (fewer small-tensor launches on CPU).
     return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
+def _adam_step(opt: torch.optim.Adam) -> None:
+    """``opt.step()`` of a fused Adam, bit for bit, without torch.optim's per-call Python layers.
+
+    Adam.step wraps its kernel in a profiler record, a grad-mode switch, ``_init_group`` and a
+    regrouping by device and dtype: ~40 us a call on one CPU thread, two calls an update; skipping
+    them gives the inline HalfCheetah DDPG benchmark ~9% more env steps/s. Here the two kernels
+    of torch.optim's fused path (step counts + 1, ``_fused_adam_``) run on the optimizer's own
+    tensors, so its state_dict is the same. Anything else goes through ``opt.step()``: the first
+    step (no state yet), a parameter without a gradient, non-fused, amsgrad, AdamW decay, a tensor
+    lr, grad scaling, registered step hooks. Assumes each group's parameters share a device and
+    dtype (a DDPG network's do).
+    """
+    if (opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
+            or _global_optimizer_pre_hooks or _global_optimizer_post_hooks):
+        opt.step()
+        return
+    groups = []
+    for group in opt.param_groups:
+        params = group["params"]
+        states = [opt.state.get(p) for p in params]
+        if (not group["fused"] or group["amsgrad"] or group["differentiable"]
+                or group.get("decoupled_weight_decay") or torch.is_tensor(group["lr"])
+                or any(not st or p.grad is None for p, st in zip(params, states, strict=True))):
+            opt.step()
+            return
+        groups.append((group, params, states))
+    if getattr(opt, "grad_scale", None) is not None or getattr(opt, "found_inf", None) is not None:
+        opt.step()
+        return
+    with torch.no_grad():
+        for group, params, states in groups:
+            steps = [st["step"] for st in states]
+            torch._foreach_add_(steps, 1)
+            beta1, beta2 = group["betas"]
+            torch._fused_adam_(params, [p.grad for p in params], [st["exp_avg"] for st in states],
+                               [st["exp_avg_sq"] for st in states], [], steps, amsgrad=False,
+                               lr=group["lr"], beta1=beta1, beta2=beta2,
+                               weight_decay=group["weight_decay"], eps=group["eps"],
+                               maximize=group["maximize"])
 
 
 class DDPGLearner:
@@ -91,14 +133,14 @@ class DDPGLearner:
         grads = torch.autograd.grad(loss_q, self._critic_params)
         for p, g in zip(self._critic_params, grads, strict=True):
             p.grad = g
-        self.critic_opt.step()
+        _adam_step(self.critic_opt)
 
         q_pi = self.critic(obs, self.actor(obs))  # [B], updated critic
         loss_pi = actor_loss(q_pi)
         grads = torch.autograd.grad(loss_pi, self._actor_params)
         for p, g in zip(self._actor_params, grads, strict=True):
             p.grad = g
-        self.actor_opt.step()
+        _adam_step(self.actor_opt)
 
         self.num_updates += 1
         if self.num_updates % self.cfg.target_update_interval == 0:
