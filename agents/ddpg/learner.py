@@ -18,7 +18,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from agents.base import Batch, Weights, cpu_weights, obs_action_sets, resolve_device
 from agents.ddpg.config import DDPGConfig
@@ -33,6 +32,13 @@ def _adam(params: list[torch.nn.Parameter], lr: float, device: torch.device) -> 
     return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
 
 
+try:  # torch internals the fast path below relies on; without them it is plain opt.step()
+    from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+    _FUSED_ADAM = torch._fused_adam_
+except (ImportError, AttributeError):  # pragma: no cover - a torch that moved them
+    _FUSED_ADAM = None
+
+
 def _adam_step(opt: torch.optim.Adam) -> None:
     """``opt.step()`` of a fused Adam, bit for bit, without torch.optim's per-call Python layers.
 
@@ -42,10 +48,11 @@ def _adam_step(opt: torch.optim.Adam) -> None:
     of torch.optim's fused path (step counts + 1, ``_fused_adam_``) run on the optimizer's own
     tensors, so its state_dict is the same. Anything else goes through ``opt.step()``: the first
     step (no state yet), a parameter without a gradient, non-fused, amsgrad, AdamW decay, a tensor
-    lr, grad scaling, registered step hooks. Assumes each group's parameters share a device and
-    dtype (a DDPG network's do).
+    lr, grad scaling, registered step hooks, parameters off the CPU (the CUDA path is untested),
+    a torch without these internals. Assumes each group's parameters share a device and dtype (a
+    DDPG network's do).
     """
-    if (opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
+    if (_FUSED_ADAM is None or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
             or _global_optimizer_pre_hooks or _global_optimizer_post_hooks):
         opt.step()
         return
@@ -55,7 +62,8 @@ def _adam_step(opt: torch.optim.Adam) -> None:
         states = [opt.state.get(p) for p in params]
         if (not group["fused"] or group["amsgrad"] or group["differentiable"]
                 or group.get("decoupled_weight_decay") or torch.is_tensor(group["lr"])
-                or any(not st or p.grad is None for p, st in zip(params, states, strict=True))):
+                or any(not st or p.grad is None or p.device.type != "cpu"
+                       for p, st in zip(params, states, strict=True))):
             opt.step()
             return
         groups.append((group, params, states))
@@ -67,11 +75,11 @@ def _adam_step(opt: torch.optim.Adam) -> None:
             steps = [st["step"] for st in states]
             torch._foreach_add_(steps, 1)
             beta1, beta2 = group["betas"]
-            torch._fused_adam_(params, [p.grad for p in params], [st["exp_avg"] for st in states],
-                               [st["exp_avg_sq"] for st in states], [], steps, amsgrad=False,
-                               lr=group["lr"], beta1=beta1, beta2=beta2,
-                               weight_decay=group["weight_decay"], eps=group["eps"],
-                               maximize=group["maximize"])
+            _FUSED_ADAM(params, [p.grad for p in params], [st["exp_avg"] for st in states],
+                        [st["exp_avg_sq"] for st in states], [], steps, amsgrad=False,
+                        lr=group["lr"], beta1=beta1, beta2=beta2,
+                        weight_decay=group["weight_decay"], eps=group["eps"],
+                        maximize=group["maximize"])
 
 
 class DDPGLearner:
