@@ -138,18 +138,3 @@ def test_label_dir_keeps_two_runs_of_the_same_name_apart(tmp_path, capsys):
     rep = json.loads(report.read_text())
     assert {k: (v["seeds"], v["final_mean"]) for k, v in rep.items()} == {
         str(old): (1, 1.0), str(new): (1, 9.0), "other": (1, 3.0)}
-
-
-def test_a_run_that_repeats_another_runs_seed_and_settings_is_named(tmp_path, capsys):
-    """`softq train P` twice (seed 0 both times) gives two runs of one experiment, not two seeds:
-    their std says nothing about seeds. Other seeds, or other settings, are not this case."""
-    a = _run(tmp_path, "a", [(1000, 1.0)])
-    b = _run(tmp_path, "b", [(1000, 1.0)], sets=["run.seed=1", "run.eval_episodes=3"])
-    c = _run(tmp_path, "c", [(1000, 1.0)], sets=["run.total_env_steps=900"])  # seed 0 again
-    out = str(tmp_path / "c.png")
-    assert main(["compare", str(a), str(b), "--out", out]) == 0
-    assert "warning" not in capsys.readouterr().err
-    assert main(["compare", str(a), str(b), str(c), "--out", out]) == 0
-    err = capsys.readouterr().err
-    assert err.count("warning") == 1
-    assert f"counts {c} and {a} as two seeds, but both were trained with run.seed 0" in err

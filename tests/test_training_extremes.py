@@ -403,22 +403,29 @@ def test_compare_below_threshold_share_and_first_steps(tmp_path, capsys):
     assert out.stat().st_size > 0
 
 
-def test_compare_warns_when_a_preset_group_mixes_settings(tmp_path, capsys):
-    """Seeds of one preset form one curve; a run of the group trained with another --set than
-    the others is named (its seed, budget and runtime may differ without a word)."""
+@pytest.mark.parametrize("sets_c, warning", [
+    # another --set than the others: named (seed, budget and runtime may differ without a word)
+    (["agent.alpha=10"], "{c} vs {a}: agent.alpha is 1.0 there, 10.0 here"),
+    # a's seed and settings again (`softq train P` twice): one experiment twice, not two seeds
+    (["agent.alpha=1", "run.total_env_steps=900"],
+     "counts {c} and {a} as two seeds, but both were trained with run.seed 0"),
+])
+def test_compare_warns_when_a_preset_group_is_not_seeds_of_one_setting(tmp_path, capsys, sets_c,
+                                                                       warning):
+    """Seeds of one preset form one curve: a run of the group that breaks that is named once."""
     metric, curve = "eval/return_mean", [(500, 1.0)]
     a = _fake_run(tmp_path, "a", "multigoal-quick", metric, curve, ["agent.alpha=1"])
     b = _fake_run(tmp_path, "b", "multigoal-quick", metric, curve,
                   ["agent.alpha=1", "run.seed=3", "run.total_env_steps=900",
                    "runtime.num_threads=2"])
-    c = _fake_run(tmp_path, "c", "multigoal-quick", metric, curve, ["agent.alpha=10"])
+    c = _fake_run(tmp_path, "c", "multigoal-quick", metric, curve, sets_c)
     out = str(tmp_path / "c.png")
     assert main(["compare", str(a), str(b), "--out", out]) == 0
     assert "warning" not in capsys.readouterr().err
     assert main(["compare", str(a), str(b), str(c), "--out", out]) == 0
     err = capsys.readouterr().err
     assert err.count("warning") == 1
-    assert f"{c} vs {a}: agent.alpha is 1.0 there, 10.0 here" in err
+    assert warning.format(a=a, c=c) in err
 
 
 def test_compare_writes_into_directories_it_creates(tmp_path, capsys):
