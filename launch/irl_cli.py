@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
+import os
 import time
 import zipfile
 import zlib
@@ -137,6 +139,20 @@ def _near(graph: RoadGraph, dests: np.ndarray, radius: float | None):
         rows.append(r)
         cols.append(np.full(r.size, b))
     return np.concatenate(rows), np.concatenate(cols)
+
+
+def _open_log(path: Path):
+    """``open(path, "a")`` that refuses a symbolic link: --out is often --data, a directory
+    someone else may have made, where a planted link would have the log appended to the file it
+    names."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ConfigError(f"{path} is a symbolic link; softq appends its log only to a file of "
+                          "its own: remove the link or choose another --out") from None
+    return os.fdopen(fd, "a")
 
 
 def _remove_other_graph(out: Path, fmt: str) -> None:
@@ -297,7 +313,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if carried:
         print(f"carried over from --init {args.init}: {', '.join(carried)}")
     costs: dict[str, np.ndarray] = {**carried, **kept}
-    log = open(out / "train_log.jsonl", "a")
+    log = _open_log(out / "train_log.jsonl")
     t0 = time.perf_counter()
     if obj is not None:
         bar = tqdm(total=args.iters, desc=f"maxent ({args.method})", disable=None)  # a terminal

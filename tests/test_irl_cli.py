@@ -222,6 +222,18 @@ def test_a_crash_while_writing_costs_json_leaves_the_old_one_whole(crash, tmp_pa
     assert sorted(p.name for p in (tmp_path / "city").glob("*costs.json*")) == ["costs.json"]
 
 
+def test_a_train_log_link_in_out_is_refused_not_followed(tmp_path, capsys):
+    # --out = --data (docs/irl.md): a data directory from elsewhere may hold a planted link
+    d = _tiny_city(tmp_path / "city", train=False)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    os.symlink(victim, tmp_path / "city" / "train_log.jsonl")
+    assert main(["irl", "train", "--data", d, "--out", d, "--models", "maxent",
+                 "--iters", "2"]) == 2
+    assert "train_log.jsonl is a symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == "precious\n"  # was appended the training log
+
+
 @pytest.mark.parametrize("content,needle", [
     ("{not json", "is not a costs file of `softq irl train`"),
     (json.dumps({"action": {n: 1.0 for n in (*FEATURE_NAMES, "miles_unpaved")}}),
