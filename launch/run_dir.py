@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -75,7 +76,14 @@ LOCK_NAME = ".lock"  # flock'ed by the process training in the directory; the OS
 def hold_run_dir(path: Path) -> Iterator[None]:
     """Hold ``path``'s lock while a run trains there: a second ``--resume`` of the same run, or
     a second ``softq reproduce`` moving it aside, is refused instead of writing beside it."""
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # not through a symbolic link: one planted in a shared run directory would have
+        # this create (or lock) the file it names, anywhere
+        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ConfigError(f"{path / LOCK_NAME} is a symbolic link, not softq's lock file; "
+                          "remove it") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -90,7 +98,7 @@ def hold_run_dir(path: Path) -> Iterator[None]:
 def run_dir_in_use(path: Path) -> bool:
     """Whether a softq process holds ``path``'s lock now."""
     try:
-        fd = os.open(path / LOCK_NAME, os.O_RDWR)
+        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_NOFOLLOW)
     except OSError:
         return False
     try:

@@ -809,6 +809,24 @@ def test_a_run_directory_in_use_is_not_resumed_or_moved_aside_by_a_second_proces
     assert not run.exists() and len(list((tmp_path / ".incomplete").glob("run-*"))) == 1
 
 
+def test_a_lock_link_in_a_run_directory_is_refused_not_followed(tmp_path):
+    """A run directory from elsewhere may hold a planted .lock link: holding the lock must not
+    create (or lock) the file it names."""
+    from launch.config import ConfigError
+    from launch.run_dir import LOCK_NAME, hold_run_dir, run_dir_in_use
+
+    run, target = tmp_path / "run", tmp_path / "elsewhere" / "made-by-softq"
+    run.mkdir()
+    target.parent.mkdir()
+    (run / LOCK_NAME).symlink_to(target)
+    with pytest.raises(ConfigError, match="is a symbolic link"):
+        with hold_run_dir(run):
+            pass
+    assert not target.exists()
+    target.write_text("")
+    assert not run_dir_in_use(run)  # the link's target is not opened for writing either
+
+
 def test_sigterm_ends_a_run_as_ctrl_c_does_with_a_final_checkpoint_and_summary(tmp_path):
     """`kill`, `ray job stop` or a scheduler's preemption send SIGTERM: the run writes a final
     checkpoint and its summary, as on Ctrl-C (an inline run used to die at once, losing every
