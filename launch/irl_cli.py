@@ -12,6 +12,7 @@ Each command writes into ``--out`` (default ``runs/irl-<timestamp>/``); see docs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import errno
 import json
@@ -29,7 +30,7 @@ from envs.demonstrations import load_paths, save_paths, synthetic_drivers
 from envs.road_graph import FEATURE_NAMES, RoadGraph
 from launch.arg_types import directory, float_at_least, int_at_least, probability_below_one
 from launch.config import ConfigError
-from launch.run_dir import check_no_file_in_the_way
+from launch.run_dir import check_no_file_in_the_way, hold_run_dir
 
 # hidden "true" costs of the synthetic drivers, in units of ~10 s (order of FEATURE_NAMES)
 TRUE_COST = np.array([
@@ -257,6 +258,12 @@ def _load_true_cost(data: Path) -> np.ndarray | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as held:
+        return _train(args, held)
+
+
+def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
+    """cmd_train with ``held`` keeping --out's lock until costs.json is written."""
     from tqdm import tqdm
 
     from agents.irl.baselines import ActionModelObjective, train_action_model, train_mmp
@@ -303,6 +310,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ConfigError(f"{data / 'train_paths.csv'}: {exc}") from exc
     out = _out_dir(args.out)
+    # a second `irl train` into --out meanwhile would write its costs.json over this one's (or
+    # this one over its): one at a time, and the costs.json to keep models from read under it
+    held.enter_context(hold_run_dir(out))
+    out_costs = _existing_costs(out)
     # models not trained in this call: those --out's costs.json already holds are kept, and the
     # --init run's others come along, so that this run's costs.json evaluates them too
     # (precedence: this call's models > --out's costs.json > --init's)

@@ -234,6 +234,44 @@ def test_a_train_log_link_in_out_is_refused_not_followed(tmp_path, capsys):
     assert victim.read_text() == "precious\n"  # was appended the training log
 
 
+def test_a_second_train_into_the_same_out_loses_no_model(tmp_path, monkeypatch, capsys):
+    """Two `irl train --out D` at once each rewrite D/costs.json from what they read: the second
+    is refused while the first trains, and one that read costs.json before the first wrote it
+    reads it again under the lock (each used to write its stale copy over the other's model)."""
+    import agents.irl.learning as learning
+    from launch import irl_cli
+
+    d = _tiny_city(tmp_path / "city")
+    f = tmp_path / "city" / "costs.json"
+    before = json.loads(f.read_text())
+    action = ["irl", "train", "--data", d, "--out", d, "--models", "action", "--iters", "1"]
+    real_lbfgs, real_truth = learning.train_lbfgs, irl_cli._load_true_cost
+
+    def while_maxent_trains(*a, **k):
+        assert main(action) == 2  # refused, not run beside it
+        return real_lbfgs(*a, **k)
+
+    monkeypatch.setattr(learning, "train_lbfgs", while_maxent_trains)
+    assert _run(["irl", "train", "--data", d, "--out", d, "--models", "maxent",
+                 "--iters", "2"]) == 0
+    assert "in use: another softq process" in capsys.readouterr().err
+    maxent = json.loads(f.read_text())["maxent"]
+    assert maxent != before["maxent"]
+    monkeypatch.setattr(learning, "train_lbfgs", real_lbfgs)
+
+    def maxent_finishes_meanwhile(data):  # after this call read costs.json, before it locks
+        monkeypatch.setattr(irl_cli, "_load_true_cost", real_truth)
+        assert _run(["irl", "train", "--data", d, "--out", d, "--models", "maxent",
+                     "--iters", "1"]) == 0
+        return real_truth(data)
+
+    monkeypatch.setattr(irl_cli, "_load_true_cost", maxent_finishes_meanwhile)
+    assert _run(action) == 0
+    after = json.loads(f.read_text())
+    assert after["action"] != before["action"]  # this call's
+    assert after["maxent"] not in (maxent, before["maxent"])  # the one trained meanwhile
+
+
 @pytest.mark.parametrize("content,needle", [
     ("{not json", "is not a costs file of `softq irl train`"),
     (json.dumps({"action": {n: 1.0 for n in (*FEATURE_NAMES, "miles_unpaved")}}),
