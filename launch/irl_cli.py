@@ -30,7 +30,7 @@ from envs.demonstrations import load_paths, save_paths, synthetic_drivers
 from envs.road_graph import FEATURE_NAMES, RoadGraph
 from launch.arg_types import directory, float_at_least, int_at_least, probability_below_one
 from launch.config import ConfigError
-from launch.run_dir import check_no_file_in_the_way, hold_run_dir
+from launch.run_dir import check_no_file_in_the_way, claim_run_dir, hold_run_dir
 
 # hidden "true" costs of the synthetic drivers, in units of ~10 s (order of FEATURE_NAMES)
 TRUE_COST = np.array([
@@ -45,6 +45,8 @@ TRUE_COST = np.array([
 def _out_dir(arg: str | None) -> Path:
     out = Path(arg) if arg else Path("runs") / time.strftime("irl-%Y%m%d-%H%M%S")
     check_no_file_in_the_way(out)
+    if not arg:  # another command started in the same second must not write into this one
+        return claim_run_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -272,6 +272,17 @@ def test_a_second_train_into_the_same_out_loses_no_model(tmp_path, monkeypatch, 
     assert after["maxent"] not in (maxent, before["maxent"])  # the one trained meanwhile
 
 
+def test_commands_started_in_one_second_without_out_get_their_own_directories(tmp_path,
+                                                                              monkeypatch):
+    # runs/irl-<timestamp>: two `irl generate` in one second used to write into one directory
+    from launch.irl_cli import _out_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("time.strftime", lambda fmt, *a: "irl-20260101-000000")
+    assert [str(_out_dir(None)) for _ in range(2)] == ["runs/irl-20260101-000000",
+                                                        "runs/irl-20260101-000000-2"]
+
+
 @pytest.mark.parametrize("content,needle", [
     ("{not json", "is not a costs file of `softq irl train`"),
     (json.dumps({"action": {n: 1.0 for n in (*FEATURE_NAMES, "miles_unpaved")}}),
