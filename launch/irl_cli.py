@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import errno
 import json
 import os
 import time
@@ -30,7 +29,12 @@ from envs.demonstrations import load_paths, save_paths, synthetic_drivers
 from envs.road_graph import FEATURE_NAMES, RoadGraph
 from launch.arg_types import directory, float_at_least, int_at_least, probability_below_one
 from launch.config import ConfigError
-from launch.run_dir import check_no_file_in_the_way, claim_run_dir, hold_run_dir
+from launch.run_dir import (
+    check_no_file_in_the_way,
+    claim_run_dir,
+    hold_run_dir,
+    open_own_file,
+)
 
 # hidden "true" costs of the synthetic drivers, in units of ~10 s (order of FEATURE_NAMES)
 TRUE_COST = np.array([
@@ -148,13 +152,8 @@ def _open_log(path: Path):
     """``open(path, "a")`` that refuses a symbolic link: --out is often --data, a directory
     someone else may have made, where a planted link would have the log appended to the file it
     names."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        raise ConfigError(f"{path} is a symbolic link; softq appends its log only to a file of "
-                          "its own: remove the link or choose another --out") from None
+    fd = open_own_file(path, os.O_WRONLY | os.O_APPEND, "not a log of softq's: remove the "
+                       "link or choose another --out")
     return os.fdopen(fd, "a")
 
 

@@ -72,18 +72,23 @@ def claim_run_dir(path: Path) -> Path:
 LOCK_NAME = ".lock"  # flock'ed by the process training in the directory; the OS drops it on exit
 
 
+def open_own_file(path: Path, flags: int, refusal: str) -> int:
+    """``os.open(path, flags | O_CREAT | O_NOFOLLOW)``: a symbolic link planted at ``path`` (in a
+    shared run or data directory) would have softq create, lock or append to the file it names,
+    anywhere; it is refused as a ConfigError naming ``path`` and ``refusal`` (what to do)."""
+    try:
+        return os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ConfigError(f"{path} is a symbolic link, {refusal}") from None
+
+
 @contextlib.contextmanager
 def hold_run_dir(path: Path) -> Iterator[None]:
     """Hold ``path``'s lock while a run trains there: a second ``--resume`` of the same run, or
     a second ``softq reproduce`` moving it aside, is refused instead of writing beside it."""
-    try:  # not through a symbolic link: one planted in a shared run directory would have
-        # this create (or lock) the file it names, anywhere
-        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        raise ConfigError(f"{path / LOCK_NAME} is a symbolic link, not softq's lock file; "
-                          "remove it") from None
+    fd = open_own_file(path / LOCK_NAME, os.O_RDWR, "not softq's lock file; remove it")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
