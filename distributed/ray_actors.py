@@ -1,8 +1,9 @@
 """Ray actor bodies around the plain components (RolloutWorker, ReplayServer, LearnerRunner).
 
 The components stay Ray-free; this module adds only what placement needs: pulling weights from
-the weight store when the version moved, pushing chunks to a replay shard with back-off, and the
-learner's prefetching train loop that publishes weights with one ``ray.put`` per version.
+the weight store when the version moved, pushing chunks to a replay shard (which holds the call
+while the rate limiter says wait: distributed/replay_shard.py), and the learner's prefetching
+train loop that publishes weights with one ``ray.put`` per version.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from distributed.checkpoint import cpu_state
 from distributed.learner import LearnerRunner
 from distributed.replay_server import shard_of_worker
 from distributed.rollout import RolloutWorker, join_rollouts
+
+# the longest a learner's sample request waits in its shard for data the limiter allows
+_SAMPLE_WAIT_S = 0.05
 
 
 class WeightStore:
@@ -109,11 +113,8 @@ class RolloutWorkerActor(RolloutWorker):
         self.pull_weights()
         report = self.collect(num_steps)
         chunk = report.pop("data")
-        waited = 0.0
-        while not ray.get(self.shard.insert.remote(chunk)):
-            time.sleep(0.005)
-            waited += 0.005
-        report["rate_limited_s"] = waited
+        # the shard holds the call while the rate limiter says the workers are ahead
+        report["rate_limited_s"] = ray.get(self.shard.insert_when_allowed.remote(chunk))
         report["weight_pulls"] = self.weight_pulls
         report.update(self.identity())
         return report
@@ -148,7 +149,6 @@ class LearnerActor:
         device = actor_device(cfg.runtime.device, ray.get_gpu_ids())
         self.runner = LearnerRunner(cfg, observation_space, action_space, device=device)
         self.cfg, self.weight_store, self.shards = cfg, weight_store, replay_shards
-        self._inflight: Any = None
         self._shard_i = 0
         # one request per worker in turn, to the shard that worker writes to:
         # each shard is sampled in proportion to its writers, so 3 workers on 2 shards are not
@@ -173,22 +173,24 @@ class LearnerActor:
     def _request(self) -> Any:
         shard = self.shards[self._shard_order[self._shard_i % len(self._shard_order)]]
         self._shard_i += 1
-        return shard.sample_many.remote(4)
+        return shard.sample_when_allowed.remote(4, _SAMPLE_WAIT_S)
 
     def train(self, seconds: float) -> dict[str, Any]:
-        """Update for about ``seconds``; the next batches are fetched while these train."""
+        """Update for about ``seconds``; the next batches are fetched while these train. Every
+        batch drawn is trained on before this returns, so between calls (when the driver reads
+        the state to checkpoint) the shards' sample counts are exactly the updates made: a
+        resume or a replacement learner keeps the update-to-data ratio to the batch."""
         deadline = time.perf_counter() + seconds
         done = 0
         idle = 0.0
-        if self._inflight is None:
-            self._inflight = self._request()
-        while time.perf_counter() < deadline:
-            batches = ray.get(self._inflight)
-            self._inflight = self._request()  # prefetch while we update
-            if not batches:
-                time.sleep(0.002)
-                idle += 0.002
-                continue
+        request = self._request()
+        while request is not None:
+            t0 = time.perf_counter()
+            batches = ray.get(request)
+            # prefetch while we update, unless these are the last
+            request = self._request() if time.perf_counter() < deadline else None
+            if not batches:  # the shard waited _SAMPLE_WAIT_S for the workers' data
+                idle += time.perf_counter() - t0
             for batch in batches:
                 self.runner.update(batch)
                 done += 1

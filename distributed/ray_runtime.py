@@ -26,6 +26,7 @@ from distributed.learner import TornLearnerState, probe_spaces
 from distributed.ray_actors import LearnerActor, RolloutWorkerActor, WeightStore
 from distributed.ray_address import check_reachable
 from distributed.replay_server import ReplayServer
+from distributed.replay_shard import ReplayShard
 from distributed.rollout import uses_frame_replay
 
 ACTOR_ERRORS = (RayActorError,)
@@ -66,7 +67,7 @@ class RayRuntime:
         if not self.on_policy:
             chunk = rt.steps_per_push * rt.envs_per_worker
             frame = uses_frame_replay(self.obs_space, cfg.env.id)
-            server_cls = ray.remote(num_cpus=0)(ReplayServer)
+            server_cls = ray.remote(num_cpus=0)(ReplayShard)
             self.shard_names = [f"{prefix}-replay-{i}" for i in range(max(1, cfg.replay.shards))]
             stack = self.obs_space.shape[0] if frame else 4  # [stack, H, W] frame stacks
             self.shards = [server_cls.options(name=name).remote(cfg, frame, i, chunk,
@@ -188,8 +189,8 @@ class RayRuntime:
     def checkpoint(self, driver: Driver, lost_ok: bool = False) -> list[int]:
         """Write a checkpoint of the learner and the shards; returns the shards saved as lost
         (``lost_ok``: see replay_states). The learner's state first: it comes once its train
-        call is done, so the shards' sample counts include that call's batches (and at most
-        one prefetched request not yet trained on)."""
+        call is done, which trains on every batch it drew, so the shards' sample counts are
+        exactly the updates saved."""
         learner_state = ray.get(self.learner.state_dict.remote())
         replay = self.replay_states(lost_ok=lost_ok)
         driver.checkpoint(learner_state, replay)

@@ -1,9 +1,8 @@
 """Replay server: a replay buffer behind a rate limiter, with throughput stats.
 
-A plain class: inline mode calls it directly, the Ray runtime wraps it as an actor
-(``ray.remote(ReplayServer)``). ``insert``/``sample`` never block here: they return False/None
-when the rate limiter says wait, and the caller (worker loop or learner) backs off, so one actor
-serves many callers without holding its thread.
+A plain class: inline mode calls it directly. ``insert``/``sample`` never block: they return
+False/None when the rate limiter says wait. The Ray runtime's actor is its subclass ReplayShard
+(distributed/replay_shard.py), whose callers wait inside the actor's event loop instead.
 """
 
 from __future__ import annotations
