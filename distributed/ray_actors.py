@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import time
 import uuid
+import warnings
 from typing import Any
 
+import numpy as np
 import ray
+import torch
 from ray.exceptions import ObjectLostError
 
 from distributed.checkpoint import cpu_state
@@ -22,6 +25,30 @@ from distributed.rollout import RolloutWorker, join_rollouts
 
 # the longest a learner's sample request waits in its shard for data the limiter allows
 _SAMPLE_WAIT_S = 0.05
+
+
+def weights_to_store(weights: dict[str, Any]) -> dict[str, Any]:
+    """Weights as they go into Ray's object store: numpy views of the CPU tensors. Ray keeps
+    numpy arrays out of band (one copy into shared memory, zero-copy reads); a torch tensor is
+    pickled through torch.save instead: the Nature CNN's 1.7M parameters took 27-33 ms to put
+    against 3-9 ms, and 7-12 ms against 4-5 ms to fetch and load (on-policy runs do both on
+    every update)."""
+    out: dict[str, Any] = {}
+    for k, v in weights.items():
+        try:
+            out[k] = v.detach().numpy() if isinstance(v, torch.Tensor) else v
+        except (TypeError, RuntimeError):  # bfloat16, a CUDA tensor: it travels as a tensor
+            out[k] = v
+    return out
+
+
+def weights_from_store(weights: dict[str, Any]) -> dict[str, Any]:
+    """``weights_to_store``'s inverse: tensors over the (read-only, shared) arrays, which the
+    policy's load_state_dict copies from and never writes."""
+    with warnings.catch_warnings():  # torch warns that the arrays are not writable
+        warnings.simplefilter("ignore", UserWarning)
+        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                for k, v in weights.items()}
 
 
 class WeightStore:
@@ -100,7 +127,7 @@ class RolloutWorkerActor(RolloutWorker):
             return False
         version, (ref,) = newer
         try:
-            weights = ray.get(ref)
+            weights = weights_from_store(ray.get(ref))
         except ObjectLostError:  # OwnerDiedError among them
             return False
         self.set_weights(weights, version)
@@ -125,7 +152,7 @@ class RolloutWorkerActor(RolloutWorker):
         rollout) as two objects (call with ``num_returns=2``), so the rollout goes from this
         worker to the learner by reference and never through the driver."""
         if weights is not None and version != self.weights_version:
-            self.set_weights(weights, version)
+            self.set_weights(weights_from_store(weights), version)
         report = self.collect_rollout(horizon)
         data = report.pop("data")
         report.update(self.identity())
@@ -166,7 +193,7 @@ class LearnerActor:
 
     def publish(self) -> int:
         weights, version = self.runner.publish()
-        self._weights_ref = [ray.put(weights)]  # one put per version
+        self._weights_ref = [ray.put(weights_to_store(weights))]  # one put per version
         ray.get(self.weight_store.publish.remote(version, self._weights_ref))
         return version
 
@@ -198,12 +225,13 @@ class LearnerActor:
                     self.publish()
         return {"updates": done, "idle_s": idle, "version": self.runner.version}
 
-    def update_on_policy(self, *rollouts: dict[str, Any]) -> int:
-        """Concatenate the workers' rollouts along the env axis, update once, publish."""
+    def update_on_policy(self, *rollouts: dict[str, Any]) -> tuple[int, list[Any]]:
+        """Concatenate the workers' rollouts along the env axis, update once, publish; returns
+        the new version and [its weights' ref] (as ``weights_ref``, saving the driver a call)."""
         self.runner.update(join_rollouts(list(rollouts)))
         weights, version = self.runner.publish()
-        self._weights_ref = [ray.put(weights)]
-        return version
+        self._weights_ref = [ray.put(weights_to_store(weights))]
+        return version, self._weights_ref
 
     def weights_ref(self) -> tuple[int, list[Any]]:
         return self.runner.version, self._weights_ref

@@ -10,6 +10,7 @@ import ray
 
 from distributed.driver import Driver
 from distributed.learner import LearnerRunner, cpu_copy_quietly
+from distributed.ray_actors import weights_to_store
 from distributed.ray_runtime import ACTOR_ERRORS, RayRuntime
 
 MAX_FAILURES_IN_A_ROW = 3  # replacements of one actor with no success between: give up
@@ -134,7 +135,7 @@ def _stop_if_a_helper_died(rt: RayRuntime, exc: BaseException) -> None:
 def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     cfg = rt.cfg
     weights, version = ray.get(rt.learner.current_weights.remote())
-    weights_ref: Any = ray.put(weights)
+    weights_ref: Any = ray.put(weights_to_store(weights))
     per_worker = np.zeros(len(rt.workers))
     watch = RestartWatch(len(rt.workers))
     streak = FailureStreak(len(rt.workers))
@@ -156,8 +157,8 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
             streak.ok(i)
         # Rollouts go from the workers to the learner as object refs: the driver never holds them.
         try:
-            version = ray.get(rt.learner.update_on_policy.remote(*[data for _, data in calls]))
-            _, (weights_ref,) = ray.get(rt.learner.weights_ref.remote())
+            version, (weights_ref,) = ray.get(
+                rt.learner.update_on_policy.remote(*[data for _, data in calls]))
             streak.ok(streak.learner)
         except ACTOR_ERRORS as exc:  # the learner died: a new one from the last checkpoint;
             streak.failed(streak.learner, exc)  # these rollouts are dropped, steps not counted
@@ -166,7 +167,7 @@ def on_policy_loop(rt: RayRuntime, driver: Driver) -> None:
             # broadcast (a worker that holds that version would keep the dead learner's weights)
             ray.get(rt.learner.continue_versions_after.remote(version + 1))
             weights, version = ray.get(rt.learner.current_weights.remote())
-            weights_ref = ray.put(weights)
+            weights_ref = ray.put(weights_to_store(weights))
             continue
         for i, r in enumerate(reports):
             watch.saw(i, r, driver.counters)
