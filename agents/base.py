@@ -3,7 +3,8 @@
 A *learner* owns networks, optimizers and targets and turns batches into updates.
 A *policy* is the inference-only half a rollout worker holds: it acts and accepts weights.
 Weights travel as a flat ``dict[str, torch.Tensor]`` of CPU tensors so that one ``ray.put``
-serves every worker.
+serves every worker (the Ray runtime puts them as numpy views: distributed/ray_actors.py,
+``weights_to_store``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The components stay Ray-free; this module adds only what placement needs: pulling weights from
 the weight store when the version moved, pushing chunks to a replay shard (which holds the call
 while the rate limiter says wait: distributed/replay_shard.py), and the learner's prefetching
-train loop that publishes weights with one ``ray.put`` per version.
+train loop that publishes weights with one ``ray.put`` per version (as numpy arrays:
+``weights_to_store``).
 """
 
 from __future__ import annotations
