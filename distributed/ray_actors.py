@@ -207,24 +207,26 @@ class LearnerActor:
         """Update for about ``seconds``; the next batches are fetched while these train. Every
         batch drawn is trained on before this returns, so between calls (when the driver reads
         the state to checkpoint) the shards' sample counts are exactly the updates made: a
-        resume or a replacement learner keeps the update-to-data ratio to the batch."""
-        deadline = time.perf_counter() + seconds
+        resume or a replacement learner keeps the update-to-data ratio to the batch. Returns
+        the updates made, the seconds this call took and those it waited for batches."""
+        start = time.perf_counter()
+        deadline = start + seconds
         done = 0
-        idle = 0.0
+        waited = 0.0
         request = self._request()
         while request is not None:
             t0 = time.perf_counter()
-            batches = ray.get(request)
+            batches = ray.get(request)  # [] after _SAMPLE_WAIT_S in the shard without data
+            waited += time.perf_counter() - t0
             # prefetch while we update, unless these are the last
             request = self._request() if time.perf_counter() < deadline else None
-            if not batches:  # the shard waited _SAMPLE_WAIT_S for the workers' data
-                idle += time.perf_counter() - t0
             for batch in batches:
                 self.runner.update(batch)
                 done += 1
                 if self.runner.should_publish():
                     self.publish()
-        return {"updates": done, "idle_s": idle, "version": self.runner.version}
+        return {"updates": done, "wait_s": waited, "seconds": time.perf_counter() - start,
+                "version": self.runner.version}
 
     def update_on_policy(self, *rollouts: dict[str, Any]) -> tuple[int, list[Any]]:
         """Concatenate the workers' rollouts along the env axis, update once, publish; returns

@@ -63,6 +63,36 @@ class RestartWatch:
         self.seen[i] = self.FORGOTTEN
 
 
+class WaitShares:
+    """Which side of an off-policy Ray run is the bottleneck, per log window: the share of its
+    train calls' time the learner waited for batches, and of their report cycles (collect +
+    push) the workers were held back by the rate limiter. Logged as
+    ``runtime/learner_wait_share`` and ``runtime/worker_wait_share``: a learner that waits
+    wants more workers; workers that wait have a learner at its limit."""
+
+    def __init__(self) -> None:
+        self.learner = [0.0, 0.0]  # seconds waited, seconds in train calls
+        self.workers = [0.0, 0.0]  # seconds held back, seconds collecting + held back
+
+    def learner_trained(self, result: dict[str, Any]) -> None:
+        self.learner[0] += result["wait_s"]
+        self.learner[1] += result["seconds"]
+
+    def worker_reported(self, report: dict[str, Any]) -> None:
+        held = report.get("rate_limited_s", 0.0)
+        self.workers[0] += held
+        self.workers[1] += report["seconds"] + held
+
+    def pop(self) -> dict[str, float]:
+        """The shares since the last pop (a side with no finished call in the window: none)."""
+        out = {}
+        for name, (waited, total) in (("learner", self.learner), ("worker", self.workers)):
+            if total > 0:
+                out[f"runtime/{name}_wait_share"] = waited / total
+        self.learner, self.workers = [0.0, 0.0], [0.0, 0.0]
+        return out
+
+
 def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     cfg = rt.cfg
     published = ray.get(rt.learner.publish.remote())
@@ -75,12 +105,13 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
     versions = np.full(len(rt.workers), float(published))
     watch = RestartWatch(len(rt.workers))
     streak = FailureStreak(len(rt.workers))
+    shares = WaitShares()
     while not driver.done:
         ready, _ = ray.wait([*pending, learner_call], num_returns=1, timeout=1.0)
         for ref in ready:
             if ref == learner_call:
                 try:
-                    ray.get(ref)
+                    shares.learner_trained(ray.get(ref))
                     streak.ok(streak.learner)
                 except ACTOR_ERRORS as exc:
                     _stop_if_a_helper_died(rt, exc)
@@ -100,6 +131,7 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
             else:
                 streak.ok(i)
                 watch.saw(i, report, driver.counters)
+                shares.worker_reported(report)
                 driver.record(report["env_steps"], report["episodes"], report["running_extremes"])
                 per_worker[i] += report["env_steps"]
                 versions[i] = report["version"]
@@ -107,7 +139,7 @@ def off_policy_loop(rt: RayRuntime, driver: Driver) -> None:
                 pending[rt.workers[i].run.remote(steps)] = i
         if rt.hooks.on_tick is not None:
             rt.hooks.on_tick(rt)
-        _housekeeping(rt, driver, per_worker, versions)
+        _housekeeping(rt, driver, per_worker, versions, shares)
     try:  # no more learner calls: workers the rate limiter holds back would wait for them
         ray.get([s.stop_inserts.remote() for s in rt.shards])
     except ACTOR_ERRORS:
@@ -192,11 +224,11 @@ def pool_shard_stats(shards: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _housekeeping(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
-                  versions: np.ndarray) -> None:
+                  versions: np.ndarray, shares: WaitShares | None = None) -> None:
     """Evaluate, log and checkpoint when due. A learner that died meanwhile is left to the
     loop, whose own call to it fails next and replaces it; what was due stays due."""
     try:
-        _evaluate_log_checkpoint(rt, driver, per_worker, versions)
+        _evaluate_log_checkpoint(rt, driver, per_worker, versions, shares)
     except ACTOR_ERRORS as exc:
         if not rt.is_learner_death(exc):
             _stop_if_a_helper_died(rt, exc)
@@ -204,7 +236,7 @@ def _housekeeping(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
 
 
 def _evaluate_log_checkpoint(rt: RayRuntime, driver: Driver, per_worker: np.ndarray,
-                             versions: np.ndarray) -> None:
+                             versions: np.ndarray, shares: WaitShares | None) -> None:
     # for workers that Ray restarts from here on (at every report, not only at log steps: with
     # run.log_every=0 or a long interval a restarted worker would take a second random warm-up
     # and reseed its envs as at the start)
@@ -221,6 +253,8 @@ def _evaluate_log_checkpoint(rt: RayRuntime, driver: Driver, per_worker: np.ndar
             metrics[f"rollout/worker_{i}/env_steps_per_s"] = n / elapsed
         per_worker[:] = 0
         metrics["weights/lag"] = float(metrics.get("weights/version", 0.0) - versions.mean())
+        if shares is not None:
+            metrics.update(shares.pop())
         driver.log(metrics)
     if driver.due_checkpoint():
         rt.checkpoint(driver)

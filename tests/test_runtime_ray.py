@@ -154,6 +154,27 @@ def test_rate_limiter_holds_the_update_to_data_ratio(local_ray, tmp_path):
     # every sampled batch was trained on (a train call ends with its prefetch trained)
     samples = sum(shard["limiter"]["samples"] for shard in state["replay"])
     assert samples == state["runner"]["updates"] * 8
+    # TensorBoard tells which side is the bottleneck: the workers are held back (~0.95 of
+    # their time), the learner waits little (~0.2)
+    learner, workers = _wait_shares(tmp_path)
+    assert workers.mean() > 0.6 > learner.mean()
+
+
+def _wait_shares(run_dir):
+    from launch.compare_cmd import read_scalars
+
+    shares = [read_scalars(run_dir, f"runtime/{side}_wait_share")[1] for side in
+              ("learner", "worker")]
+    assert all(((v >= 0) & (v <= 1)).all() for v in shares)
+    return shares
+
+
+def test_a_learner_starved_of_data_shows_in_its_wait_share(local_ray, tmp_path):
+    """One update per 20 env steps: the learner waits for batches (~0.9 of its time) and the
+    limiter holds the workers back hardly at all (~0.06)."""
+    train_ray(counting_config(tmp_steps=1200, **{"replay.updates_per_step": 0.05}), tmp_path)
+    learner, workers = _wait_shares(tmp_path)
+    assert learner.mean() > 0.5 > workers.mean()
 
 
 def test_weight_lag_after_a_resume_counts_from_the_published_version(local_ray, tmp_path):
@@ -361,6 +382,21 @@ def test_shard_statistics_pool_into_one_replays():
     assert pooled["replay/size"] == 35 and pooled["replay/total_samples"] == 40
     assert pooled["replay/counted_inserts"] == 20
     assert pooled["replay/samples_per_insert"] == 2.0  # 40 samples / 20 counted inserts
+
+
+def test_wait_shares_are_the_waited_part_of_each_sides_time_per_log_window():
+    from distributed.ray_loops import WaitShares
+
+    shares = WaitShares()
+    shares.learner_trained({"wait_s": 0.1, "seconds": 0.5})
+    shares.learner_trained({"wait_s": 0.3, "seconds": 0.5})
+    shares.worker_reported({"seconds": 0.02, "rate_limited_s": 0.06})
+    shares.worker_reported({"seconds": 0.04})  # a report without waiting
+    assert shares.pop() == pytest.approx({"runtime/learner_wait_share": 0.4 / 1.0,
+                                          "runtime/worker_wait_share": 0.06 / 0.12})
+    assert shares.pop() == {}  # a window with no finished call names no share
+    shares.worker_reported({"seconds": 0.01, "rate_limited_s": 0.03})
+    assert shares.pop() == pytest.approx({"runtime/worker_wait_share": 0.75})
 
 
 def test_restart_watch_counts_a_restart_no_task_reported():
