@@ -8,14 +8,14 @@ rate is ``--steps`` timed env steps (each followed by one update) over their wal
 
 softq runs the real training loop (``softq train``'s runtime: rollout worker, replay server,
 learner, driver with TensorBoard logging; no evaluation, no checkpoints until the end), inline
-(1 worker) and, with ``--workers N``, in Ray with N rollout-worker actors. Its rate comes from the
-driver's ``rollout/env_steps_per_s`` logs after the warm-up. SB3 keeps its own target update
+(1 worker) and, with ``--workers N [M ...]``, in Ray with N (and M, ...) rollout-worker actors.
+Its rate comes from the driver's ``rollout/env_steps_per_s`` logs after the warm-up. SB3 keeps its own target update
 (Polyak, tau = 0.005 every step), its design. With ``--repeats R`` every system runs once per
 round, R rounds interleaved, so a drift in the machine's speed lands in every system alike.
 Printed: each system's median env steps/s over the rounds and the median of the per-round
 softq / SB3 ratios (with their range).
 
-    softq bench ddpg [--steps 3000] [--warmup 1000] [--workers 2] [--repeats 3] [--no-sb3]
+    softq bench ddpg [--steps 3000] [--warmup 1000] [--workers 1 2] [--repeats 3] [--no-sb3]
 """
 
 from __future__ import annotations
@@ -122,14 +122,16 @@ def main(argv: list[str]) -> int:
                    help="timed env steps (after warm-up)")
     p.add_argument("--warmup", type=int_at_least(1), default=1000,
                    help="untimed steps before updates")
-    p.add_argument("--workers", type=int_at_least(0), default=0,
-                   help="also run the Ray runtime with this many rollout workers (0: skip)")
+    p.add_argument("--workers", type=int_at_least(0), nargs="+", default=[0],
+                   help="also run the Ray runtime with each of these rollout-worker counts, "
+                        "e.g. --workers 1 2 (0: skip)")
     p.add_argument("--repeats", type=int_at_least(1), default=3,
                    help="interleaved rounds; figures are medians over them (default 3)")
     p.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3")
     args = p.parse_args(argv)
+    ray_workers = sorted({n for n in args.workers if n > 0})
     chunk = RuntimeConfig().steps_per_push  # env steps per Ray worker report (1 env each)
-    if args.workers > 0 and args.steps < chunk:
+    if ray_workers and args.steps < chunk:
         # the driver logs at the warm-up's end and at the end: under Ray, one report apart
         p.error(f"argument --steps: must be >= {chunk} with --workers (a Ray worker reports "
                 f"{chunk} env steps at a time; the rate needs two driver logs after the "
@@ -140,9 +142,9 @@ def main(argv: list[str]) -> int:
     print(f"{ENV_ID}: 2x200 nets, batch 64, OU(0.15, 0.3), 1 update per env step, 1 thread; "
           f"{args.warmup} warm-up steps untimed, {args.steps} timed; {args.repeats} round(s)")
     systems = {"softq inline (1 worker)": lambda: bench_softq(args.warmup, args.steps, None)}
-    if args.workers > 0:
-        systems[f"softq Ray ({args.workers} workers)"] = lambda: bench_softq(
-            args.warmup, args.steps, args.workers)
+    for n in ray_workers:
+        systems[f"softq Ray ({n} worker{'s' if n > 1 else ''})"] = (
+            lambda n=n: bench_softq(args.warmup, args.steps, n))
     if not args.no_sb3:
         systems[SB3] = lambda: bench_sb3(args.warmup, args.steps)
     rates = run_rounds(systems, args.repeats)
