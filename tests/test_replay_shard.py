@@ -13,10 +13,10 @@ from launch.config import load_config
 CHUNK = 4
 
 
-def _shard() -> ReplayShard:
+def _shard(cls: type[ReplayShard] = ReplayShard) -> ReplayShard:
     cfg = load_config("multigoal-quick", ["replay.min_size=10", "replay.batch_size=8",
                                           "replay.rate_tolerance=0"])
-    return ReplayShard(cfg, chunk_size=CHUNK, num_shards=1)
+    return cls(cfg, chunk_size=CHUNK, num_shards=1)
 
 
 def _chunk(value: float) -> dict[str, np.ndarray]:
@@ -41,12 +41,10 @@ def _fill_until_refused(shard: ReplayShard) -> int:
 
 
 def test_a_held_back_insert_waits_in_the_shard_until_a_batch_is_drawn():
-    cfg = load_config("multigoal-quick", ["replay.min_size=10", "replay.batch_size=8",
-                                          "replay.rate_tolerance=0"])
-    shard = _CountingShard(cfg, chunk_size=CHUNK, num_shards=1)
+    shard = _shard(_CountingShard)
     inserts = _fill_until_refused(shard)
 
-    async def scenario() -> float:
+    async def scenario() -> tuple[float, int]:
         waiting = asyncio.create_task(shard.insert_when_allowed(_chunk(7.0)))
         await asyncio.sleep(0.3)
         assert not waiting.done() and shard.limiter.inserts == inserts  # held, nothing stored

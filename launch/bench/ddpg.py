@@ -9,9 +9,10 @@ rate is ``--steps`` timed env steps (each followed by one update) over their wal
 softq runs the real training loop (``softq train``'s runtime: rollout worker, replay server,
 learner, driver with TensorBoard logging; no evaluation, no checkpoints until the end), inline
 (1 worker) and, with ``--workers N [M ...]``, in Ray with N (and M, ...) rollout-worker actors.
-Its rate comes from the driver's ``rollout/env_steps_per_s`` logs after the warm-up. SB3 keeps its own target update
-(Polyak, tau = 0.005 every step), its design. With ``--repeats R`` every system runs once per
-round, R rounds interleaved, so a drift in the machine's speed lands in every system alike.
+Its rate comes from the driver's ``rollout/env_steps_per_s`` logs after the warm-up. SB3 keeps
+its own target update (Polyak, tau = 0.005 every step), its design. With ``--repeats R`` every
+system runs once per round, R rounds interleaved, so a drift in the machine's speed lands in
+every system alike.
 Printed: each system's median env steps/s over the rounds and the median of the per-round
 softq / SB3 ratios (with their range).
 
