@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from distributed.checkpoint import atomic_write_text, non_finite_tensors, save_checkpoint
-from distributed.evaluation import evaluate_policy, evaluation_policy, evaluation_seeds
+from distributed.evaluation import EvaluationJob, run_evaluation
 from distributed.metrics import TensorBoardLogger
 from distributed.rollout import EpisodeTracker
 
@@ -229,16 +229,28 @@ class Driver:
         return self.counters.env_steps >= self._next_eval or (
             self.done and self.cfg.run.eval_every > 0)
 
+    def evaluation_job(self, weights: dict) -> EvaluationJob:
+        """The evaluation due now, with these weights (the learner's at this step). The next
+        one falls due eval_every steps on, whenever this one's episodes finish."""
+        want_images = self.wants_images()
+        self._next_eval = self._next_multiple(self.cfg.run.eval_every)
+        return EvaluationJob(self.cfg, *self._spaces, self.counters.env_steps, weights,
+                             record_positions=want_images)
+
+    def wants_images(self) -> bool:
+        """Whether the evaluation due now also draws pictures (they need the learner)."""
+        return (self.hooks.image_hook is not None and self.cfg.run.image_every > 0
+                and (self.counters.env_steps >= self._next_image or self.done))
+
     def evaluate(self, weights: dict, learner: Any = None) -> dict[str, Any]:
-        cfg, step = self.cfg, self.counters.env_steps
-        self.eval_policy = evaluation_policy(cfg, *self._spaces, step, weights)
-        want_images = self.hooks.image_hook is not None and (
-            step >= self._next_image or self.done) and cfg.run.image_every > 0
-        result = evaluate_policy(self.eval_policy, cfg.env.id, cfg.run.eval_episodes,
-                                 seed=evaluation_seeds(cfg.run.seed, step)[0],
-                                 max_episode_steps=cfg.env.max_episode_steps,
-                                 env_kwargs=cfg.env.kwargs, record_positions=want_images,
-                                 gamma=getattr(cfg.agent, "gamma", None))
+        """Run the evaluation due now, here, and log it."""
+        job = self.evaluation_job(weights)
+        return self.record_evaluation(job, run_evaluation(job), learner)
+
+    def record_evaluation(self, job: EvaluationJob, result: dict[str, Any],
+                          learner: Any = None) -> dict[str, Any]:
+        """Log an evaluation's result at its step (which a background one's run has passed)."""
+        step = job.step
         scalars = {"eval/return_mean": result["return_mean"],
                    "eval/return_std": result["return_std"],
                    "eval/length_mean": result["length_mean"],
@@ -257,9 +269,8 @@ class Driver:
         self.counters.last_eval_step = step
         self.owes_evaluation = False
         self.last_eval = {**scalars, "goal_shares": result.get("goal_shares")}
-        if want_images:
+        if job.record_positions:
             self.images(learner, result)
-        self._next_eval = self._next_multiple(cfg.run.eval_every)
         return result
 
     def images(self, learner: Any, result: dict) -> None:

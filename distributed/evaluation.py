@@ -57,6 +57,32 @@ def evaluation_policy(cfg: Any, observation_space: gym.Space, action_space: gym.
     return policy
 
 
+@dataclass(frozen=True)
+class EvaluationJob:
+    """A run's evaluation at step ``step`` with the learner's ``weights`` of that step: all it
+    needs, picklable, so the driver runs it or hands it to a Ray task (distributed/ray_loops.py)
+    while training goes on. ``record_positions``: keep the paths (for pictures)."""
+    cfg: Any
+    observation_space: gym.Space
+    action_space: gym.Space
+    step: int
+    weights: dict
+    record_positions: bool = False
+
+
+def run_evaluation(job: EvaluationJob) -> dict[str, Any]:
+    """``evaluate_policy``'s result for the job: ``run.eval_episodes`` episodes from the start
+    states and policy noise that (run seed, step) fix (:func:`evaluation_seeds`)."""
+    cfg = job.cfg
+    policy = evaluation_policy(cfg, job.observation_space, job.action_space, job.step,
+                               job.weights)
+    return evaluate_policy(policy, cfg.env.id, cfg.run.eval_episodes,
+                           seed=evaluation_seeds(cfg.run.seed, job.step)[0],
+                           max_episode_steps=cfg.env.max_episode_steps,
+                           env_kwargs=cfg.env.kwargs, record_positions=job.record_positions,
+                           gamma=getattr(cfg.agent, "gamma", None))
+
+
 def evaluate_policy(policy: Any, env_id: str, episodes: int, seed: int,
                     max_episode_steps: int | None = None, env_kwargs: dict | None = None,
                     explore: bool = False, record_positions: bool = False,

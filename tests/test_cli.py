@@ -241,9 +241,10 @@ def test_an_evaluation_cut_short_by_a_signal_is_owed_not_counted_as_made(tmp_pat
     evaluation as made, so the resumed run skipped it; at the budget's end the run exited 0
     as finished, and `softq reproduce` never resumed it (no final evaluation, ever)."""
     import distributed.driver as driver
+    import distributed.evaluation as evaluation
     from launch.reproduce_cmd import is_finished
 
-    real = driver.evaluate_policy
+    real = evaluation.evaluate_policy
     cut_at = {200, 400}  # mid-run, then the budget's end
 
     def signal_during_episodes(*args, seed, **kwargs):
@@ -259,7 +260,7 @@ def test_an_evaluation_cut_short_by_a_signal_is_owed_not_counted_as_made(tmp_pat
         driver_steps.append(self.counters.env_steps)
         return real_evaluate(self, *args, **kwargs)
 
-    monkeypatch.setattr(driver, "evaluate_policy", signal_during_episodes)
+    monkeypatch.setattr(evaluation, "evaluate_policy", signal_during_episodes)
     monkeypatch.setattr(driver.Driver, "evaluate", evaluate)
     run = tmp_path / "run"
     assert main(["train", "multigoal-quick", *TINY, "--out", str(run),

@@ -241,7 +241,7 @@ def test_evaluations_of_different_seeds_start_from_unrelated_states(tmp_path, mo
     """Env seeds were run.seed + 10000 + step + i: seeds s and s + 1 shared all but one start
     state of every evaluation. Now eight seeds' 40 episodes at one step are pairwise disjoint,
     one (seed, step) repeats (resume), and one seed's runs of two algorithms share them."""
-    import distributed.driver as driver_module
+    import distributed.evaluation as evaluation_module
 
     starts: list[tuple[int, int]] = []
 
@@ -250,7 +250,7 @@ def test_evaluations_of_different_seeds_start_from_unrelated_states(tmp_path, mo
         return {"return_mean": 0.0, "return_std": 0.0, "length_mean": 0.0,
                 "terminated_share": 0.0}
 
-    monkeypatch.setattr(driver_module, "evaluate_policy", record)
+    monkeypatch.setattr(evaluation_module, "evaluate_policy", record)
 
     def evaluate(preset: str, seed: int, step: int = 1000) -> tuple[int, int]:
         cfg = load_config(preset, ["agent.hidden_sizes=[16, 16]", f"run.seed={seed}",
