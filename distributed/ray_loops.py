@@ -241,8 +241,13 @@ def _evaluate_log_checkpoint(rt: RayRuntime, driver: Driver, per_worker: np.ndar
     # run.log_every=0 or a long interval a restarted worker would take a second random warm-up
     # and reseed its envs as at the start)
     rt.note_env_steps(driver.counters.env_steps)
+    rt.evals.collect(driver)  # log a background evaluation that has finished
     if driver.due_eval():
-        evaluate_now(rt, driver)
+        if driver.done or driver.wants_images():  # here, after the one running (its step first)
+            rt.evals.collect(driver, wait=True)
+            evaluate_now(rt, driver)
+        elif not rt.evals.running:  # else it starts once that one has landed
+            rt.evals.start(rt.learner, driver)
     if driver.due_log():
         elapsed = max(time.perf_counter() - rt.last_log_time, 1e-9)
         rt.last_log_time = time.perf_counter()

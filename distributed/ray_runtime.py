@@ -25,6 +25,7 @@ from distributed.interrupts import held_back, raise_pending
 from distributed.learner import TornLearnerState, probe_spaces
 from distributed.ray_actors import LearnerActor, RolloutWorkerActor, WeightStore
 from distributed.ray_address import check_reachable
+from distributed.ray_evaluation import BackgroundEvaluation
 from distributed.replay_server import ReplayServer
 from distributed.replay_shard import ReplayShard
 from distributed.rollout import uses_frame_replay
@@ -79,6 +80,7 @@ class RayRuntime:
         self.last_log_time = time.perf_counter()  # per-worker env-step rates are per log window
         self._noted_env_steps = -1  # the run's env-step count the store last heard
         self.init_state: dict | None = None  # fine-tuning source, re-applied if the learner dies
+        self.evals = BackgroundEvaluation()  # evaluations beside training (ray_evaluation.py)
         # each shard's sample count when the learner was in the state a replacement would load
         # (the last checkpoint written, else the run's start): the replacement redoes the rest
         self._samples_at_learner_state = [0] * len(self.shards)
@@ -201,6 +203,7 @@ class RayRuntime:
         self._samples_at_learner_state = [int(s["limiter"]["samples"]) for s in replay or []]
 
     def shutdown(self) -> None:
+        self.evals.stop()
         for actor in [*self.workers, self.learner, *self.shards, self.store]:
             ray.kill(actor, no_restart=True)
 
@@ -234,6 +237,7 @@ def train_ray(cfg: Any, run_dir: Path, hooks: DriverHooks | None = None, resume:
             driver.interrupted = True
             driver.bar.write("interrupted: writing a final checkpoint")
         finally:
+            runtime.evals.stop()  # one still running stays owed: the checkpoint says so
             try:
                 lost = runtime.checkpoint(driver, lost_ok=True)
             except TornLearnerState as exc:  # its train call's exception follows

@@ -660,3 +660,42 @@ def test_a_signal_while_the_ray_run_is_set_up_ends_it_with_a_checkpoint(local_ra
             ray.shutdown()
     assert received == [signal.SIGTERM] and summary["interrupted"]
     assert load_checkpoint(tmp_path)["counters"]["env_steps"] == 0
+
+
+def test_evaluations_run_beside_training_and_land_at_their_own_steps(local_ray, tmp_path):
+    """An evaluation used to pause the Ray run (the driver ran its episodes). Now it runs in an
+    evaluator actor while workers and learner go on, and is logged at the step it fell due with
+    how far the run had gone on by then; the final one runs in the driver, at the last step."""
+    from launch.compare_cmd import read_scalars
+
+    cfg = counting_config(tmp_steps=1600, **{"run.eval_every": 200, "run.eval_episodes": 2})
+    summary = train_ray(cfg, tmp_path)
+    steps, _ = read_scalars(tmp_path, "eval/return_mean")
+    lag_steps, lags = read_scalars(tmp_path, "eval/lag_env_steps")
+    final = summary["env_steps"]
+    assert steps[-1] == final and load_checkpoint(tmp_path)["counters"]["last_eval_step"] == final
+    assert (np.diff(steps) > 0).all() and len(steps) >= 2
+    assert set(lag_steps) == set(steps[:-1])  # every one but the final ran in the background
+    assert lags.max() > 0  # training went on while it ran (the actor's start alone takes ~1 s)
+    assert (steps[:-1] >= 200).all() and (steps[:-1] < final).all()
+
+
+def test_an_evaluation_still_running_when_the_run_is_stopped_stays_owed(local_ray, tmp_path):
+    """Ctrl-C while a background evaluation runs: it is dropped, the checkpoint records none as
+    made, and the resumed run makes it first, at the step it resumes from."""
+    from launch.compare_cmd import read_scalars
+
+    def interrupt_while_evaluating(rt):
+        if rt.evals.running:
+            raise KeyboardInterrupt
+
+    cfg = counting_config(tmp_steps=100_000, **{"run.eval_every": 200, "run.eval_episodes": 2})
+    train_ray(cfg, tmp_path, DriverHooks(on_tick=interrupt_while_evaluating))
+    stopped = load_checkpoint(tmp_path)["counters"]
+    assert stopped["last_eval_step"] == -1 and stopped["env_steps"] >= 200
+    more = stopped["env_steps"] + 100
+    train_ray(counting_config(tmp_steps=more, **{"run.eval_every": 200,
+                                                  "run.eval_episodes": 2}),
+              tmp_path, resume=True)
+    steps, _ = read_scalars(tmp_path, "eval/return_mean")
+    assert steps[0] == stopped["env_steps"] and steps[-1] >= more
