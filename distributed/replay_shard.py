@@ -30,17 +30,20 @@ _RECHECK_S = 0.1
 class ReplayShard(ReplayServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._moved = asyncio.Event()  # set whenever the limiter's counts (or the stop) change
+        self._moved = asyncio.Event()  # set, then replaced, on each change of counts or stop
         self._learner_epoch = 0  # bumped when a replacement learner takes over (rewind_samples)
 
     def _wake(self) -> None:
         self._moved.set()
+        self._moved = asyncio.Event()  # the next change sets a fresh one: none is ever cleared
 
     async def _wait_for_a_change(self, timeout_s: float) -> None:
-        # no await between a caller's refused check and this clear: no change can slip between
-        self._moved.clear()
+        # the event of this moment, taken with no await after the caller's refused check: a
+        # change sets it even before wait_for's task first runs (a shared event that every
+        # refused caller cleared dropped that wake-up for the callers not yet waiting on it)
+        moved = self._moved.wait()
         try:
-            await asyncio.wait_for(self._moved.wait(), timeout=max(timeout_s, 0.0))
+            await asyncio.wait_for(moved, timeout=max(timeout_s, 0.0))
         except asyncio.TimeoutError:  # the builtin TimeoutError from Python 3.11
             pass
 

@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from distributed import replay_shard
 from distributed.replay_shard import ReplayShard
 from launch.config import load_config
 
@@ -128,3 +129,26 @@ def test_a_dead_learners_waiting_request_draws_nothing_after_the_rewind():
     assert asyncio.run(asyncio.wait_for(scenario(), timeout=10)) == []
     assert shard.limiter.samples == 0
     assert len(asyncio.run(shard.sample_when_allowed(4, max_wait_s=0.0))) == 4  # a new request
+
+
+def test_a_change_wakes_a_request_that_had_not_yet_started_waiting(monkeypatch):
+    """A sample request is refused (nothing yet), a worker's chunks then allow it, and a held-back
+    insert is refused, all before the request's wait has begun: the request still draws at
+    once. (When every refused call cleared one shared event, the insert's clear dropped the
+    request's wake-up and it slept until the re-check, 0.1 s a time.)"""
+    monkeypatch.setattr(replay_shard, "_RECHECK_S", 60.0)  # a lost wake-up is a hang here
+    shard = _shard()
+
+    async def fill() -> None:
+        while shard.insert(_chunk(1.0)):
+            pass
+
+    async def scenario() -> list:
+        request = asyncio.create_task(shard.sample_when_allowed(4, max_wait_s=60.0))
+        asyncio.create_task(fill())
+        held = asyncio.create_task(shard.insert_when_allowed(_chunk(2.0)))
+        batches = await request
+        await held  # the request's draw lets it in
+        return batches
+
+    assert len(asyncio.run(asyncio.wait_for(scenario(), timeout=10))) == 4
