@@ -64,14 +64,15 @@ class ReplayBuffer:
         """Tensors and plain types only (loadable with ``weights_only=True``).
 
         Rows are saved in storage order with the write position, so a restored buffer with the
-        same capacity and RNG state samples exactly the same batches."""
+        same capacity and RNG state samples exactly the same batches. The rows are a copy: the
+        Ray shard's state is serialised after the call, while inserts go on in its event loop."""
         n = self._size
         return {
             "capacity": self.capacity,
             "size": n,
             "next": self._next,
             "total_inserted": self.total_inserted,
-            "data": {k: torch.from_numpy(np.ascontiguousarray(v[:n]))
+            "data": {k: torch.from_numpy(v[:n].copy())
                      for k, v in self._storage.items()},
             "rng": self._rng.bit_generator.state,
         }

@@ -20,6 +20,7 @@ from distributed.learner import LearnerRunner, probe_spaces
 from distributed.ray_actors import WeightStore
 from distributed.ray_runtime import train_ray
 from distributed.replay_server import ReplayServer
+from distributed.replay_shard import ReplayShard
 from launch.compare_cmd import read_scalars
 from launch.config import load_config
 
@@ -167,6 +168,29 @@ def _wait_shares(run_dir):
               ("learner", "worker")]
     assert all(((v >= 0) & (v <= 1)).all() for v in shares)
     return shares
+
+
+def test_a_shard_checkpoint_taken_while_inserts_go_on_holds_the_rows_its_counts_say(local_ray):
+    """The shard is an asyncio actor: Ray serialises a state_dict's result while the inserts
+    queued behind it already run. Rows it returned as views of the live buffer were then
+    overwritten mid-serialisation (rows of inserts its total_inserted does not count)."""
+    rows, dim, chunks = 1000, 1000, 10  # 80 MB of observations: a serialisation that takes a while
+    cfg = load_config("multigoal-quick", [f"replay.capacity={rows * chunks}", "replay.min_size=10"])
+    shard = ray.remote(num_cpus=0)(ReplayShard).remote(cfg, chunk_size=rows, num_shards=1)
+    shapes = {"obs": (rows, dim), "next_obs": (rows, dim), "action": (rows, 2),
+              "reward": (rows,), "discount": (rows,)}
+    refs = [ray.put({k: np.full(shape, float(v), np.float32) for k, shape in shapes.items()})
+            for v in range(4)]
+    ray.get([shard.insert.remote(refs[0], True) for _ in range(chunks)])  # full of 0s
+    for value in (1, 2, 3):
+        before = value * rows * chunks
+        state = shard.state_dict.remote(True)
+        later = [shard.insert.remote(refs[value], True) for _ in range(chunks)]
+        buffer = ray.get(state)["buffer"]
+        ray.get(later)
+        counted = min(buffer["total_inserted"] - before, rows * chunks)
+        assert int((buffer["data"]["reward"].numpy() == value).sum()) == counted
+    ray.kill(shard)
 
 
 def test_a_learner_starved_of_data_shows_in_its_wait_share(local_ray, tmp_path):
