@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,13 @@ from distributed.rollout import RolloutWorker, join_rollouts
 _SAMPLE_WAIT_S = 0.05
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """A numpy array a plug-in published among its weights: it comes back an array, not a
+    tensor (``weights_from_store`` turns the bare arrays into tensors)."""
+    value: np.ndarray
+
+
 def weights_to_store(weights: dict[str, Any]) -> dict[str, Any]:
     """Weights as they go into Ray's object store: numpy views of the CPU tensors. Ray keeps
     numpy arrays out of band (one copy into shared memory, zero-copy reads); a torch tensor is
@@ -36,6 +44,9 @@ def weights_to_store(weights: dict[str, Any]) -> dict[str, Any]:
     every update)."""
     out: dict[str, Any] = {}
     for k, v in weights.items():
+        if isinstance(v, np.ndarray):
+            out[k] = _Kept(v)
+            continue
         try:
             out[k] = v.detach().numpy() if isinstance(v, torch.Tensor) else v
         except (TypeError, RuntimeError):  # bfloat16, a CUDA tensor: it travels as a tensor
@@ -48,8 +59,8 @@ def weights_from_store(weights: dict[str, Any]) -> dict[str, Any]:
     policy's load_state_dict copies from and never writes."""
     with warnings.catch_warnings():  # torch warns that the arrays are not writable
         warnings.simplefilter("ignore", UserWarning)
-        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
-                for k, v in weights.items()}
+        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray)
+                else v.value if isinstance(v, _Kept) else v for k, v in weights.items()}
 
 
 class WeightStore:

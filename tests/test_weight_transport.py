@@ -38,3 +38,13 @@ def test_a_tensor_numpy_cannot_hold_travels_as_a_tensor():
 @pytest.mark.parametrize("value", [3, "x", None])
 def test_entries_that_are_not_tensors_pass_through(value):
     assert weights_from_store(weights_to_store({"k": value})) == {"k": value}
+
+
+def test_a_numpy_array_among_the_weights_comes_back_as_an_array():
+    """Only tensors travel as arrays: a plug-in's own arrays came back as tensors (one of
+    objects could not even be turned into one), unlike inline, where the policy gets them."""
+    weights = {"table": np.arange(6.0).reshape(2, 3), "names": np.array(["a", None], object)}
+    back = weights_from_store(weights_to_store(weights))
+    assert isinstance(back["table"], np.ndarray) and np.array_equal(back["table"],
+                                                                    weights["table"])
+    assert back["names"].tolist() == ["a", None]
