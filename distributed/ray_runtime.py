@@ -66,8 +66,13 @@ class RayRuntime:
         self.shards: list[Any] = []
         self.shard_names: list[str] = []
         if not self.on_policy:
-            chunk = rt.steps_per_push * rt.envs_per_worker
             frame = uses_frame_replay(self.obs_space, cfg.env.id)
+            # the most transitions one push carries: an episode's end also flushes the n - 1
+            # steps its n-step window held back (the frame replay folds n steps itself). The
+            # limiter's slack must hold that much, else it can refuse both such a chunk and
+            # the learner's next batch: the run stuck for good
+            pending = 0 if frame else cfg.replay.n_step - 1
+            chunk = (rt.steps_per_push + pending) * rt.envs_per_worker
             server_cls = ray.remote(num_cpus=0)(ReplayShard)
             self.shard_names = [f"{prefix}-replay-{i}" for i in range(max(1, cfg.replay.shards))]
             stack = self.obs_space.shape[0] if frame else 4  # [stack, H, W] frame stacks

@@ -193,6 +193,23 @@ def test_a_shard_checkpoint_taken_while_inserts_go_on_holds_the_rows_its_counts_
     ray.kill(shard)
 
 
+def test_a_push_that_flushes_n_step_windows_does_not_stall_the_run(local_ray, tmp_path):
+    """With 5-step returns and 1-step pushes, an episode's end pushes up to 5 transitions; a
+    rate limiter sized for 1-transition chunks then refused both that push and the learner's
+    next batch, and the run waited forever."""
+    deadline = time.monotonic() + 120
+
+    def give_up(rt):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the run is stuck: no worker push and no batch is allowed")
+
+    cfg = counting_config(600, **{"replay.n_step": 5, "runtime.steps_per_push": 1,
+                                  "runtime.envs_per_worker": 1, "runtime.workers": 1,
+                                  "replay.min_size": 16})
+    summary = train_ray(cfg, tmp_path, DriverHooks(on_tick=give_up))
+    assert summary["env_steps"] >= 600
+
+
 def test_a_learner_starved_of_data_shows_in_its_wait_share(local_ray, tmp_path):
     """One update per 20 env steps: the learner waits for batches (~0.9 of its time) and the
     limiter holds the workers back hardly at all (~0.06)."""
