@@ -60,8 +60,9 @@ def evaluation_policy(cfg: Any, observation_space: gym.Space, action_space: gym.
 @dataclass(frozen=True)
 class EvaluationJob:
     """A run's evaluation at step ``step`` with the learner's ``weights`` of that step: all it
-    needs, picklable, so the driver runs it or hands it to a Ray task (distributed/ray_loops.py)
-    while training goes on. ``record_positions``: keep the paths (for pictures)."""
+    needs, picklable, so the driver runs it or hands it to the Ray runtime's evaluator actor
+    (distributed/ray_evaluation.py) while training goes on. ``record_positions``: keep the
+    paths (for pictures)."""
     cfg: Any
     observation_space: gym.Space
     action_space: gym.Space

@@ -3,9 +3,9 @@
 The driver used to run every evaluation's episodes itself, and no worker or learner call was
 made meanwhile. With a fast learner that pause is of the order of the training between two
 evaluations (estimated: a GPU SQL learner makes 10k updates in ~3 s; 10 MuJoCo episodes of 1,000
-steps take seconds as well). Here the evaluation due at step k runs as a Ray
-task with the learner's weights of step k, while the loop goes on; its result is logged at step
-k when it lands, with ``eval/lag_env_steps``, how far the run had gone on by then. At most one
+steps take seconds as well). Here the evaluation due at step k runs in an evaluator actor with
+the learner's weights of step k, while the loop goes on; its result is logged at step k when it
+lands, with ``eval/lag_env_steps``, how far the run had gone on by then. At most one
 runs at a time (the next starts once it has landed). An evaluation with pictures (they need the
 learner) and the final one run in the driver, as inline, after the one in flight has landed.
 
