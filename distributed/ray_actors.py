@@ -241,14 +241,11 @@ class LearnerActor:
 
     def update_on_policy(self, *rollouts: dict[str, Any]) -> tuple[int, list[Any]]:
         """Concatenate the workers' rollouts along the env axis, update once, publish; returns
-        the new version and [its weights' ref] (as ``weights_ref``, saving the driver a call)."""
+        the new version and [its weights' ref] (one call per update for the driver)."""
         self.runner.update(join_rollouts(list(rollouts)))
         weights, version = self.runner.publish()
         self._weights_ref = [ray.put(weights_to_store(weights))]
         return version, self._weights_ref
-
-    def weights_ref(self) -> tuple[int, list[Any]]:
-        return self.runner.version, self._weights_ref
 
     def pop_metrics(self) -> dict[str, float]:
         return self.runner.pop_metrics()

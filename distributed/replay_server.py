@@ -98,9 +98,6 @@ class ReplayServer:
         waiting for a learner that will not sample again (their steps are past the budget)."""
         self._stopped = True
 
-    def can_insert(self, n: int) -> bool:
-        return self.limiter.can_insert(n)
-
     def sample(self, batch_size: int | None = None, exact: bool = False
                ) -> dict[str, np.ndarray] | None:
         """One batch, or None when the limiter wants the learner to wait. ``exact``: only up to

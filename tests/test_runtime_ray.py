@@ -333,7 +333,7 @@ def test_a_killed_on_policy_learner_is_replaced(local_ray, tmp_path):
             acted_with.extend(ray.get([w.__ray_call__.remote(  # what each worker acted with
                 lambda worker: worker.policy.net.state_dict()) for w in rt.workers]))
             return
-        version = ray.get(rt.learner.weights_ref.remote())[0]
+        version = ray.get(rt.learner.current_weights.remote())[1]
         if not killed and version >= 20:
             killed["at"] = version
             ray.kill(rt.learner, no_restart=True)
