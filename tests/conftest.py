@@ -1,9 +1,12 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +21,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("ray") is not None:
             item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+@pytest.fixture(scope="session")
+def _ray_for_the_session():
+    """Shuts down, at the end of the session, the local Ray that ``local_ray`` keeps running."""
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture
+def local_ray(_ray_for_the_session):
+    """A local 2-CPU Ray shared by the Ray tests: started once (~5 s) rather than by every test
+    or module. A test that needs a Ray of its own (a two-node cluster, a driver in a subprocess)
+    shuts this one down first; the next test that asks for it starts it again."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield

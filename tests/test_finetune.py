@@ -115,7 +115,7 @@ def test_init_from_loads_pretrained_parameters_and_resets_updates(tmp_path, caps
 
 
 @pytest.mark.ray
-def test_init_from_in_ray_mode(tmp_path, capsys):
+def test_init_from_in_ray_mode(local_ray, tmp_path, capsys):
     """The learner actor loads the pretrained state (distributed.ray_actors.LearnerActor)."""
     pre_state, ft_state = _pretrain_then_finetune(
         tmp_path, "sql", "ant-pretrain-sql", "ant-hallway-wide-sql-finetune", ["--workers", "1"])

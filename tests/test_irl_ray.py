@@ -14,9 +14,10 @@ from launch.irl_cli import TRUE_COST
 
 
 @pytest.mark.ray
-def test_ray_tasks_match_serial():
-    ray = pytest.importorskip("ray")
-    from distributed.irl_tasks import init_ray, ray_map
+def test_ray_tasks_match_serial(local_ray):
+    import ray
+
+    from distributed.irl_tasks import ray_map
 
     g = generate_city(10, 10, seed=0)
     mdp = GraphMDP(g.n_segments, g.src, g.dst)
@@ -26,13 +27,9 @@ def test_ray_tasks_match_serial():
                               120, dests, seed=0, min_length=3)
     c = np.ones(phi.shape[1])
     serial = MaxEntObjective(mdp, phi, demos.paths, dest_batch=2).value_and_grad(c)
-    init_ray(num_cpus=2)
-    try:
-        assert ray.is_initialized()
-        obj = MaxEntObjective(mdp, phi, demos.paths, dest_batch=2, map_fn=ray_map)
-        assert len(obj.items) == 3  # three tasks
-        par = obj.value_and_grad(c)
-    finally:
-        ray.shutdown()
+    assert ray.is_initialized()  # else ray_map runs the tasks serially, here
+    obj = MaxEntObjective(mdp, phi, demos.paths, dest_batch=2, map_fn=ray_map)
+    assert len(obj.items) == 3  # three tasks
+    par = obj.value_and_grad(c)
     assert par[0] == pytest.approx(serial[0], rel=1e-12)
     np.testing.assert_allclose(par[1], serial[1], rtol=1e-10)

@@ -44,14 +44,6 @@ def counting_config(tmp_steps=1200, **overrides):
     return load_config("multigoal-quick", sets)
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    yield
-    ray.shutdown()
-
-
 def test_weight_store_hands_out_a_ref_only_when_the_version_moved():
     store = WeightStore()
     assert store.get_if_newer(-1) is None
@@ -566,90 +558,6 @@ def test_a_learner_gpu_the_local_ray_lacks_is_refused_before_any_write(local_ray
     assert ray.is_initialized()  # a Ray it did not start is left running
 
 
-def test_two_node_cluster_runs_actors_on_both_nodes(tmp_path):
-    from ray.cluster_utils import Cluster
-
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    try:
-        cluster.add_node(num_cpus=2)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-        nodes = set()
-
-        def record_nodes(rt):
-            if not nodes:
-                nodes.update(ray.get([w.node_id.remote() for w in rt.workers]))
-                nodes.add(ray.get(rt.learner.node_id.remote()))
-
-        cfg = counting_config(tmp_steps=600, **{"runtime.learner_num_cpus": 1,
-                                                "runtime.worker_num_cpus": 1,
-                                                "runtime.address": cluster.address})
-        summary = train_ray(cfg, tmp_path, DriverHooks(on_tick=record_nodes))
-        assert summary["env_steps"] >= 600
-        assert len(nodes) == 2
-        assert len({n["NodeID"] for n in ray.nodes() if n["Alive"]}) == 2
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-
-
-def test_resume_after_the_driver_is_killed(tmp_path):
-    if ray.is_initialized():
-        ray.shutdown()
-    run = tmp_path / "run"
-    argv = [sys.executable, "-m", "launch.cli", "train", "multigoal-quick", "--workers", "1",
-            "--out", str(run), "--set", "algo=tests.counting_algo:SPEC", "--set", "agent={}",
-            "--set", "replay.min_size=64", "--set", "replay.batch_size=8",
-            "--set", "replay.save_contents=true", "--set", "run.eval_every=0",
-            "--set", "run.random_steps=200",
-            "--set", "run.checkpoint_every=400", "--set", "run.total_env_steps=1000000",
-            "--set", "runtime.learner_num_cpus=0", "--set", "runtime.steps_per_push=4"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (run / "checkpoint.pt").exists():
-            time.sleep(0.5)
-        time.sleep(1.0)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
-        proc.wait()
-    before = load_checkpoint(run)
-    steps = before["counters"]["env_steps"]
-    assert steps >= 400
-    size_before = len(before["replay"][0]["buffer"]["data"]["action"])
-    assert size_before > 0
-    resume = subprocess.run(  # config.yaml names a plug-in module: allowed by name
-        [sys.executable, "-m", "launch.cli", "train", "--resume", str(run),
-         "--set", f"run.total_env_steps={steps + 200}"],
-        cwd=ROOT, env={**env, "SOFTQ_PLUGIN_MODULES": "tests.counting_algo"},
-        capture_output=True, text=True, timeout=180)
-    assert resume.returncode == 0, resume.stderr[-2000:]
-    after = load_checkpoint(run)
-    assert after["counters"]["env_steps"] >= steps + 200
-    assert after["runner"]["learner"]["num_updates"] >= before["runner"]["learner"]["num_updates"]
-    # the replay contents came back: the old rows are still there, plus the new ones
-    acts = after["replay"][0]["buffer"]["data"]["action"].numpy()
-    assert len(acts) >= size_before + 200
-    # the resumed worker went on from the run's step count: no second random warm-up
-    assert random_actions(acts) == 200
-    # with evaluation turned on, a run with nothing left to do still makes its final one
-    done = after["counters"]["env_steps"]
-    final = subprocess.run(
-        [sys.executable, "-m", "launch.cli", "train", "--resume", str(run),
-         "--set", f"run.total_env_steps={done}", "--set", "run.eval_every=1000000",
-         "--set", "run.eval_episodes=1"],
-        cwd=ROOT, env={**env, "SOFTQ_PLUGIN_MODULES": "tests.counting_algo"},
-        capture_output=True, text=True, timeout=180)
-    assert final.returncode == 0, final.stderr[-2000:]
-    assert read_scalars(run, "eval/return_mean")[0].tolist() == [done]
-    assert load_checkpoint(run)["counters"]["last_eval_step"] == done
-
-
 def random_actions(acts: np.ndarray) -> int:
     """Transitions of the random warm-up: the counting policy's actions are [stamp, worker]."""
     return int(np.count_nonzero(acts[:, 1] != np.round(acts[:, 1])))
@@ -682,7 +590,6 @@ def test_a_signal_while_the_ray_run_is_set_up_ends_it_with_a_checkpoint(local_ra
 
     from distributed.interrupts import signals_as_interrupt
     from distributed.ray_runtime import RayRuntime
-    from launch.train_cmd import _start_ray
 
     real = RayRuntime.start_workers
 
@@ -691,14 +598,9 @@ def test_a_signal_while_the_ray_run_is_set_up_ends_it_with_a_checkpoint(local_ra
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(RayRuntime, "start_workers", start_workers)
-    cfg = counting_config()
-    started = _start_ray(cfg)  # as `softq train` does: Ray (and its SIGTERM handler) first
-    try:
-        with signals_as_interrupt() as received:
-            summary = train_ray(cfg, tmp_path)
-    finally:
-        if started:  # (the two-node test shut down the module's Ray)
-            ray.shutdown()
+    # as `softq train` does: Ray (local_ray here) and its SIGTERM handler first, then ours
+    with signals_as_interrupt() as received:
+        summary = train_ray(counting_config(), tmp_path)
     assert received == [signal.SIGTERM] and summary["interrupted"]
     assert load_checkpoint(tmp_path)["counters"]["env_steps"] == 0
 
@@ -740,3 +642,86 @@ def test_an_evaluation_still_running_when_the_run_is_stopped_stays_owed(local_ra
               tmp_path, resume=True)
     steps, _ = read_scalars(tmp_path, "eval/return_mean")
     assert steps[0] == stopped["env_steps"] and steps[-1] >= more
+
+
+def test_resume_after_the_driver_is_killed(local_ray, tmp_path, monkeypatch):
+    """`softq train` in a subprocess (its own Ray) is killed with everything it started; the
+    checkpoint it left resumes (`--resume`, here in this process on the shared Ray) with its
+    replay contents and without a second random warm-up."""
+    from launch.cli import main
+
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "launch.cli", "train", "multigoal-quick", "--workers", "1",
+            "--out", str(run), "--set", "algo=tests.counting_algo:SPEC", "--set", "agent={}",
+            "--set", "replay.min_size=64", "--set", "replay.batch_size=8",
+            "--set", "replay.save_contents=true", "--set", "run.eval_every=0",
+            "--set", "run.random_steps=200",
+            "--set", "run.checkpoint_every=400", "--set", "run.total_env_steps=1000000",
+            "--set", "runtime.learner_num_cpus=0", "--set", "runtime.steps_per_push=4"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run / "checkpoint.pt").exists():
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
+        proc.wait()
+    before = load_checkpoint(run)
+    steps = before["counters"]["env_steps"]
+    assert steps >= 400
+    size_before = len(before["replay"][0]["buffer"]["data"]["action"])
+    assert size_before > 0
+    # config.yaml names a plug-in module: allowed by name
+    monkeypatch.setenv("SOFTQ_PLUGIN_MODULES", "tests.counting_algo")
+    assert main(["train", "--resume", str(run),
+                 "--set", f"run.total_env_steps={steps + 200}"]) == 0
+    after = load_checkpoint(run)
+    assert after["counters"]["env_steps"] >= steps + 200
+    assert after["runner"]["learner"]["num_updates"] >= before["runner"]["learner"]["num_updates"]
+    # the replay contents came back: the old rows are still there, plus the new ones
+    acts = after["replay"][0]["buffer"]["data"]["action"].numpy()
+    assert len(acts) >= size_before + 200
+    # the resumed worker went on from the run's step count: no second random warm-up
+    assert random_actions(acts) == 200
+    # with evaluation turned on, a run with nothing left to do still makes its final one
+    done = after["counters"]["env_steps"]
+    assert main(["train", "--resume", str(run), "--set", f"run.total_env_steps={done}",
+                 "--set", "run.eval_every=1000000", "--set", "run.eval_episodes=1"]) == 0
+    assert read_scalars(run, "eval/return_mean")[0].tolist() == [done]
+    assert load_checkpoint(run)["counters"]["last_eval_step"] == done
+
+
+# The test below needs a Ray of its own: it shuts the shared one (local_ray) down, so it
+# comes last.
+
+def test_two_node_cluster_runs_actors_on_both_nodes(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+        nodes = set()
+
+        def record_nodes(rt):
+            if not nodes:
+                nodes.update(ray.get([w.node_id.remote() for w in rt.workers]))
+                nodes.add(ray.get(rt.learner.node_id.remote()))
+
+        cfg = counting_config(tmp_steps=600, **{"runtime.learner_num_cpus": 1,
+                                                "runtime.worker_num_cpus": 1,
+                                                "runtime.address": cluster.address})
+        summary = train_ray(cfg, tmp_path, DriverHooks(on_tick=record_nodes))
+        assert summary["env_steps"] >= 600
+        assert len(nodes) == 2
+        assert len({n["NodeID"] for n in ray.nodes() if n["Alive"]}) == 2
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
