@@ -13,28 +13,29 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
-import os
 import time
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from distributed.checkpoint import atomic_write_text
 from envs.city_generator import PRESETS, generate_city
-from envs.demonstrations import load_paths, save_paths, synthetic_drivers
+from envs.demonstrations import save_paths, synthetic_drivers
 from envs.road_graph import FEATURE_NAMES, RoadGraph
 from launch.arg_types import directory, float_at_least, int_at_least, probability_below_one
 from launch.config import ConfigError
-from launch.run_dir import (
-    check_no_file_in_the_way,
-    claim_run_dir,
-    hold_run_dir,
-    open_own_file,
+from launch.irl_files import (
+    existing_costs,
+    load_checked_paths,
+    load_costs,
+    load_graph,
+    load_true_cost,
+    open_log,
+    out_dir,
+    remove_other_graph,
 )
+from launch.run_dir import hold_run_dir
 
 # hidden "true" costs of the synthetic drivers, in units of ~10 s (order of FEATURE_NAMES)
 TRUE_COST = np.array([
@@ -46,93 +47,10 @@ TRUE_COST = np.array([
 ])
 
 
-def _out_dir(arg: str | None) -> Path:
-    out = Path(arg) if arg else Path("runs") / time.strftime("irl-%Y%m%d-%H%M%S")
-    check_no_file_in_the_way(out)
-    if not arg:  # another command started in the same second must not write into this one
-        return claim_run_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-# what reading a corrupt or hand-edited input file raises (RoadGraphError is a ValueError)
-_READ_ERRORS = (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error,
-                csv.Error)
-
-
-def _unreadable(f: Path, exc: BaseException, what: str) -> ConfigError:
-    """The one-line error for an input file ``f`` that could not be read: its name first, then
-    the loader's own message (which often names the file already)."""
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if not msg.startswith(str(f)):
-        msg = f"{f}: {msg}"
-    return ConfigError(f"{msg} (not a valid {what}; see docs/irl.md)")
-
-
-def _load_graph(data: Path) -> RoadGraph:
-    npz, csv_dir = data / "graph.npz", data / "graph"
-    if npz.exists() and csv_dir.exists():
-        raise ConfigError(f"{data} holds both graph.npz and graph/ (one is left from an earlier "
-                          "`softq irl generate`); remove the stale one")
-    for cand in (npz, csv_dir):
-        if cand.exists():
-            if cand.suffix == ".npz" and not (cand.is_file() and zipfile.is_zipfile(cand)):
-                # np.load would take it for a pickle and refuse it as one (allow_pickle is off)
-                raise ConfigError(f"{cand} is not an .npz archive (not a zip file); regenerate "
-                                  "it with `softq irl generate` or see docs/irl.md")
-            try:
-                return RoadGraph.load(cand)
-            except FileNotFoundError:  # graph/ without one of its CSV files: names it
-                raise
-            except _READ_ERRORS as exc:
-                raise _unreadable(cand, exc, "road graph") from exc
-    raise FileNotFoundError(f"{data}: no graph.npz or graph/ (run `softq irl generate` first)")
-
-
-def _load_paths(f: Path, graph: RoadGraph) -> list[np.ndarray]:
-    """``load_paths`` with a bad line, id or step as a one-line error naming the file."""
-    try:
-        return load_paths(f, graph)
-    except FileNotFoundError:
-        raise
-    except _READ_ERRORS as exc:
-        raise _unreadable(f, exc, "path file") from exc
-
-
 def _mdp(graph: RoadGraph):
     from agents.irl import GraphMDP
 
     return GraphMDP(graph.n_segments, graph.src, graph.dst), graph.action_features()
-
-
-def _feature_weights(weights: dict) -> np.ndarray:
-    """{feature: weight} -> [n_features] in FEATURE_NAMES order (KeyError/TypeError if not)."""
-    return np.array([weights[n] for n in FEATURE_NAMES], dtype=float)
-
-
-def _load_costs(model: Path, need: str | None = None) -> dict[str, np.ndarray]:
-    """model name -> cost weights [n_features] from costs.json; ``need``: a model that must be
-    there (e.g. 'maxent' for the commands that plan with the learned costs)."""
-    f = model / "costs.json"
-    if not f.exists():
-        raise FileNotFoundError(f"{f} not found (run `softq irl train --out {model}` first)")
-    try:
-        raw = json.loads(f.read_text())
-        costs = {k: _feature_weights(v) for k, v in raw.items()}
-    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-        raise ConfigError(f"{f} is not a costs file of `softq irl train` (model -> "
-                          f"{{feature: weight}} with features {', '.join(FEATURE_NAMES)}): "
-                          f"{type(exc).__name__}: {exc}") from exc
-    # weights for features this version does not compute: costs of another feature set, refused
-    # rather than silently cut down to FEATURE_NAMES
-    extra = sorted({n for v in raw.values() for n in v} - set(FEATURE_NAMES))
-    if extra:
-        raise ConfigError(f"{f} has weights for unknown features {', '.join(extra)} (costs of "
-                          f"another feature set; the features are {', '.join(FEATURE_NAMES)})")
-    if need is not None and need not in costs:
-        raise ConfigError(f"{f} has no {need!r} costs (it holds {', '.join(costs) or 'none'}); "
-                          f"train them with `softq irl train --models {need}`")
-    return costs
 
 
 def _near(graph: RoadGraph, dests: np.ndarray, radius: float | None):
@@ -148,43 +66,6 @@ def _near(graph: RoadGraph, dests: np.ndarray, radius: float | None):
     return np.concatenate(rows), np.concatenate(cols)
 
 
-def _open_log(path: Path):
-    """``open(path, "a")`` that refuses a symbolic link: --out is often --data, a directory
-    someone else may have made, where a planted link would have the log appended to the file it
-    names."""
-    fd = open_own_file(path, os.O_WRONLY | os.O_APPEND, "not a log of softq's: remove the "
-                       "link or choose another --out")
-    return os.fdopen(fd, "a")
-
-
-def _remove_other_graph(out: Path, fmt: str) -> None:
-    """Regenerating in the other ``--format`` would leave the earlier graph beside the new one,
-    and the commands reading ``out`` would pick the stale one: remove it (it belongs to the
-    paths this call overwrites), or refuse when it is not what `generate` writes."""
-    if fmt == "csv":
-        stale, files = out / "graph.npz", []
-        if stale.exists() and not stale.is_file():
-            raise ConfigError(f"{stale} is not a file; move it away to generate into {out}")
-    else:
-        stale = out / "graph"
-        if stale.exists() and not stale.is_dir():
-            raise ConfigError(f"{stale} is not a directory; move it away to generate into {out}")
-        files = sorted(p.name for p in stale.iterdir()) if stale.is_dir() else []
-        if set(files) - {"segments.csv", "transitions.csv"}:
-            raise ConfigError(f"{stale}/ holds files other than segments.csv and transitions.csv "
-                              f"({', '.join(files)}); move it away to generate into {out}")
-    if not stale.exists():
-        return
-    if stale.is_dir():
-        for name in files:
-            (stale / name).unlink()
-        stale.rmdir()
-    else:
-        stale.unlink()
-    print(f"removed {stale}{'/' if files else ''} of an earlier `softq irl generate` "
-          f"(--format {fmt} writes the graph anew)")
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     from agents.irl.inference import log_partition
     from agents.irl.maxent import action_log_probs
@@ -197,8 +78,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.n_destinations > graph.n_segments:
         raise ConfigError(f"--n-destinations {args.n_destinations} exceeds the city's "
                           f"{graph.n_segments} road segments")
-    out = _out_dir(args.out)
-    _remove_other_graph(out, args.format)
+    out = out_dir(args.out)
+    remove_other_graph(out, args.format)
     graph.save(out / ("graph.npz" if args.format == "npz" else "graph"))
     mdp, phi = _mdp(graph)
     rng = np.random.default_rng(args.seed + 1)
@@ -233,31 +114,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _existing_costs(out: Path) -> dict[str, np.ndarray]:
-    """The costs ``out/costs.json`` holds already ({} if none). One that cannot be read is
-    refused rather than overwritten: nothing already written is lost."""
-    if not (out / "costs.json").exists():
-        return {}
-    try:
-        return _load_costs(out)
-    except ConfigError as exc:
-        raise ConfigError(f"{exc}; --out {out} holds it and this run would replace it: move it "
-                          "away or choose another --out") from exc
-
-
-def _load_true_cost(data: Path) -> np.ndarray | None:
-    """The hidden costs of `generate`'s drivers (data/true_cost.json), None if there are none."""
-    f = data / "true_cost.json"
-    if not f.exists():
-        return None
-    try:
-        return _feature_weights(json.loads(f.read_text()))
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise ConfigError(f"{f}: not a costs file of `softq irl generate` ({{feature: weight}} "
-                          f"with features {', '.join(FEATURE_NAMES)}): "
-                          f"{type(exc).__name__}: {exc}") from exc
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as held:
         return _train(args, held)
@@ -285,15 +141,15 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     # every input is read (and Ray joined) before the output directory is made: a bad --data,
     # --init, path file or --address leaves nothing behind
     data = Path(args.data)
-    graph = _load_graph(data)
+    graph = load_graph(data)
     mdp, phi = _mdp(graph)
-    paths = _load_paths(data / "train_paths.csv", graph)[: args.max_paths]
-    init_costs = _load_costs(Path(args.init), need="maxent") if args.init else {}
+    paths = load_checked_paths(data / "train_paths.csv", graph)[: args.max_paths]
+    init_costs = load_costs(Path(args.init), need="maxent") if args.init else {}
     init_cost = init_costs.get("maxent")
     # costs.json already in --out (e.g. --out = --data, as docs/irl.md does): the models this
     # call does not train stay in it
-    out_costs = _existing_costs(Path(args.out)) if args.out else {}
-    truth = _load_true_cost(data)
+    out_costs = existing_costs(Path(args.out)) if args.out else {}
+    truth = load_true_cost(data)
     map_fn = serial_map
     if args.ray or args.address:
         from distributed.irl_tasks import init_ray, ray_map
@@ -310,11 +166,11 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                                   dest_batch=args.dest_batch, map_fn=map_fn)
         except ValueError as exc:
             raise ConfigError(f"{data / 'train_paths.csv'}: {exc}") from exc
-    out = _out_dir(args.out)
+    out = out_dir(args.out)
     # a second `irl train` into --out meanwhile would write its costs.json over this one's (or
     # this one over its): one at a time, and the costs.json to keep models from read under it
     held.enter_context(hold_run_dir(out))
-    out_costs = _existing_costs(out)
+    out_costs = existing_costs(out)
     # models not trained in this call: those --out's costs.json already holds are kept, and the
     # --init run's others come along, so that this run's costs.json evaluates them too
     # (precedence: this call's models > --out's costs.json > --init's)
@@ -325,7 +181,7 @@ def _train(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     if carried:
         print(f"carried over from --init {args.init}: {', '.join(carried)}")
     costs: dict[str, np.ndarray] = {**carried, **kept}
-    log = _open_log(out / "train_log.jsonl")
+    log = open_log(out / "train_log.jsonl")
     t0 = time.perf_counter()
     if obj is not None:
         bar = tqdm(total=args.iters, desc=f"maxent ({args.method})", disable=None)  # a terminal
@@ -382,11 +238,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from agents.irl.evaluation import table1
 
     data = Path(args.data)
-    graph = _load_graph(data)
+    graph = load_graph(data)
     mdp, phi = _mdp(graph)
-    costs = _load_costs(Path(args.model or args.data))
-    test = _load_paths(data / "test_paths.csv", graph)[: args.max_paths]
-    out = _out_dir(args.out)
+    costs = load_costs(Path(args.model or args.data))
+    test = load_checked_paths(data / "test_paths.csv", graph)[: args.max_paths]
+    out = out_dir(args.out)
     t0 = time.perf_counter()
     rows = table1(mdp, phi, graph.length_miles, graph.travel_time_s(), test, costs,
                   progress=True)
@@ -412,11 +268,11 @@ def cmd_destinations(args: argparse.Namespace) -> int:
     from launch.plots import save_figure
 
     data = Path(args.data)
-    graph = _load_graph(data)
+    graph = load_graph(data)
     mdp, phi = _mdp(graph)
-    cost = _load_costs(Path(args.model or args.data), need="maxent")["maxent"]
-    train = _load_paths(data / "train_paths.csv", graph)
-    test = _load_paths(data / "test_paths.csv", graph)
+    cost = load_costs(Path(args.model or args.data), need="maxent")["maxent"]
+    train = load_checked_paths(data / "train_paths.csv", graph)
+    test = load_checked_paths(data / "test_paths.csv", graph)
     train_dest = np.array([p[-1] for p in train])
     uniq, cnt = np.unique(train_dest, return_counts=True)
     cand = uniq[np.argsort(-cnt, kind="stable")[: args.n_dest]]  # the most frequent destinations
@@ -424,7 +280,7 @@ def cmd_destinations(args: argparse.Namespace) -> int:
     test = [p for p in test if p[-1] in set(cand.tolist())][: args.max_paths]
     if not test:
         raise ConfigError(f"no test path in {data} ends at the {cand.size} chosen destinations")
-    out = _out_dir(args.out)
+    out = out_dir(args.out)
     fr = np.linspace(0.0, 0.9, 10)
     acc, base = destination_accuracy(mdp, -(phi @ cost), cand, prior, test, fr, progress=True)
     atomic_write_text(out / "figure5.json", json.dumps(

@@ -245,7 +245,7 @@ def test_a_second_train_into_the_same_out_loses_no_model(tmp_path, monkeypatch, 
     f = tmp_path / "city" / "costs.json"
     before = json.loads(f.read_text())
     action = ["irl", "train", "--data", d, "--out", d, "--models", "action", "--iters", "1"]
-    real_lbfgs, real_truth = learning.train_lbfgs, irl_cli._load_true_cost
+    real_lbfgs, real_truth = learning.train_lbfgs, irl_cli.load_true_cost
 
     def while_maxent_trains(*a, **k):
         assert main(action) == 2  # refused, not run beside it
@@ -260,12 +260,12 @@ def test_a_second_train_into_the_same_out_loses_no_model(tmp_path, monkeypatch, 
     monkeypatch.setattr(learning, "train_lbfgs", real_lbfgs)
 
     def maxent_finishes_meanwhile(data):  # after this call read costs.json, before it locks
-        monkeypatch.setattr(irl_cli, "_load_true_cost", real_truth)
+        monkeypatch.setattr(irl_cli, "load_true_cost", real_truth)
         assert _run(["irl", "train", "--data", d, "--out", d, "--models", "maxent",
                      "--iters", "1"]) == 0
         return real_truth(data)
 
-    monkeypatch.setattr(irl_cli, "_load_true_cost", maxent_finishes_meanwhile)
+    monkeypatch.setattr(irl_cli, "load_true_cost", maxent_finishes_meanwhile)
     assert _run(action) == 0
     after = json.loads(f.read_text())
     assert after["action"] != before["action"]  # this call's
@@ -275,11 +275,11 @@ def test_a_second_train_into_the_same_out_loses_no_model(tmp_path, monkeypatch, 
 def test_commands_started_in_one_second_without_out_get_their_own_directories(tmp_path,
                                                                               monkeypatch):
     # runs/irl-<timestamp>: two `irl generate` in one second used to write into one directory
-    from launch.irl_cli import _out_dir
+    from launch.irl_files import out_dir
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("time.strftime", lambda fmt, *a: "irl-20260101-000000")
-    assert [str(_out_dir(None)) for _ in range(2)] == ["runs/irl-20260101-000000",
+    assert [str(out_dir(None)) for _ in range(2)] == ["runs/irl-20260101-000000",
                                                         "runs/irl-20260101-000000-2"]
 
 
