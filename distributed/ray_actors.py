@@ -1,10 +1,10 @@
 """Ray actor bodies around the plain components (RolloutWorker, ReplayServer, LearnerRunner).
 
 The components stay Ray-free; this module adds only what placement needs: pulling weights from
-the weight store when the version moved, pushing chunks to a replay shard (which holds the call
-while the rate limiter says wait: distributed/replay_shard.py), and the learner's prefetching
-train loop that publishes weights with one ``ray.put`` per version (as numpy arrays:
-``weights_to_store``).
+the weight store (distributed/weight_store.py) when the version moved, pushing chunks to a
+replay shard (which holds the call while the rate limiter says wait:
+distributed/replay_shard.py), and the learner's prefetching train loop that publishes weights
+with one ``ray.put`` per version (as numpy arrays: ``weights_to_store``).
 """
 
 from __future__ import annotations
@@ -61,35 +61,6 @@ def weights_from_store(weights: dict[str, Any]) -> dict[str, Any]:
         warnings.simplefilter("ignore", UserWarning)
         return {k: torch.from_numpy(v) if isinstance(v, np.ndarray)
                 else v.value if isinstance(v, _Kept) else v for k, v in weights.items()}
-
-
-class WeightStore:
-    """Holds the newest (version, [ObjectRef]) pair. The ref is wrapped in a list so Ray passes
-    the reference itself, not the weights: one ``ray.put`` serves every worker. Also holds the
-    run's env-step count as the driver last told it, for workers that start mid-run."""
-
-    def __init__(self) -> None:
-        self.version = -1
-        self.ref: list[Any] | None = None
-        self.run_env_steps = 0
-
-    def set_run_env_steps(self, env_steps: int) -> None:
-        self.run_env_steps = int(env_steps)
-
-    def get_run_env_steps(self) -> int:
-        return self.run_env_steps
-
-    def publish(self, version: int, ref: list[Any]) -> None:
-        if version > self.version:
-            self.version, self.ref = version, ref
-
-    def get_if_newer(self, version: int) -> tuple[int, list[Any]] | None:
-        if self.ref is None or self.version <= version:
-            return None
-        return self.version, self.ref
-
-    def latest_version(self) -> int:
-        return self.version
 
 
 class RolloutWorkerActor(RolloutWorker):

@@ -23,12 +23,13 @@ from distributed.checkpoint import CheckpointError, check_replay_shards, load_ch
 from distributed.driver import Counters, Driver, DriverHooks
 from distributed.interrupts import held_back, raise_pending
 from distributed.learner import TornLearnerState, probe_spaces
-from distributed.ray_actors import LearnerActor, RolloutWorkerActor, WeightStore
+from distributed.ray_actors import LearnerActor, RolloutWorkerActor
 from distributed.ray_address import check_reachable
 from distributed.ray_evaluation import BackgroundEvaluation
 from distributed.replay_server import ReplayServer
 from distributed.replay_shard import ReplayShard
 from distributed.rollout import uses_frame_replay
+from distributed.weight_store import WeightStore
 
 ACTOR_ERRORS = (RayActorError,)
 

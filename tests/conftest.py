@@ -36,8 +36,8 @@ def _ray_for_the_session():
 @pytest.fixture
 def local_ray(_ray_for_the_session):
     """A local 2-CPU Ray shared by the Ray tests: started once (~5 s) rather than by every test
-    or module. A test that needs a Ray of its own (a two-node cluster, a driver in a subprocess)
-    shuts this one down first; the next test that asks for it starts it again."""
+    or module. A test that needs a Ray of its own (the two-node cluster) shuts this one down
+    first; the next test that asks for it starts it again."""
     import ray
 
     if not ray.is_initialized():

@@ -17,10 +17,10 @@ import torch
 from distributed.checkpoint import load_checkpoint
 from distributed.driver import DriverHooks
 from distributed.learner import LearnerRunner, probe_spaces
-from distributed.ray_actors import WeightStore
 from distributed.ray_runtime import train_ray
 from distributed.replay_server import ReplayServer
 from distributed.replay_shard import ReplayShard
+from distributed.weight_store import WeightStore
 from launch.compare_cmd import read_scalars
 from launch.config import load_config
 
