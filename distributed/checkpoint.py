@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -150,6 +152,22 @@ def cpu_state(obj: Any) -> Any:
         return {k: cpu_state(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(cpu_state(v) for v in obj)
+    return obj
+
+
+def arrays_as_tensors(obj: Any) -> Any:
+    """A nested state (dicts, lists, tuples) with every numpy array as a tensor sharing its
+    memory: replay states are arrays (their shard actors run without torch), and
+    ``weights_only=True`` loads tensors. Arrays from Ray's object store are read-only; torch
+    warns about sharing them, but ``torch.save`` only reads them."""
+    if isinstance(obj, np.ndarray):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(obj)
+    if isinstance(obj, dict):
+        return {k: arrays_as_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(arrays_as_tensors(v) for v in obj)
     return obj
 
 

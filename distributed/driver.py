@@ -23,7 +23,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from distributed.checkpoint import atomic_write_text, non_finite_tensors, save_checkpoint
+from distributed.checkpoint import (
+    arrays_as_tensors,
+    atomic_write_text,
+    non_finite_tensors,
+    save_checkpoint,
+)
 from distributed.evaluation import EvaluationJob, run_evaluation
 from distributed.metrics import TensorBoardLogger
 from distributed.rollout import EpisodeTracker
@@ -306,7 +311,7 @@ class Driver:
         state = {"counters": self.counters.state_dict(), "runner": learner_state,
                  "config": config}
         if replay_state is not None:
-            state["replay"] = replay_state
+            state["replay"] = arrays_as_tensors(replay_state)
         save_checkpoint(self.run_dir, state)
         self._last_checkpoint = step
         self._next_ckpt = self._next_multiple(self.cfg.run.checkpoint_every)

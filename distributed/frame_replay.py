@@ -37,7 +37,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
+
+from distributed.replay_buffer import saved_array
 
 CHUNK_KEYS = ("stream", "seq", "frame", "first", "is_step", "action", "reward", "terminated",
               "truncated")
@@ -298,15 +299,15 @@ class FrameReplayBuffer:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        """Tensors and plain types only (loadable with ``weights_only=True``)."""
+        """Arrays and plain types, as ReplayBuffer's (the checkpoint makes tensors of them)."""
         return {
             "capacity": self.capacity, "n_step": self.n_step, "gamma": self.gamma,
             "stack": self.stack, "rows_written": self.rows_written,
             "total_inserted": self.total_inserted, "resident_steps": self._resident_steps,
-            "store": {k: torch.from_numpy(v.copy()) for k, v in self._store.items()},
-            "tail_streams": torch.tensor(list(self._tails.keys()), dtype=torch.int64),
-            "tail_rows": torch.tensor([t[0] for t in self._tails.values()], dtype=torch.int64),
-            "tail_seqs": torch.tensor([t[1] for t in self._tails.values()], dtype=torch.int64),
+            "store": {k: v.copy() for k, v in self._store.items()},
+            "tail_streams": np.array(list(self._tails.keys()), dtype=np.int64),
+            "tail_rows": np.array([t[0] for t in self._tails.values()], dtype=np.int64),
+            "tail_seqs": np.array([t[1] for t in self._tails.values()], dtype=np.int64),
             "rng": self._rng.bit_generator.state,
         }
 
@@ -315,11 +316,11 @@ class FrameReplayBuffer:
             if state[key] != getattr(self, key):
                 raise ValueError(f"checkpoint {key}={state[key]} != buffer {key}="
                                  f"{getattr(self, key)}")
-        self._store = {k: v.numpy().copy() for k, v in state["store"].items()}
+        self._store = {k: saved_array(v).copy() for k, v in state["store"].items()}
         self.rows_written = int(state["rows_written"])
         self.total_inserted = int(state["total_inserted"])
         self._resident_steps = int(state["resident_steps"])
         self._tails = {s: (r, q) for s, r, q in zip(
-            state["tail_streams"].tolist(), state["tail_rows"].tolist(),
-            state["tail_seqs"].tolist(), strict=True)}
+            saved_array(state["tail_streams"]).tolist(), saved_array(state["tail_rows"]).tolist(),
+            saved_array(state["tail_seqs"]).tolist(), strict=True)}
         self._rng.bit_generator.state = state["rng"]

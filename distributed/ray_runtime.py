@@ -26,7 +26,7 @@ from distributed.learner import TornLearnerState, probe_spaces
 from distributed.ray_actors import LearnerActor, RolloutWorkerActor
 from distributed.ray_address import check_reachable
 from distributed.ray_evaluation import BackgroundEvaluation
-from distributed.replay_server import ReplayServer
+from distributed.replay_server import ReplayServer, ReplaySettings
 from distributed.replay_shard import ReplayShard
 from distributed.rollout import uses_frame_replay
 from distributed.weight_store import WeightStore
@@ -77,7 +77,8 @@ class RayRuntime:
             server_cls = ray.remote(num_cpus=0)(ReplayShard)
             self.shard_names = [f"{prefix}-replay-{i}" for i in range(max(1, cfg.replay.shards))]
             stack = self.obs_space.shape[0] if frame else 4  # [stack, H, W] frame stacks
-            self.shards = [server_cls.options(name=name).remote(cfg, frame, i, chunk,
+            settings = ReplaySettings.of(cfg)  # not cfg: the shards' processes skip torch
+            self.shards = [server_cls.options(name=name).remote(settings, frame, i, chunk,
                                                                 frame_stack=stack)
                            for i, name in enumerate(self.shard_names)]
         self.learner = self._make_learner()

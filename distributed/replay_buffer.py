@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
+
+
+def saved_array(v: Any) -> np.ndarray:
+    """An array of a saved replay state: as is, or a checkpoint's (CPU) tensor as its array."""
+    return v.numpy() if hasattr(v, "numpy") else np.asarray(v)
 
 
 class ReplayBuffer:
@@ -61,7 +65,8 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        """Tensors and plain types only (loadable with ``weights_only=True``).
+        """Arrays and plain types (the checkpoint makes tensors of the arrays: ``weights_only=True``
+        loads those; no torch here, so a Ray shard's process does not import it).
 
         Rows are saved in storage order with the write position, so a restored buffer with the
         same capacity and RNG state samples exactly the same batches. The rows are a copy: the
@@ -72,8 +77,7 @@ class ReplayBuffer:
             "size": n,
             "next": self._next,
             "total_inserted": self.total_inserted,
-            "data": {k: torch.from_numpy(v[:n].copy())
-                     for k, v in self._storage.items()},
+            "data": {k: v[:n].copy() for k, v in self._storage.items()},
             "rng": self._rng.bit_generator.state,
         }
 
@@ -81,7 +85,7 @@ class ReplayBuffer:
         if int(state["capacity"]) != self.capacity:
             raise ValueError(f"replay state has capacity {state['capacity']}, "
                              f"this buffer {self.capacity}")
-        data = {k: v.numpy() for k, v in state["data"].items()}
+        data = {k: saved_array(v) for k, v in state["data"].items()}
         self._storage = {}
         if data:
             self._allocate(data)

@@ -8,6 +8,7 @@ False/None when the rate limiter says wait. The Ray runtime's actor is its subcl
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,19 +18,47 @@ from distributed.replay_buffer import ReplayBuffer
 from distributed.seeding import derived_seeds
 
 
-def make_buffer(cfg: Any, frame_replay: bool, seed: int, num_shards: int = 1,
+@dataclass(frozen=True)
+class ReplaySettings:
+    """The run's settings a replay server uses, as plain numbers: a Ray shard actor is sent
+    these, not the Config, whose classes would have its process import torch (most of an
+    actor's start-up time). ``gamma``: the agent's, for the frame replay's n-step returns."""
+
+    capacity: int
+    shards: int
+    batch_size: int
+    updates_per_step: float
+    min_size: int
+    rate_tolerance: float
+    n_step: int
+    gamma: float | None
+    seed: int
+
+    @classmethod
+    def of(cls, cfg: Any) -> ReplaySettings:
+        agent_n = getattr(cfg.agent, "n_step", cfg.replay.n_step)
+        if agent_n != cfg.replay.n_step:  # the collector/replay fold n steps; the agent must agree
+            raise ValueError(f"agent.n_step={agent_n} but replay.n_step={cfg.replay.n_step}: set "
+                             "both to the same n")
+        r = cfg.replay
+        return cls(capacity=r.capacity, shards=r.shards, batch_size=r.batch_size,
+                   updates_per_step=r.updates_per_step, min_size=r.min_size,
+                   rate_tolerance=r.rate_tolerance, n_step=r.n_step,
+                   gamma=getattr(cfg.agent, "gamma", None), seed=cfg.run.seed)
+
+
+def make_buffer(settings: ReplaySettings, frame_replay: bool, seed: int, num_shards: int = 1,
                 frame_stack: int = 4) -> Any:
-    """One shard's buffer: 1/num_shards of replay.capacity; a frame buffer rebuilds stacks of
+    """One shard's buffer: 1/num_shards of the capacity; a frame buffer rebuilds stacks of
     ``frame_stack`` frames (the env's observation has that many)."""
-    agent_n = getattr(cfg.agent, "n_step", cfg.replay.n_step)
-    if agent_n != cfg.replay.n_step:  # the collector/replay fold n steps; the agent must agree
-        raise ValueError(f"agent.n_step={agent_n} but replay.n_step={cfg.replay.n_step}: set both "
-                         "to the same n")
-    capacity = cfg.replay.capacity // max(1, num_shards)
+    capacity = settings.capacity // max(1, num_shards)
     if frame_replay:
         from distributed.frame_replay import FrameReplayBuffer
 
-        return FrameReplayBuffer(capacity, n_step=cfg.replay.n_step, gamma=cfg.agent.gamma,
+        if settings.gamma is None:
+            raise ValueError("the frame replay folds n-step returns: the agent needs a gamma")
+
+        return FrameReplayBuffer(capacity, n_step=settings.n_step, gamma=settings.gamma,
                                  stack=frame_stack, seed=seed)
     return ReplayBuffer(capacity, seed=seed)
 
@@ -63,20 +92,21 @@ def replay_seed(run_seed: int, shard_index: int) -> int:
 
 
 class ReplayServer:
-    """One replay shard. ``num_shards``: how many share replay.capacity and replay.min_size
-    (None: replay.shards; inline mode runs one server, 1); ``frame_stack``: frames per
+    """One replay shard. ``cfg``: the run's Config, or its ReplaySettings (what the Ray runtime
+    sends a shard actor); ``num_shards``: how many share the capacity and min_size (None: the
+    run's replay.shards; inline mode runs one server, 1); ``frame_stack``: frames per
     observation, for the frame replay."""
 
     def __init__(self, cfg: Any, frame_replay: bool = False, shard_index: int = 0,
                  chunk_size: int = 1, num_shards: int | None = None, frame_stack: int = 4):
-        shards = max(1, cfg.replay.shards if num_shards is None else num_shards)
-        self.buffer = make_buffer(cfg, frame_replay, seed=replay_seed(cfg.run.seed, shard_index),
+        rs = cfg if isinstance(cfg, ReplaySettings) else ReplaySettings.of(cfg)
+        shards = max(1, rs.shards if num_shards is None else num_shards)
+        self.buffer = make_buffer(rs, frame_replay, seed=replay_seed(rs.seed, shard_index),
                                   num_shards=shards, frame_stack=frame_stack)
-        self.batch_size = cfg.replay.batch_size
+        self.batch_size = rs.batch_size
         self.limiter = RateLimiter.for_updates(
-            cfg.replay.updates_per_step, cfg.replay.batch_size,
-            min_size=max(1, cfg.replay.min_size // shards), tolerance=cfg.replay.rate_tolerance,
-            chunk_size=chunk_size)
+            rs.updates_per_step, rs.batch_size, min_size=max(1, rs.min_size // shards),
+            tolerance=rs.rate_tolerance, chunk_size=chunk_size)
         self._t0 = time.perf_counter()
         self._last = (self._t0, 0, 0)  # time, inserts, samples at the last stats() call
         self._stopped = False  # the run has its env steps: chunks are dropped

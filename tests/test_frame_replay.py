@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from agents.nstep import NStepAccumulator
+from distributed.checkpoint import arrays_as_tensors
 from distributed.frame_replay import FrameChunkEncoder, FrameReplayBuffer, concat_chunks
 
 S, SHAPE, GAMMA = 4, (6, 5), 0.9
@@ -121,7 +122,7 @@ def test_state_dict_round_trip(tmp_path) -> None:
     a = FrameReplayBuffer(capacity=500, n_step=3, gamma=GAMMA, stack=S, seed=2)
     for c in chunks[:-4]:
         a.add(c)
-    torch.save(a.state_dict(), tmp_path / "replay.pt")
+    torch.save(arrays_as_tensors(a.state_dict()), tmp_path / "replay.pt")  # as a checkpoint
     b = FrameReplayBuffer(capacity=500, n_step=3, gamma=GAMMA, stack=S, seed=123)
     b.load_state_dict(torch.load(tmp_path / "replay.pt", weights_only=True))
     assert len(b) == len(a) and b.total_inserted == a.total_inserted

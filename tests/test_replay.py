@@ -1,9 +1,12 @@
 """Ring buffer and rate limiter against brute-force references."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from distributed.checkpoint import arrays_as_tensors
 from distributed.rate_limiter import RateLimiter
 from distributed.replay_buffer import ReplayBuffer
 
@@ -39,7 +42,7 @@ def test_state_dict_round_trip_is_exact_and_weights_only_loadable(tmp_path):
     buf = ReplayBuffer(capacity=7, seed=3)
     buf.add(_chunk(0, 5))
     buf.add(_chunk(5, 6))
-    torch.save(buf.state_dict(), tmp_path / "r.pt")
+    torch.save(arrays_as_tensors(buf.state_dict()), tmp_path / "r.pt")  # as a checkpoint
     other = ReplayBuffer(capacity=7, seed=99)
     other.load_state_dict(torch.load(tmp_path / "r.pt", weights_only=True))
     assert len(other) == 7 and other.total_inserted == 11
@@ -144,3 +147,28 @@ def test_a_shards_sampling_stream_is_no_envs_reset_stream():
         buffer.add(_chunk(0, 1000))
     drawn = server.buffer.sample(8)["action"]
     assert not np.array_equal(drawn, seeded_as_env_0.sample(8)["action"])
+
+
+def test_a_shard_actors_process_needs_no_torch():
+    """A Ray shard or weight-store actor's process imports its module and unpickles what the
+    runtime sends it: none of that may import torch (~1.5 s of every such actor's start, most
+    of a short run's time on two cores). A fresh interpreter, since this one has torch."""
+    import pickle
+    import subprocess
+    import sys
+
+    from distributed.replay_server import ReplaySettings
+    from launch.config import load_config
+
+    settings = pickle.dumps(ReplaySettings.of(load_config("pong-dqn")))
+    code = ("import pickle, sys\n"
+            "import distributed.replay_shard, distributed.weight_store\n"
+            "from distributed.replay_shard import ReplayShard\n"
+            "shard = ReplayShard(pickle.loads(sys.stdin.buffer.read()), frame_replay=True)\n"
+            "shard.insert(None)\n"
+            "state = shard.state_dict(with_contents=True)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'gymnasium', 'launch', 'agents')))\n")
+    out = subprocess.run([sys.executable, "-c", code], input=settings, capture_output=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True)
+    assert out.stdout.decode().strip() == "[]", out.stdout.decode()

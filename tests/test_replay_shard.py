@@ -57,7 +57,7 @@ def test_a_held_back_insert_waits_in_the_shard_until_a_batch_is_drawn():
 
     waited, attempts = asyncio.run(asyncio.wait_for(scenario(), timeout=10))
     assert shard.limiter.inserts == inserts + CHUNK
-    assert np.count_nonzero(shard.buffer.state_dict()["data"]["reward"].numpy() == 7.0) == CHUNK
+    assert np.count_nonzero(shard.buffer.state_dict()["data"]["reward"] == 7.0) == CHUNK
     assert waited >= 0.3
     # one try, then one per change (none came) or per 0.1 s re-check; not a busy poll
     assert attempts - (inserts // CHUNK + 1) <= 1 + 4

@@ -181,7 +181,7 @@ def test_a_shard_checkpoint_taken_while_inserts_go_on_holds_the_rows_its_counts_
         buffer = ray.get(state)["buffer"]
         ray.get(later)
         counted = min(buffer["total_inserted"] - before, rows * chunks)
-        assert int((buffer["data"]["reward"].numpy() == value).sum()) == counted
+        assert int((buffer["data"]["reward"] == value).sum()) == counted
     ray.kill(shard)
 
 
