@@ -131,3 +131,31 @@ def test_a_ray_learner_takes_cuda_by_auto_only_with_a_reserved_gpu():
     assert actor_device("auto", []) == "cpu"  # learner_num_gpus 0: the node's GPUs are not ours
     assert actor_device("auto", [3]) == "cuda"  # Ray sets CUDA_VISIBLE_DEVICES: it is cuda:0
     assert actor_device("cuda:1", []) == "cuda:1"  # an explicit choice stays
+
+
+def test_replay_arrays_are_saved_as_tensors_and_load_weights_only(tmp_path):
+    """Replay states are numpy arrays (their shard actors run without torch), read-only when
+    they come from Ray's object store: the checkpoint stores them as tensors of the same dtype
+    and values, without a warning, and ``weights_only=True`` loads them."""
+    import warnings
+
+    import numpy as np
+
+    frames = np.arange(2 * 84 * 84, dtype=np.uint8).reshape(2, 84, 84)
+    frames.flags.writeable = False  # as Ray hands them out
+    state = {"replay": [{"buffer": {"data": {"frame": frames, "done": np.array([True, False]),
+                                             "rows": np.array([3, 4], dtype=np.int64)},
+                                    "rng": {"state": {"state": 2**100, "inc": 7}}},
+                         "limiter": {"inserts": 5, "samples": 3}}],
+             "other": (1, [2.5])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        saved = ckpt.arrays_as_tensors(state)
+    data = saved["replay"][0]["buffer"]["data"]
+    assert data["frame"].dtype == torch.uint8 and data["done"].dtype == torch.bool
+    assert data["frame"].data_ptr() == frames.ctypes.data  # shared, not copied
+    assert saved["other"] == (1, [2.5]) and saved["replay"][0]["limiter"]["inserts"] == 5
+    ckpt.atomic_torch_save(saved, tmp_path / "state.pt")
+    back = torch.load(tmp_path / "state.pt", weights_only=True)["replay"][0]["buffer"]
+    np.testing.assert_array_equal(back["data"]["frame"].numpy(), frames)
+    assert back["data"]["rows"].tolist() == [3, 4] and back["rng"]["state"]["state"] == 2**100
