@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,19 @@ def _ray_for_the_session():
 
     if ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_ray_outside_ray_tests(request):
+    """A test not marked ``ray`` runs without the Ray that ``local_ray`` leaves running: in one
+    ``pytest tests`` process the Ray tests are not all together (test_finetune's comes before
+    the IRL tests, whose ``ray_map`` would then run on Ray the tests meant without it)."""
+    if request.node.get_closest_marker("ray") is None and "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    yield
 
 
 @pytest.fixture

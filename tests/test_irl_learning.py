@@ -117,6 +117,9 @@ def test_exponentiated_gradient_descends_and_l1_shrinks(city):
 
 
 def test_ray_map_without_ray_equals_serial(city):
+    import ray
+
+    assert not ray.is_initialized()  # else ray_map runs its tasks on Ray, not as without it
     g, mdp, phi, train, _ = city
     c = np.ones(phi.shape[1])
     a = MaxEntObjective(mdp, phi, train[:300], dest_batch=4).value_and_grad(c)
