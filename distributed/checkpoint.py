@@ -159,8 +159,12 @@ def arrays_as_tensors(obj: Any) -> Any:
     """A nested state (dicts, lists, tuples) with every numpy array as a tensor sharing its
     memory: replay states are arrays (their shard actors run without torch), and
     ``weights_only=True`` loads tensors. Arrays from Ray's object store are read-only; torch
-    warns about sharing them, but ``torch.save`` only reads them."""
+    warns about sharing them, but ``torch.save`` only reads them. Ray hands out an object's
+    zero-length arrays at one address, which torch.save refuses to save as tensors of different
+    dtypes: those get memory of their own (nothing to copy)."""
     if isinstance(obj, np.ndarray):
+        if obj.size == 0:
+            obj = np.empty(obj.shape, obj.dtype)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             return torch.from_numpy(obj)

@@ -185,6 +185,30 @@ def test_a_shard_checkpoint_taken_while_inserts_go_on_holds_the_rows_its_counts_
     ray.kill(shard)
 
 
+def test_a_shard_state_with_no_rows_yet_is_checkpointed_and_restored(local_ray, tmp_path):
+    """A shard whose buffer is allocated but holds 0 rows: Ray hands out its zero-length arrays
+    (float32, int64, ...) at one address, and tensors sharing them made torch.save refuse the
+    checkpoint ('view the same data as different types')."""
+    from distributed.checkpoint import arrays_as_tensors, save_checkpoint
+    from distributed.replay_server import ReplaySettings
+
+    cfg = load_config("multigoal-quick", ["replay.capacity=10", "replay.min_size=1"])
+    shard = ray.remote(num_cpus=0)(ReplayShard).remote(ReplaySettings.of(cfg), num_shards=1)
+    empty = {"obs": np.zeros((0, 3), np.float32), "action": np.zeros((0, 2), np.int64),
+             "reward": np.zeros(0, np.float32), "done": np.zeros(0, bool)}
+    assert ray.get(shard.insert.remote(empty, True))
+    state = ray.get(shard.state_dict.remote(True))
+    ray.kill(shard)
+    save_checkpoint(tmp_path, {"counters": {"env_steps": 0}, "runner": {},
+                               "replay": arrays_as_tensors([state])})  # as Driver.checkpoint
+    back = ReplayServer(cfg, num_shards=1)
+    back.load_state_dict(load_checkpoint(tmp_path)["replay"][0])
+    assert back.size() == 0
+    assert {k: (v.shape, v.dtype) for k, v in back.buffer._storage.items()} == {
+        "obs": ((10, 3), np.float32), "action": ((10, 2), np.int64),
+        "reward": ((10,), np.float32), "done": ((10,), bool)}
+
+
 def test_a_push_that_flushes_n_step_windows_does_not_stall_the_run(local_ray, tmp_path):
     """With 5-step returns and 1-step pushes, an episode's end pushes up to 5 transitions; a
     rate limiter sized for 1-transition chunks then refused both that push and the learner's
