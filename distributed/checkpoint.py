@@ -175,6 +175,18 @@ def arrays_as_tensors(obj: Any) -> Any:
     return obj
 
 
+def tensors_as_arrays(obj: Any) -> Any:
+    """The inverse of :func:`arrays_as_tensors` for a loaded checkpoint's replay states: every
+    (CPU) tensor as its numpy array, so that a shard actor unpickles them without torch."""
+    if torch.is_tensor(obj):
+        return obj.numpy()
+    if isinstance(obj, dict):
+        return {k: tensors_as_arrays(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(tensors_as_arrays(v) for v in obj)
+    return obj
+
+
 def non_finite_tensors(state: Any, prefix: str = "") -> list[str]:
     """Paths ('learner.q.out.weight') of the floating-point tensors in a nested state that hold
     a nan or an inf: a diverged learner, whose state must not replace a good checkpoint."""

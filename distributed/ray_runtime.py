@@ -19,7 +19,12 @@ import ray
 from ray.exceptions import RayActorError
 
 from agents.registry import get_algorithm
-from distributed.checkpoint import CheckpointError, check_replay_shards, load_checkpoint
+from distributed.checkpoint import (
+    CheckpointError,
+    check_replay_shards,
+    load_checkpoint,
+    tensors_as_arrays,
+)
 from distributed.driver import Counters, Driver, DriverHooks
 from distributed.interrupts import held_back, raise_pending
 from distributed.learner import TornLearnerState, probe_spaces
@@ -191,7 +196,8 @@ class RayRuntime:
         check_replay_shards(saved, len(self.shards), inline=False)
         ray.get(self.learner.load_state_dict.remote(state["runner"]))
         for shard, shard_state in zip(self.shards, saved, strict=True):
-            ray.get(shard.load_state_dict.remote(shard_state))
+            # arrays, not the checkpoint's tensors: the shard's process has no torch to unpickle
+            ray.get(shard.load_state_dict.remote(tensors_as_arrays(shard_state)))
         self._note_learner_state_samples(self.replay_states(with_contents=False))
         return Counters(**state["counters"])
 

@@ -149,26 +149,34 @@ def test_a_shards_sampling_stream_is_no_envs_reset_stream():
     assert not np.array_equal(drawn, seeded_as_env_0.sample(8)["action"])
 
 
-def test_a_shard_actors_process_needs_no_torch():
+def test_a_shard_actors_process_needs_no_torch(tmp_path):
     """A Ray shard or weight-store actor's process imports its module and unpickles what the
-    runtime sends it: none of that may import torch (~1.5 s of every such actor's start, most
-    of a short run's time on two cores). A fresh interpreter, since this one has torch."""
+    runtime sends it (its settings; on resume, its checkpointed state as arrays): none of that
+    may import torch (~1.5 s of every such actor's start, most of a short run's time on two
+    cores). A fresh interpreter, since this one has torch."""
     import pickle
     import subprocess
     import sys
 
-    from distributed.replay_server import ReplaySettings
+    from distributed.checkpoint import tensors_as_arrays
+    from distributed.replay_server import ReplayServer, ReplaySettings
     from launch.config import load_config
 
-    settings = pickle.dumps(ReplaySettings.of(load_config("pong-dqn")))
+    settings = ReplaySettings.of(load_config("pong-dqn"))
+    saved = ReplayServer(settings, frame_replay=True).state_dict(with_contents=True)
+    torch.save(arrays_as_tensors(saved), tmp_path / "replay.pt")  # as a checkpoint holds it
+    state = tensors_as_arrays(torch.load(tmp_path / "replay.pt", weights_only=True))
     code = ("import pickle, sys\n"
             "import distributed.replay_shard, distributed.weight_store\n"
             "from distributed.replay_shard import ReplayShard\n"
-            "shard = ReplayShard(pickle.loads(sys.stdin.buffer.read()), frame_replay=True)\n"
+            "settings, state = pickle.loads(sys.stdin.buffer.read())\n"
+            "shard = ReplayShard(settings, frame_replay=True)\n"
+            "shard.load_state_dict(state)\n"
             "shard.insert(None)\n"
             "state = shard.state_dict(with_contents=True)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'gymnasium', 'launch', 'agents')))\n")
-    out = subprocess.run([sys.executable, "-c", code], input=settings, capture_output=True,
-                         cwd=Path(__file__).resolve().parents[1], check=True)
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps((settings, state)),
+                         capture_output=True, cwd=Path(__file__).resolve().parents[1],
+                         check=True)
     assert out.stdout.decode().strip() == "[]", out.stdout.decode()
