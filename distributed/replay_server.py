@@ -57,7 +57,6 @@ def make_buffer(settings: ReplaySettings, frame_replay: bool, seed: int, num_sha
 
         if settings.gamma is None:
             raise ValueError("the frame replay folds n-step returns: the agent needs a gamma")
-
         return FrameReplayBuffer(capacity, n_step=settings.n_step, gamma=settings.gamma,
                                  stack=frame_stack, seed=seed)
     return ReplayBuffer(capacity, seed=seed)
