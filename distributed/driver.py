@@ -23,15 +23,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from distributed.checkpoint import (
-    arrays_as_tensors,
-    atomic_write_text,
-    non_finite_tensors,
-    save_checkpoint,
-)
+from distributed.checkpoint import arrays_as_tensors, non_finite_tensors, save_checkpoint
 from distributed.evaluation import EvaluationJob, run_evaluation
 from distributed.metrics import TensorBoardLogger
 from distributed.rollout import EpisodeTracker
+from envs.atomic_files import atomic_write_text
 
 # Learner metrics that are finite in every healthy update: non-finite means divergence.
 DIVERGENCE_PREFIXES = ("loss/", "q/", "v/", "train/grad_norm")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distributed.checkpoint import atomic_write_text
+from envs.atomic_files import atomic_write_text
 from envs.road_graph import RoadGraph
 
 PolicyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (cost [K], dests [B]) -> [m, B]

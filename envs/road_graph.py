@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distributed.checkpoint import atomic_write
+from envs.atomic_files import atomic_write
 
 ROAD_TYPES = ("interstate", "highway", "arterial", "collector", "local")
 SPEED_EDGES_MPH = (22.5, 27.5, 37.5, 47.5, 57.5)  # 6 categories: <=20, 25, 30-35, 40-45, 50-55, 60+

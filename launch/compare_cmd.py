@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from distributed.checkpoint import atomic_write_text
+from envs.atomic_files import atomic_write_text
 from launch.arg_types import finite_float
 from launch.config import ConfigError, config_differences, read_config
 

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from agents.registry import UnknownAlgorithmError, algorithm_names, get_algorithm
-from distributed.checkpoint import atomic_write_text
 from distributed.replay_server import writers_per_shard
+from envs.atomic_files import atomic_write_text
 from envs.factory import is_atari_id
 
 PRESET_DIR = Path(__file__).parent / "configs"

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from distributed.checkpoint import atomic_write_text, load_checkpoint
+from distributed.checkpoint import load_checkpoint
 from distributed.evaluation import evaluate_policy, evaluation_policy
 from distributed.learner import probe_spaces
 from distributed.rollout import own_streams
+from envs.atomic_files import atomic_write_text
 from launch.arg_types import directory, int_at_least
 from launch.config import read_config
 from launch.run_checks import build_cpu_learner, load_run_state

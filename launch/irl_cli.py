@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distributed.checkpoint import atomic_write_text
+from envs.atomic_files import atomic_write_text
 from envs.city_generator import PRESETS, generate_city
 from envs.demonstrations import save_paths, synthetic_drivers
 from envs.road_graph import FEATURE_NAMES, RoadGraph

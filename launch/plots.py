@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from distributed.checkpoint import atomic_write  # noqa: E402
+from envs.atomic_files import atomic_write  # noqa: E402
 from envs.multigoal import GOALS, MultiGoalEnv  # noqa: E402
 
 # Figure 1 (right) shows Q at these states: unimodal, convex and bimodal regions.

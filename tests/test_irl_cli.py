@@ -194,7 +194,7 @@ def test_a_crash_while_writing_costs_json_leaves_the_old_one_whole(crash, tmp_pa
     d = _tiny_city(tmp_path / "city")
     f = tmp_path / "city" / "costs.json"
     old = f.read_bytes()
-    from distributed import checkpoint
+    from envs import atomic_files
 
     real_fdopen = os.fdopen
 
@@ -213,9 +213,9 @@ def test_a_crash_while_writing_costs_json_leaves_the_old_one_whole(crash, tmp_pa
         return fh
 
     if crash == "rename fails":
-        monkeypatch.setattr(checkpoint.os, "replace", fail)
+        monkeypatch.setattr(atomic_files.os, "replace", fail)
     else:
-        monkeypatch.setattr(checkpoint.os, "fdopen", full_disk_fdopen)
+        monkeypatch.setattr(atomic_files.os, "fdopen", full_disk_fdopen)
     with pytest.raises(OSError):
         _run(["irl", "train", "--data", d, "--out", d, "--models", "maxent", "--iters", "2"])
     assert f.read_bytes() == old
