@@ -15,8 +15,6 @@ destination is reachable.
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 from envs.road_graph import RoadGraph
 
@@ -104,6 +102,9 @@ def generate_city(rows: int = 30, cols: int = 30, seed: int = 0, block_miles: fl
     turn = classify_turns(heading[src], heading[dst])
     # largest strongly connected component of the segment graph
     n_seg = a.size
+    from scipy.sparse import csr_matrix  # here: `softq` loads this module for its --help
+    from scipy.sparse.csgraph import connected_components
+
     G = csr_matrix((np.ones(src.size), (src, dst)), shape=(n_seg, n_seg))
     _, label = connected_components(G, directed=True, connection="strong")
     big = label == np.bincount(label).argmax()
