@@ -8,6 +8,7 @@ checkpoint intact and readable.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,49 +100,46 @@ def check_replay_shards(saved: list[dict], servers: int, inline: bool) -> None:
                           "resuming would lose replay contents or counts")
 
 
-def cpu_state(obj: Any) -> Any:
-    """A nested state (dicts, lists, tuples) with every tensor as a detached CPU tensor: what a
-    learner on a GPU sends to a driver that may have no CUDA (Ray unpickles a tensor on the
-    device it was saved from)."""
-    if torch.is_tensor(obj):
-        return obj.detach().cpu()
+def map_leaves(obj: Any, is_leaf: Callable[[Any], bool], fn: Callable[[Any], Any]) -> Any:
+    """A nested state (dicts, lists, tuples) with ``fn(x)`` in place of every ``x`` that
+    ``is_leaf``; everything else kept as it is."""
+    if is_leaf(obj):
+        return fn(obj)
     if isinstance(obj, dict):
-        return {k: cpu_state(v) for k, v in obj.items()}
+        return {k: map_leaves(v, is_leaf, fn) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(cpu_state(v) for v in obj)
+        return type(obj)(map_leaves(v, is_leaf, fn) for v in obj)
     return obj
+
+
+def cpu_state(obj: Any) -> Any:
+    """A nested state with every tensor as a detached CPU tensor: what a learner on a GPU sends
+    to a driver that may have no CUDA (Ray unpickles a tensor on the device it was saved from)."""
+    return map_leaves(obj, torch.is_tensor, lambda t: t.detach().cpu())
+
+
+def _shared_tensor(a: np.ndarray) -> torch.Tensor:
+    if a.size == 0:  # Ray hands out an object's zero-length arrays at one address (see below)
+        a = np.empty(a.shape, a.dtype)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(a)
 
 
 def arrays_as_tensors(obj: Any) -> Any:
-    """A nested state (dicts, lists, tuples) with every numpy array as a tensor sharing its
-    memory: replay states are arrays (their shard actors run without torch), and
-    ``weights_only=True`` loads tensors. Arrays from Ray's object store are read-only; torch
-    warns about sharing them, but ``torch.save`` only reads them. Ray hands out an object's
-    zero-length arrays at one address, which torch.save refuses to save as tensors of different
-    dtypes: those get memory of their own (nothing to copy)."""
-    if isinstance(obj, np.ndarray):
-        if obj.size == 0:
-            obj = np.empty(obj.shape, obj.dtype)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            return torch.from_numpy(obj)
-    if isinstance(obj, dict):
-        return {k: arrays_as_tensors(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(arrays_as_tensors(v) for v in obj)
-    return obj
+    """A nested state with every numpy array as a tensor sharing its memory: replay states are
+    arrays (their shard actors run without torch), and ``weights_only=True`` loads tensors.
+    Arrays from Ray's object store are read-only; torch warns about sharing them, but
+    ``torch.save`` only reads them. Ray hands out an object's zero-length arrays at one address,
+    which torch.save refuses to save as tensors of different dtypes: those get memory of their
+    own (nothing to copy)."""
+    return map_leaves(obj, lambda x: isinstance(x, np.ndarray), _shared_tensor)
 
 
 def tensors_as_arrays(obj: Any) -> Any:
     """The inverse of :func:`arrays_as_tensors` for a loaded checkpoint's replay states: every
     (CPU) tensor as its numpy array, so that a shard actor unpickles them without torch."""
-    if torch.is_tensor(obj):
-        return obj.numpy()
-    if isinstance(obj, dict):
-        return {k: tensors_as_arrays(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(tensors_as_arrays(v) for v in obj)
-    return obj
+    return map_leaves(obj, torch.is_tensor, lambda t: t.numpy())
 
 
 def non_finite_tensors(state: Any, prefix: str = "") -> list[str]:
